@@ -1,0 +1,171 @@
+//! Attacks: one `Attack` trait, and the mechanics every attack shares written once here
+//! (input gradient of the summed cross-entropy on logits, L∞ projection around the original
+//! input, clipping to [0, 1], the seeded random start, batching over a data set).
+
+mod fgsm;
+mod pgd;
+
+pub use fgsm::{Fgsm, FgsmParams};
+pub use pgd::{Pgd, PgdParams};
+
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::nn::Model;
+use candle_core::{DType, Tensor, Var, D};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::fmt;
+
+/// An adversarial attack: a small value holding only its resolved hyperparameters.
+pub trait Attack: fmt::Debug + fmt::Display {
+    /// Short name, used as the key in evaluation results (`fgsm`, `pgd`).
+    fn name(&self) -> &'static str;
+    /// Every resolved hyperparameter, as recorded beside outputs.
+    fn params(&self) -> serde_json::Value;
+    /// Samples per batch when attacking a data set.
+    fn batch_size(&self) -> usize;
+    /// Perturb one batch: `x` `(N, C, H, W)` in [0, 1], `y` `(N,)` true labels. Returns the
+    /// adversarial images, same shape, within the budget and in [0, 1].
+    fn perturb_batch(&self, model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor>;
+}
+
+/// Attack every sample of `data`, batch by batch, with a progress bar. The result has the
+/// same labels; its images are the adversarial ones.
+pub fn perturb(attack: &dyn Attack, model: &Model, data: &Dataset) -> Result<Dataset> {
+    model.check_input(data.images().dims())?;
+    let n = data.len();
+    let bs = attack.batch_size();
+    let pb = crate::progress::bar(n.div_ceil(bs) as u64, format!("{}", attack.name()));
+    let mut parts = Vec::with_capacity(n.div_ceil(bs));
+    let mut start = 0;
+    while start < n {
+        crate::interrupt::check()?;
+        let len = bs.min(n - start);
+        let batch = data.slice(start, len)?;
+        parts.push(attack.perturb_batch(model, batch.images(), batch.labels())?);
+        start += len;
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let images = if parts.is_empty() { data.images().clone() } else { Tensor::cat(&parts, 0)? };
+    data.with_images(images, format!("{}({})", attack.name(), data.name()))
+}
+
+/// What one forward/backward pass at an iterate tells: the input gradient of the summed
+/// cross-entropy, and each sample's loss and whether it is misclassified.
+pub(crate) struct Probe {
+    pub grad: Tensor,
+    pub loss: Vec<f32>,
+    pub wrong: Vec<bool>,
+}
+
+/// Per-sample cross-entropy on logits (never on probabilities) and misclassification.
+fn per_sample(logits: &Tensor, y: &Tensor) -> Result<(Tensor, Vec<f32>, Vec<bool>)> {
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let loss = log_probs.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+    let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    let wrong = pred.iter().zip(y.to_vec1::<u32>()?).map(|(p, t)| *p != t).collect();
+    let values = loss.detach().to_vec1::<f32>()?;
+    Ok((loss, values, wrong))
+}
+
+/// Gradient of the summed cross-entropy with respect to the input only (the model's weights
+/// are not tracked). Summing keeps each sample's gradient independent of the batch size.
+pub(crate) fn probe(model: &Model, x: &Tensor, y: &Tensor) -> Result<Probe> {
+    let var = Var::from_tensor(x)?;
+    let logits = model.forward(var.as_tensor())?;
+    let (loss, values, wrong) = per_sample(&logits, y)?;
+    let grads = loss.sum_all()?.backward()?;
+    let grad = match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        None => x.zeros_like()?,
+    };
+    Ok(Probe { grad, loss: values, wrong })
+}
+
+/// Per-sample loss and misclassification at `x`, without gradients.
+pub(crate) fn score(model: &Model, x: &Tensor, y: &Tensor) -> Result<(Vec<f32>, Vec<bool>)> {
+    let (_, values, wrong) = per_sample(&model.forward(x)?, y)?;
+    Ok((values, wrong))
+}
+
+/// The best iterate per sample: a misclassified one first, then the highest loss.
+pub(crate) struct Best {
+    x: Tensor,
+    loss: Vec<f32>,
+    wrong: Vec<bool>,
+}
+
+impl Best {
+    /// Start from iterate `x` with its scores.
+    pub fn new(x: Tensor, loss: Vec<f32>, wrong: Vec<bool>) -> Self {
+        Self { x, loss, wrong }
+    }
+
+    /// Keep, for each sample, `x` where it beats the best so far.
+    pub fn update(&mut self, x: &Tensor, loss: &[f32], wrong: &[bool]) -> Result<()> {
+        let better: Vec<u8> = (0..loss.len())
+            .map(|i| {
+                let b = (wrong[i] && !self.wrong[i]) || (wrong[i] == self.wrong[i] && loss[i] > self.loss[i]);
+                if b {
+                    self.loss[i] = loss[i];
+                    self.wrong[i] = wrong[i];
+                }
+                u8::from(b)
+            })
+            .collect();
+        if better.iter().any(|&b| b == 1) {
+            let mut shape = vec![1usize; x.rank()];
+            shape[0] = better.len();
+            let mask = Tensor::from_vec(better, shape, x.device())?.broadcast_as(x.dims())?;
+            self.x = mask.where_cond(x, &self.x)?;
+        }
+        Ok(())
+    }
+
+    /// The best iterates.
+    pub fn into_tensor(self) -> Tensor {
+        self.x
+    }
+}
+
+/// Gradient of the summed cross-entropy with respect to the input only.
+pub(crate) fn input_grad(model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(probe(model, x, y)?.grad)
+}
+
+/// `clamp(x0 + clamp(x − x0, −ε, ε), 0, 1)`: projection onto the L∞ ball around the original
+/// input, then onto the pixel box.
+pub(crate) fn project_linf(x: &Tensor, x0: &Tensor, eps: f64) -> Result<Tensor> {
+    let delta = (x - x0)?.clamp(-eps, eps)?;
+    Ok((x0 + delta)?.clamp(0f32, 1f32)?)
+}
+
+/// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed
+/// and on the sample itself, not on its position in the batch: attacking a batch and each
+/// sample alone give the same result.
+fn sample_hash(values: &[f32]) -> u64 {
+    values.iter().fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3))
+}
+
+/// Uniform noise in [−ε, ε] per element, seeded per sample (see [`sample_hash`]).
+pub(crate) fn uniform_noise(x: &Tensor, eps: f64, seed: u64) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let per = x.elem_count() / dims[0].max(1);
+    let flat = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let mut noise = Vec::with_capacity(flat.len());
+    let eps = eps as f32;
+    for sample in flat.chunks(per.max(1)) {
+        let mut rng = StdRng::seed_from_u64(seed ^ sample_hash(sample));
+        noise.extend((0..sample.len()).map(|_| rng.random_range(-eps..=eps)));
+    }
+    Ok(Tensor::from_vec(noise, dims, x.device())?)
+}
+
+/// Check shared by every attack's parameters: a finite ε ≥ 0.
+pub(crate) fn check_eps(eps: f64) -> std::result::Result<f64, crate::ParamError> {
+    if eps.is_finite() && eps >= 0.0 {
+        Ok(eps)
+    } else {
+        Err(crate::ParamError::EpsNegative(eps))
+    }
+}

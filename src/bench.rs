@@ -1,0 +1,131 @@
+//! `advlab bench`: the workloads that dominate every experiment, timed on MNIST, and compared
+//! with the PyTorch reference (`benches/reference/torch_bench.py`) when its JSON is given.
+
+use crate::attack::{perturb, Attack, FgsmParams, PgdParams};
+use crate::data::{load_mnist_like, Splits, Which};
+use crate::error::Result;
+use crate::eval::accuracy;
+use crate::nn::{Arch, Model};
+use crate::train::{fit, FitParams};
+use candle_core::Device;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of `advlab bench`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// MNIST directory (default: the usual resolution order, $ADVLAB_DATA/mnist first).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Comma-separated workloads: mlp_epoch, cnn_epoch, mlp_fgsm, mlp_pgd20, cnn_fgsm, cnn_pgd20.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Use only the first N train and test samples (a quick run).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// JSON written by benches/reference/torch_bench.py, for the ratio column.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// L∞ budget of the attacks.
+    #[arg(long, default_value_t = 0.3)]
+    pub eps: f64,
+}
+
+const WORKLOADS: [&str; 6] = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20"];
+
+/// One timed workload.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchRow {
+    pub name: String,
+    pub seconds: f64,
+    pub samples: usize,
+    pub accuracy: f64,
+}
+
+fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
+    let model = Model::new(arch, &Device::Cpu, 1)?;
+    let p = FitParams { seed: 1, ..FitParams::default() }.check()?;
+    let t = Instant::now();
+    fit(&model, &data.train, &p)?;
+    Ok((model, t.elapsed().as_secs_f64()))
+}
+
+fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &Splits) -> Result<BenchRow> {
+    let t = Instant::now();
+    let adv = perturb(attack, model, &data.test)?;
+    let seconds = t.elapsed().as_secs_f64();
+    Ok(BenchRow { name: name.into(), seconds, samples: data.test.len(), accuracy: accuracy(model, &adv)? })
+}
+
+/// Run the selected workloads and print a table (with PyTorch ratios when a reference is given).
+pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
+    for w in &args.only {
+        if !WORKLOADS.contains(&w.as_str()) {
+            anyhow::bail!("unknown workload `{w}`; choose from {}", WORKLOADS.join(", "));
+        }
+    }
+    let wanted = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
+    let mut data = load_mnist_like(Which::Mnist, args.data.as_deref(), &Device::Cpu)?;
+    if let Some(n) = args.limit {
+        data = Splits { train: data.train.take(n)?, test: data.test.take(n)? };
+    }
+    let reference: Option<serde_json::Value> = match &args.reference {
+        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p)?)?),
+        None => None,
+    };
+    let fgsm = FgsmParams { eps: args.eps, batch_size: 128 }.check()?;
+    let pgd = PgdParams { steps: 20, seed: 1, batch_size: 128, ..PgdParams::new(args.eps) }.check()?;
+    let mut rows = Vec::new();
+    for (prefix, arch) in [("mlp", Arch::mlp(vec![784, 256, 256, 10])?), ("cnn", Arch::cnn())] {
+        let names = [format!("{prefix}_epoch"), format!("{prefix}_fgsm"), format!("{prefix}_pgd20")];
+        if !names.iter().any(|n| wanted(n)) {
+            continue;
+        }
+        let (model, secs) = train(arch, &data)?;
+        if wanted(&names[0]) {
+            let acc = accuracy(&model, &data.test)?;
+            rows.push(BenchRow { name: names[0].clone(), seconds: secs, samples: data.train.len(), accuracy: acc });
+        }
+        if wanted(&names[1]) {
+            rows.push(time_attack(&names[1], &fgsm, &model, &data)?);
+        }
+        if wanted(&names[2]) {
+            rows.push(time_attack(&names[2], &pgd, &model, &data)?);
+        }
+    }
+    println!(
+        "advlab {} bench on cpu ({} threads), train {} / test {} samples, eps {}",
+        env!("CARGO_PKG_VERSION"),
+        candle_core::utils::get_num_threads(),
+        data.train.len(),
+        data.test.len(),
+        args.eps
+    );
+    println!("{:<11} {:>9} {:>11} {:>9} {:>10} {:>7}", "workload", "seconds", "samples/s", "accuracy", "torch s", "ratio");
+    for r in &rows {
+        let torch = reference
+            .as_ref()
+            .and_then(|j| j["results"][&r.name]["seconds"].as_f64());
+        let (ts, ratio) = match torch {
+            Some(t) => (format!("{t:.3}"), format!("{:.2}", r.seconds / t)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<11} {:>9.3} {:>11.0} {:>9.4} {:>10} {:>7}",
+            r.name,
+            r.seconds,
+            r.samples as f64 / r.seconds.max(1e-9),
+            r.accuracy,
+            ts,
+            ratio
+        );
+    }
+    if let Some(p) = &args.json {
+        let j = serde_json::json!({ "advlab": env!("CARGO_PKG_VERSION"), "device": "cpu", "eps": args.eps, "results": rows });
+        crate::output::write_atomic(p, serde_json::to_string_pretty(&j)?.as_bytes())?;
+    }
+    Ok(rows)
+}

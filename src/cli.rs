@@ -1,0 +1,135 @@
+//! The command line: `advlab run`, `advlab functions`, `advlab bench`.
+
+use crate::script::{self, report, Session};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+/// advlab: a scriptable workbench for adversarial machine-learning research.
+#[derive(Debug, Parser)]
+#[command(name = "advlab", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a .rhai script. NAME=VALUE arguments reach the script in the constant map `args`.
+    Run {
+        /// The script to run.
+        script: PathBuf,
+        /// Script arguments, each NAME=VALUE with VALUE a Rhai literal (quick=true, n=1000, name="x").
+        #[arg(value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// Default seed for every call not given one.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Device to run on.
+        #[arg(long, value_enum, default_value_t)]
+        device: DeviceArg,
+        /// Directory that script paths starting with out/ are written to.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// List every script function with its signature and a one-line doc.
+    Functions {
+        /// Print a Markdown table (for README.md).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Time training and attacks on MNIST (one epoch MLP and CNN, FGSM and PGD-20 on the test set).
+    Bench(crate::bench::BenchArgs),
+}
+
+fn device_name(d: DeviceArg) -> &'static str {
+    match d {
+        DeviceArg::Cpu => "cpu",
+        DeviceArg::Cuda => "cuda",
+    }
+}
+
+/// Run the command; the exit code is 0 on success and 1 on a script or runtime error.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { script, args, seed, device, out } => run_script(&script, &args, seed, device, out),
+        Command::Functions { markdown } => {
+            print!("{}", functions_text(markdown));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            crate::bench::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The function list, as plain text grouped by domain or as a Markdown table.
+pub fn functions_text(markdown: bool) -> String {
+    let docs = script::function_docs();
+    let mut out = String::new();
+    if markdown {
+        out.push_str("| domain | function | what it does |\n|---|---|---|\n");
+        for d in &docs {
+            out.push_str(&format!("| {} | `{}` | {} |\n", d.domain, d.sig.replace('|', "\\|"), d.doc));
+        }
+        return out;
+    }
+    let mut domain = "";
+    for d in &docs {
+        if d.domain != domain {
+            domain = d.domain;
+            out.push_str(&format!("\n[{domain}]\n"));
+        }
+        out.push_str(&format!("  {}\n      {}\n", d.sig, d.doc));
+    }
+    out
+}
+
+fn run_script(path: &PathBuf, raw_args: &[String], seed: u64, device: DeviceArg, out: PathBuf) -> anyhow::Result<ExitCode> {
+    let source = std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))?;
+    let args = raw_args
+        .iter()
+        .map(|a| script::parse_arg(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let device = crate::device::select(device_name(device))?;
+    let session = Rc::new(Session::new(device, seed, out));
+    {
+        let mut p = session.provenance.borrow_mut();
+        p.script = Some(path.display().to_string());
+        let args_json: serde_json::Map<String, serde_json::Value> = args
+            .iter()
+            .map(|(k, v)| (k.clone(), rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null)))
+            .collect();
+        p.args = serde_json::Value::Object(args_json);
+    }
+    let (engine, docs) = script::new_engine(session);
+    let shown = path.display().to_string();
+    let ast = match engine.compile(&source) {
+        Ok(ast) => ast,
+        Err(e) => {
+            eprint!("{}", report::render_parse(&source, &shown, &e));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut scope = script::scope_with_args(args);
+    crate::interrupt::clear();
+    match engine.run_ast_with_scope(&mut scope, &ast) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprint!("{}", report::render(&source, &shown, &e, &docs));
+            Ok(ExitCode::from(1))
+        }
+    }
+}

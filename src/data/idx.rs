@@ -1,0 +1,235 @@
+//! MNIST-like data sets in the IDX format (gzip or raw), found in the order users expect:
+//! an explicit directory, then `$ADVLAB_DATA/<name>`, then `./data/<name>`, then a download
+//! through candle-datasets into its cache (a cargo feature, on by default).
+
+use super::{Dataset, Splits};
+use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
+use flate2::read::GzDecoder;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Which MNIST-like data set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Mnist,
+    FashionMnist,
+}
+
+impl Which {
+    /// Directory name under `$ADVLAB_DATA` and `./data`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Which::Mnist => "mnist",
+            Which::FashionMnist => "fashion-mnist",
+        }
+    }
+}
+
+const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Read an IDX file of unsigned bytes (gzip-compressed when it starts with the gzip magic).
+/// Returns the dimensions from the header and the data, after checking that they agree.
+pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+    let raw = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Data(format!("{}: corrupt gzip data ({e})", path.display())))?;
+        out
+    } else {
+        raw
+    };
+    let bad = |why: String| Error::Data(format!("{}: not a valid IDX file: {why}", path.display()));
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err(bad("it does not start with the IDX magic number".into()));
+    }
+    if bytes[2] != 0x08 {
+        return Err(bad(format!("element type 0x{:02x}, expected 0x08 (unsigned bytes)", bytes[2])));
+    }
+    let ndim = bytes[3] as usize;
+    let header = 4 + 4 * ndim;
+    if ndim == 0 || bytes.len() < header {
+        return Err(bad(format!("header of {ndim} dimensions is truncated")));
+    }
+    let dims: Vec<usize> = (0..ndim)
+        .map(|i| {
+            let o = 4 + 4 * i;
+            u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
+        })
+        .collect();
+    let expected: usize = dims.iter().product();
+    let found = bytes.len() - header;
+    if found != expected {
+        return Err(bad(format!(
+            "the header says {dims:?} = {expected} bytes of data but the file holds {found}"
+        )));
+    }
+    Ok((dims, bytes[header..].to_vec()))
+}
+
+/// Write an IDX file of unsigned bytes, gzip-compressed when the name ends in `.gz`
+/// (used by tests and to export subsets).
+pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
+    let mut buf = vec![0u8, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        buf.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    buf.extend_from_slice(data);
+    let werr = |e: std::io::Error| Error::Write { path: path.to_path_buf(), reason: e.to_string() };
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&buf).map_err(werr)?;
+        enc.finish().map_err(werr)?
+    } else {
+        buf
+    };
+    crate::output::write_atomic(path, &bytes)
+}
+
+/// The file for `stem` in `dir`: `stem.gz` or `stem`, whichever exists.
+fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [dir.join(format!("{stem}.gz")), dir.join(stem)].into_iter().find(|p| p.is_file())
+}
+
+/// True when `dir` holds the four IDX files (gzip or raw).
+fn has_files(dir: &Path) -> bool {
+    FILES.iter().all(|f| find_file(dir, f).is_some())
+}
+
+fn load_split(dir: &Path, images: &str, labels: &str, device: &Device, name: String) -> Result<Dataset> {
+    let missing = |stem: &str| {
+        Error::Data(format!(
+            "{}: missing {stem}.gz (or {stem}); an MNIST directory needs {}",
+            dir.display(),
+            FILES.map(|f| format!("{f}.gz")).join(", ")
+        ))
+    };
+    let ipath = find_file(dir, images).ok_or_else(|| missing(images))?;
+    let lpath = find_file(dir, labels).ok_or_else(|| missing(labels))?;
+    let (idims, ibytes) = read_idx(&ipath)?;
+    let (ldims, lbytes) = read_idx(&lpath)?;
+    if idims.len() != 3 {
+        return Err(Error::Data(format!(
+            "{}: expected images of 3 dimensions (N, H, W), the header says {idims:?}",
+            ipath.display()
+        )));
+    }
+    if ldims.len() != 1 || ldims[0] != idims[0] {
+        return Err(Error::Data(format!(
+            "{} holds {} images but {} holds labels of shape {ldims:?}",
+            ipath.display(),
+            idims[0],
+            lpath.display()
+        )));
+    }
+    if let Some(bad) = lbytes.iter().find(|&&l| l >= 10) {
+        return Err(Error::Data(format!(
+            "{}: label {bad} is out of range (MNIST-like data sets have classes 0..9)",
+            lpath.display()
+        )));
+    }
+    let (n, h, w) = (idims[0], idims[1], idims[2]);
+    let images = Tensor::from_vec(ibytes, (n, 1, h, w), &Device::Cpu)?.to_dtype(candle_core::DType::F32)?;
+    let images = (images / 255.0)?.to_device(device)?;
+    let labels: Vec<u32> = lbytes.into_iter().map(u32::from).collect();
+    let labels = Tensor::from_vec(labels, n, device)?;
+    Dataset::new(images, labels, 10, name)
+}
+
+fn load_dir(which: Which, dir: &Path, device: &Device) -> Result<Splits> {
+    let base = which.dir_name();
+    Ok(Splits {
+        train: load_split(dir, FILES[0], FILES[1], device, format!("{base}-train"))?,
+        test: load_split(dir, FILES[2], FILES[3], device, format!("{base}-test"))?,
+    })
+}
+
+/// Load MNIST or Fashion-MNIST.
+///
+/// With `explicit`, only that directory is used. Otherwise the places are tried in order:
+/// `$ADVLAB_DATA/<name>`, `./data/<name>`, then a download through candle-datasets (unless
+/// `ADVLAB_OFFLINE` is set). When nothing works the error names every place tried.
+pub fn load_mnist_like(which: Which, explicit: Option<&Path>, device: &Device) -> Result<Splits> {
+    if let Some(dir) = explicit {
+        if !dir.is_dir() {
+            return Err(Error::Data(format!(
+                "{} data: directory {} does not exist",
+                which.dir_name(),
+                dir.display()
+            )));
+        }
+        return load_dir(which, dir, device);
+    }
+    let mut tried = Vec::new();
+    let mut candidates = Vec::new();
+    match std::env::var_os("ADVLAB_DATA") {
+        Some(root) => candidates.push(PathBuf::from(root).join(which.dir_name())),
+        None => tried.push("$ADVLAB_DATA (not set)".to_string()),
+    }
+    candidates.push(PathBuf::from("data").join(which.dir_name()));
+    for dir in candidates {
+        if has_files(&dir) {
+            return load_dir(which, &dir, device);
+        }
+        let why = if dir.is_dir() { "no IDX files there" } else { "no such directory" };
+        tried.push(format!("{} ({why})", dir.display()));
+    }
+    match download(which, device) {
+        Ok(splits) => Ok(splits),
+        Err(why) => {
+            tried.push(why);
+            Err(Error::Data(format!(
+                "{} data not found; tried:\n  - {}\nput the four IDX files (train-images-idx3-ubyte.gz, ...) in one of \
+                 these places, set ADVLAB_DATA, or pass the directory: {}(\"path/to/dir\")",
+                which.dir_name(),
+                tried.join("\n  - "),
+                match which {
+                    Which::Mnist => "mnist",
+                    Which::FashionMnist => "fashion_mnist",
+                }
+            )))
+        }
+    }
+}
+
+#[cfg(feature = "download")]
+fn download(which: Which, device: &Device) -> std::result::Result<Splits, String> {
+    if std::env::var_os("ADVLAB_OFFLINE").is_some() {
+        return Err("download through candle-datasets (skipped: ADVLAB_OFFLINE is set)".into());
+    }
+    let result = std::panic::catch_unwind(|| match which {
+        Which::Mnist => candle_datasets::vision::mnist::load(),
+        Which::FashionMnist => candle_datasets::vision::fashion_mnist::load(),
+    });
+    let ds = match result {
+        Ok(Ok(ds)) => ds,
+        Ok(Err(e)) => return Err(format!("download through candle-datasets into the Hugging Face cache (failed: {e})")),
+        Err(_) => return Err("download through candle-datasets (failed: the downloaded files are corrupt)".into()),
+    };
+    let convert = |images: Tensor, labels: Tensor, name: String| -> Result<Dataset> {
+        let n = images.dim(0)?;
+        let images = images.reshape((n, 1, 28, 28))?.to_device(device)?;
+        let labels = labels.to_dtype(candle_core::DType::U32)?.to_device(device)?;
+        Dataset::new(images, labels, 10, name)
+    };
+    let base = which.dir_name();
+    let splits = (|| -> Result<Splits> {
+        Ok(Splits {
+            train: convert(ds.train_images, ds.train_labels, format!("{base}-train"))?,
+            test: convert(ds.test_images, ds.test_labels, format!("{base}-test"))?,
+        })
+    })();
+    splits.map_err(|e| format!("download through candle-datasets (unusable data: {e})"))
+}
+
+#[cfg(not(feature = "download"))]
+fn download(_which: Which, _device: &Device) -> std::result::Result<Splits, String> {
+    Err("download (this advlab was built without the `download` feature)".into())
+}

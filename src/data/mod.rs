@@ -1,0 +1,200 @@
+//! Data sets: images as an `(N, C, H, W)` f32 tensor in [0, 1] and labels as an `(N,)` u32
+//! tensor, on one device.
+
+mod idx;
+mod synthetic;
+
+pub use idx::{load_mnist_like, read_idx, write_idx, Which};
+pub use synthetic::{synthetic, SyntheticParams};
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use std::fmt;
+
+/// A labelled image data set. Cloning is cheap (tensors are reference counted).
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    images: Tensor,
+    labels: Tensor,
+    classes: usize,
+    name: String,
+}
+
+/// A train/test pair of data sets.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+impl Dataset {
+    /// Build a data set, checking that images are `(N, C, H, W)` f32 and labels `(N,)`.
+    pub fn new(images: Tensor, labels: Tensor, classes: usize, name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        if images.rank() != 4 {
+            return Err(Error::Shape(format!(
+                "{name}: images must be (N, C, H, W), got shape {:?}",
+                images.dims()
+            )));
+        }
+        if labels.rank() != 1 || labels.dim(0)? != images.dim(0)? {
+            return Err(Error::Shape(format!(
+                "{name}: {} images but labels of shape {:?}",
+                images.dim(0)?,
+                labels.dims()
+            )));
+        }
+        let images = images.to_dtype(DType::F32)?;
+        let labels = labels.to_dtype(DType::U32)?;
+        Ok(Self { images, labels, classes, name })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.images.dims()[0]
+    }
+
+    /// True when the data set holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `(C, H, W)` of one image.
+    pub fn image_shape(&self) -> (usize, usize, usize) {
+        let d = self.images.dims();
+        (d[1], d[2], d[3])
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Name of the data set (where it came from and what was done to it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `(N, C, H, W)` images.
+    pub fn images(&self) -> &Tensor {
+        &self.images
+    }
+
+    /// The `(N,)` u32 labels.
+    pub fn labels(&self) -> &Tensor {
+        &self.labels
+    }
+
+    /// Device the tensors live on.
+    pub fn device(&self) -> &Device {
+        self.images.device()
+    }
+
+    /// Same labels, new images (e.g. adversarial ones), with a new name.
+    pub fn with_images(&self, images: Tensor, name: impl Into<String>) -> Result<Self> {
+        if images.dims() != self.images.dims() {
+            return Err(Error::Shape(format!(
+                "new images of shape {:?} do not match the data set's {:?}",
+                images.dims(),
+                self.images.dims()
+            )));
+        }
+        Self::new(images, self.labels.clone(), self.classes, name)
+    }
+
+    /// The first `n` samples (all of them when `n >= len`).
+    pub fn take(&self, n: usize) -> Result<Self> {
+        let n = n.min(self.len());
+        Ok(Self {
+            images: self.images.narrow(0, 0, n)?,
+            labels: self.labels.narrow(0, 0, n)?,
+            classes: self.classes,
+            name: format!("{}[:{n}]", self.name),
+        })
+    }
+
+    /// Samples `start..start+len`, as a cheap view.
+    pub fn slice(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Self {
+            images: self.images.narrow(0, start, len)?,
+            labels: self.labels.narrow(0, start, len)?,
+            classes: self.classes,
+            name: self.name.clone(),
+        })
+    }
+
+    /// The samples at `indices`, in that order. Every index must be `< len`.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        if let Some(bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::Invalid(format!(
+                "subset: index {bad} is out of range for a data set of {} samples",
+                self.len()
+            )));
+        }
+        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let idx = Tensor::from_vec(idx, indices.len(), self.device())?;
+        Ok(Self {
+            images: self.images.index_select(&idx, 0)?,
+            labels: self.labels.index_select(&idx, 0)?,
+            classes: self.classes,
+            name: format!("{}[subset of {}]", self.name, indices.len()),
+        })
+    }
+
+    /// This data set followed by `other`; both must have the same image shape.
+    pub fn concat(&self, other: &Dataset) -> Result<Self> {
+        if self.image_shape() != other.image_shape() {
+            return Err(Error::Shape(format!(
+                "concat: images of shape {:?} and {:?} cannot be joined",
+                self.image_shape(),
+                other.image_shape()
+            )));
+        }
+        Ok(Self {
+            images: Tensor::cat(&[&self.images, &other.images], 0)?,
+            labels: Tensor::cat(&[&self.labels, &other.labels], 0)?,
+            classes: self.classes.max(other.classes),
+            name: format!("{}+{}", self.name, other.name),
+        })
+    }
+
+    /// Move to another device.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            images: self.images.to_device(device)?,
+            labels: self.labels.to_device(device)?,
+            classes: self.classes,
+            name: self.name.clone(),
+        })
+    }
+
+    /// How many samples of each class.
+    pub fn label_counts(&self) -> Result<Vec<usize>> {
+        let mut counts = vec![0usize; self.classes];
+        for l in self.labels.to_vec1::<u32>()? {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (c, h, w) = self.image_shape();
+        write!(
+            f,
+            "Dataset \"{}\": {} samples of {c}×{h}×{w}, {} classes",
+            self.name,
+            self.len(),
+            self.classes
+        )
+    }
+}
+
+impl fmt::Display for Splits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "train: {}\ntest:  {}", self.train, self.test)
+    }
+}

@@ -1,0 +1,76 @@
+//! Error types of the library: one `Error` for everything that can fail, and one
+//! `ParamError` variant per rule that a parameter set is checked against.
+
+use std::path::PathBuf;
+
+/// Result type of the library.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Every failure of the library. Messages are lower-case sentences that say what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A parameter broke one of its rules.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// A tensor operation failed inside candle.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Input of the wrong shape for the model or operation.
+    #[error("{0}")]
+    Shape(String),
+    /// A data set could not be found or read.
+    #[error("{0}")]
+    Data(String),
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An output file could not be written.
+    #[error("cannot write {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    /// A checkpoint is missing a tensor, has a wrong shape or no architecture.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint { path: PathBuf, reason: String },
+    /// The requested device is not available.
+    #[error("{0}")]
+    Device(String),
+    /// Drawing a chart failed.
+    #[error("chart: {0}")]
+    Plot(String),
+    /// An index or argument outside the valid range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The user interrupted a long call.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// One variant per rule a parameter set must follow (checked by the `check()` of each
+/// parameter type before any work starts).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("eps must be a finite number >= 0 (got {0})")]
+    EpsNegative(f64),
+    #[error("alpha (the step size) must be a finite number > 0 (got {0})")]
+    AlphaNotPositive(f64),
+    #[error("steps must be at least 1 (got 0)")]
+    StepsZero,
+    #[error("batch_size must be at least 1 (got 0)")]
+    BatchSizeZero,
+    #[error("epochs must be at least 1 (got 0)")]
+    EpochsZero,
+    #[error("lr (the learning rate) must be a finite number > 0 (got {0})")]
+    LrNotPositive(f64),
+    #[error("momentum must be in [0, 1) (got {0})")]
+    MomentumOutOfRange(f64),
+    #[error("unknown optimizer \"{0}\": use \"adam\" or \"sgd\"")]
+    UnknownOptimizer(String),
+    #[error("an mlp needs at least an input and an output size, e.g. mlp([784, 256, 10]) (got {0:?})")]
+    MlpTooFewLayers(Vec<usize>),
+    #[error("every layer size must be at least 1 (got {0:?})")]
+    LayerSizeZero(Vec<usize>),
+    #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
+    SyntheticEmpty(usize, usize),
+}

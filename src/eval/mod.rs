@@ -1,0 +1,65 @@
+//! Evaluation: predictions, accuracy, and robust accuracy under a list of attacks (always
+//! against the true labels: a sample misclassified when clean is never robust).
+
+use crate::attack::{perturb, Attack};
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::nn::Model;
+use candle_core::{Tensor, D};
+
+/// Batch size for inference.
+const EVAL_BATCH: usize = 1000;
+
+/// Predicted class of every sample, `(N,)` u32.
+pub fn predict(model: &Model, data: &Dataset) -> Result<Tensor> {
+    model.check_input(data.images().dims())?;
+    let n = data.len();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        crate::interrupt::check()?;
+        let len = EVAL_BATCH.min(n - start);
+        let logits = model.forward(&data.images().narrow(0, start, len)?)?;
+        parts.push(logits.argmax(D::Minus1)?);
+        start += len;
+    }
+    if parts.is_empty() {
+        return Ok(Tensor::zeros(0, candle_core::DType::U32, data.device())?);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Fraction of samples whose prediction equals the true label (0 for an empty data set).
+pub fn accuracy(model: &Model, data: &Dataset) -> Result<f64> {
+    if data.is_empty() {
+        return Ok(0.0);
+    }
+    let pred = predict(model, data)?;
+    let correct = pred.eq(data.labels())?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    Ok(correct as f64 / data.len() as f64)
+}
+
+/// One row of an evaluation: a key (`clean`, or the attack's name, made unique with a
+/// suffix `_2`, `_3` … when two attacks share a name) and the accuracy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub rows: Vec<(String, f64)>,
+}
+
+/// Clean accuracy, then the robust accuracy under each attack.
+pub fn evaluate(model: &Model, data: &Dataset, attacks: &[&dyn Attack]) -> Result<Evaluation> {
+    let mut rows = vec![("clean".to_string(), accuracy(model, data)?)];
+    for attack in attacks {
+        let adv = perturb(*attack, model, data)?;
+        let acc = accuracy(model, &adv)?;
+        let base = attack.name().to_string();
+        let mut key = base.clone();
+        let mut k = 2;
+        while rows.iter().any(|(name, _)| *name == key) {
+            key = format!("{base}_{k}");
+            k += 1;
+        }
+        rows.push((key, acc));
+    }
+    Ok(Evaluation { rows })
+}

@@ -1,0 +1,21 @@
+//! advlab: a scriptable workbench for adversarial machine-learning research.
+//!
+//! The library holds the algorithms (data, models, training, attacks, evaluation, charts);
+//! `script` exposes them to Rhai, and `cli` is the command line on top.
+
+pub mod attack;
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod interrupt;
+pub mod eval;
+pub mod nn;
+pub mod output;
+pub mod plot;
+pub mod progress;
+pub mod script;
+pub mod train;
+
+pub use error::{Error, ParamError, Result};

@@ -1,0 +1,47 @@
+//! Checkpoints: safetensors files whose tensor names and layouts match the PyTorch
+//! `nn.Sequential` of the architecture, with the architecture (and how the model was made)
+//! in the safetensors metadata, so `load_model` needs nothing else.
+
+use super::{Arch, Model};
+use crate::error::{Error, Result};
+use candle_core::Device;
+use std::collections::HashMap;
+use std::path::Path;
+
+const ARCH_KEY: &str = "advlab.arch";
+const PROVENANCE_KEY: &str = "advlab.provenance";
+
+/// Save the weights to `path` (atomically), with the architecture and `provenance` (any JSON:
+/// seed, device, training parameters) in the metadata.
+pub fn save_model(model: &Model, path: &Path, provenance: &serde_json::Value) -> Result<()> {
+    let werr = |reason: String| Error::Write { path: path.to_path_buf(), reason };
+    let mut meta = HashMap::new();
+    meta.insert(ARCH_KEY.to_string(), serde_json::to_string(model.arch()).map_err(|e| werr(e.to_string()))?);
+    meta.insert(PROVENANCE_KEY.to_string(), provenance.to_string());
+    meta.insert("format".to_string(), "pt".to_string());
+    let cpu: Vec<(String, candle_core::Tensor)> = model
+        .named_params()
+        .map(|(n, t)| Ok((n.to_string(), t.to_device(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(cpu.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+        .map_err(|e| werr(e.to_string()))?;
+    crate::output::write_atomic(path, &bytes)
+}
+
+/// Load a model saved by [`save_model`] (or by PyTorch with the same names plus the
+/// `advlab.arch` metadata).
+pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let cerr = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| cerr(format!("not a safetensors file ({e})")))?;
+    let arch_json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(ARCH_KEY))
+        .ok_or_else(|| cerr(format!("no \"{ARCH_KEY}\" metadata: it was not saved by advlab")))?;
+    let arch: Arch = serde_json::from_str(arch_json).map_err(|e| cerr(format!("bad architecture record ({e})")))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| cerr(format!("cannot read tensors ({e})")))?;
+    Model::from_tensors(arch, tensors.into_iter().collect(), device).map_err(|e| cerr(e.to_string()))
+}

@@ -1,0 +1,313 @@
+//! Models: an MLP and a small CNN, whose parameters are named and laid out exactly as the
+//! equivalent PyTorch `nn.Sequential`, so weights move between advlab and PyTorch.
+
+mod checkpoint;
+
+pub use checkpoint::{load_model, save_model};
+
+use crate::error::{Error, ParamError, Result};
+use candle_core::{Device, Module, Tensor, Var};
+use candle_nn::{Conv2d, Conv2dConfig, Linear};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// The architecture of a model: enough to rebuild it from a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Arch {
+    /// `Flatten, Linear, ReLU, …, Linear`: `layers[0]` inputs, `layers[last]` classes.
+    Mlp { layers: Vec<usize> },
+    /// `Conv2d(c,32,3,p=1), ReLU, MaxPool2d(2), Conv2d(32,64,3,p=1), ReLU, MaxPool2d(2),
+    /// Flatten, Linear(64·(h/4)·(w/4), 128), ReLU, Linear(128, classes)`.
+    Cnn { channels: usize, height: usize, width: usize, classes: usize },
+}
+
+impl Arch {
+    /// The MLP with these layer sizes, checked.
+    pub fn mlp(layers: Vec<usize>) -> std::result::Result<Self, ParamError> {
+        if layers.len() < 2 {
+            return Err(ParamError::MlpTooFewLayers(layers));
+        }
+        if layers.contains(&0) {
+            return Err(ParamError::LayerSizeZero(layers));
+        }
+        Ok(Arch::Mlp { layers })
+    }
+
+    /// The small CNN for 1×28×28 images and 10 classes.
+    pub fn cnn() -> Self {
+        Arch::Cnn { channels: 1, height: 28, width: 28, classes: 10 }
+    }
+
+    /// Number of outputs (classes).
+    pub fn classes(&self) -> usize {
+        match self {
+            Arch::Mlp { layers } => *layers.last().unwrap_or(&0),
+            Arch::Cnn { classes, .. } => *classes,
+        }
+    }
+
+    /// Parameter names and shapes, in `nn.Sequential` order, with each layer's fan-in.
+    fn param_specs(&self) -> Vec<(String, Vec<usize>, usize)> {
+        let mut specs = Vec::new();
+        let linear = |idx: usize, i: usize, o: usize, specs: &mut Vec<_>| {
+            specs.push((format!("{idx}.weight"), vec![o, i], i));
+            specs.push((format!("{idx}.bias"), vec![o], i));
+        };
+        match self {
+            Arch::Mlp { layers } => {
+                for (k, w) in layers.windows(2).enumerate() {
+                    linear(1 + 2 * k, w[0], w[1], &mut specs);
+                }
+            }
+            Arch::Cnn { channels, height, width, classes } => {
+                let c = *channels;
+                specs.push(("0.weight".into(), vec![32, c, 3, 3], c * 9));
+                specs.push(("0.bias".into(), vec![32], c * 9));
+                specs.push(("3.weight".into(), vec![64, 32, 3, 3], 32 * 9));
+                specs.push(("3.bias".into(), vec![64], 32 * 9));
+                linear(7, 64 * (height / 4) * (width / 4), 128, &mut specs);
+                linear(9, 128, *classes, &mut specs);
+            }
+        }
+        specs
+    }
+
+    /// The equivalent PyTorch module, for documentation and error messages.
+    pub fn torch_module(&self) -> String {
+        match self {
+            Arch::Mlp { layers } => {
+                let mut parts = vec!["nn.Flatten()".to_string()];
+                for (k, w) in layers.windows(2).enumerate() {
+                    if k > 0 {
+                        parts.push("nn.ReLU()".into());
+                    }
+                    parts.push(format!("nn.Linear({}, {})", w[0], w[1]));
+                }
+                format!("nn.Sequential({})", parts.join(", "))
+            }
+            Arch::Cnn { channels, height, width, classes } => format!(
+                "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), \
+                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), \
+                 nn.Linear({}, 128), nn.ReLU(), nn.Linear(128, {classes}))",
+                64 * (height / 4) * (width / 4)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arch::Mlp { layers } => write!(f, "mlp({layers:?})"),
+            Arch::Cnn { channels, height, width, classes } => {
+                write!(f, "cnn({channels}×{height}×{width} → conv32-pool-conv64-pool-fc128-fc{classes})")
+            }
+        }
+    }
+}
+
+/// The layers of a network, holding either the trainable variables or detached views of
+/// them (same storage, no gradient tracking) for attacks and evaluation.
+enum Net {
+    Mlp(Vec<Linear>),
+    Cnn { c1: Conv2d, c2: Conv2d, f1: Linear, f2: Linear },
+}
+
+impl Net {
+    fn build(arch: &Arch, tensors: &[Tensor]) -> Self {
+        let lin = |i: usize| Linear::new(tensors[i].clone(), Some(tensors[i + 1].clone()));
+        match arch {
+            Arch::Mlp { layers } => Net::Mlp((0..layers.len() - 1).map(|k| lin(2 * k)).collect()),
+            Arch::Cnn { .. } => {
+                let cfg = Conv2dConfig { padding: 1, ..Default::default() };
+                Net::Cnn {
+                    c1: Conv2d::new(tensors[0].clone(), Some(tensors[1].clone()), cfg),
+                    c2: Conv2d::new(tensors[2].clone(), Some(tensors[3].clone()), cfg),
+                    f1: lin(4),
+                    f2: lin(6),
+                }
+            }
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Net::Mlp(layers) => {
+                let mut h = x.flatten_from(1)?;
+                for (k, l) in layers.iter().enumerate() {
+                    h = l.forward(&h)?;
+                    if k + 1 < layers.len() {
+                        h = h.relu()?;
+                    }
+                }
+                Ok(h)
+            }
+            Net::Cnn { c1, c2, f1, f2 } => {
+                let h = c1.forward(x)?.relu()?.max_pool2d(2)?;
+                let h = c2.forward(&h)?.relu()?.max_pool2d(2)?;
+                let h = f1.forward(&h.flatten_from(1)?)?.relu()?;
+                f2.forward(&h)
+            }
+        }
+    }
+}
+
+struct Inner {
+    arch: Arch,
+    params: Vec<(String, Var)>,
+    net: Net,
+    frozen: Net,
+    device: Device,
+}
+
+/// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
+/// [`Model::deep_clone`] makes an independent copy.
+#[derive(Clone)]
+pub struct Model(Arc<Inner>);
+
+impl Model {
+    /// A new model with PyTorch's default initialisation (uniform in ±1/√fan_in for weights
+    /// and biases), drawn from `seed`.
+    pub fn new(arch: Arch, device: &Device, seed: u64) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let tensors = arch
+            .param_specs()
+            .into_iter()
+            .map(|(name, shape, fan_in)| {
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                let n: usize = shape.iter().product();
+                let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+                Ok((name, Tensor::from_vec(data, shape, device)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_tensors(arch, tensors, device)
+    }
+
+    /// A model with the given parameter values (names and shapes must match `arch`).
+    pub fn from_tensors(arch: Arch, tensors: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
+        let specs = arch.param_specs();
+        let mut params = Vec::with_capacity(specs.len());
+        for (name, shape, _) in &specs {
+            let t = tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::Invalid(format!("missing parameter {name} for {arch}")))?;
+            if t.dims() != shape.as_slice() {
+                return Err(Error::Shape(format!(
+                    "parameter {name} of {arch} must have shape {shape:?}, got {:?}",
+                    t.dims()
+                )));
+            }
+            let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
+            params.push((name.clone(), Var::from_tensor(&t)?));
+        }
+        let live: Vec<Tensor> = params.iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        let detached: Vec<Tensor> = live.iter().map(|t| t.detach()).collect();
+        Ok(Model(Arc::new(Inner {
+            net: Net::build(&arch, &live),
+            frozen: Net::build(&arch, &detached),
+            arch,
+            params,
+            device: device.clone(),
+        })))
+    }
+
+    /// An independent copy with the same weights.
+    pub fn deep_clone(&self) -> Result<Self> {
+        let tensors = self
+            .0
+            .params
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> &Arch {
+        &self.0.arch
+    }
+
+    /// Device of the weights.
+    pub fn device(&self) -> &Device {
+        &self.0.device
+    }
+
+    /// Trainable variables, in `nn.Sequential` order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.0.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Named parameters, in `nn.Sequential` order.
+    pub fn named_params(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.0.params.iter().map(|(n, v)| (n.as_str(), v.as_tensor()))
+    }
+
+    /// Total number of scalar parameters.
+    pub fn param_count(&self) -> usize {
+        self.0.params.iter().map(|(_, v)| v.as_tensor().elem_count()).sum()
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.0.arch.classes()
+    }
+
+    /// Check that a batch of images `(N, C, H, W)` fits the model.
+    pub fn check_input(&self, dims: &[usize]) -> Result<()> {
+        let per_sample: usize = dims.iter().skip(1).product();
+        let shape = dims.iter().skip(1).map(|d| d.to_string()).collect::<Vec<_>>().join("×");
+        match &self.0.arch {
+            Arch::Mlp { layers } if layers[0] != per_sample => Err(Error::Shape(format!(
+                "{} takes {} input features per sample, but the images are {shape} = {per_sample}: \
+                 make the first layer {per_sample}",
+                self.0.arch, layers[0]
+            ))),
+            Arch::Cnn { channels, height, width, .. }
+                if dims.len() != 4 || dims[1..] != [*channels, *height, *width] =>
+            {
+                Err(Error::Shape(format!(
+                    "{} takes {channels}×{height}×{width} images, but the images are {shape}",
+                    self.0.arch
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Logits with gradient tracking through the weights (for training).
+    pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x.dims())?;
+        Ok(self.0.net.forward(x)?)
+    }
+
+    /// Logits without tracking the weights (evaluation and attacks: gradients flow only to
+    /// an input that is itself a variable).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x.dims())?;
+        Ok(self.0.frozen.forward(x)?)
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Model {} with {} parameters on {}\n  = {}",
+            self.0.arch,
+            self.param_count(),
+            crate::device::name(&self.0.device),
+            self.0.arch.torch_module()
+        )
+    }
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Model({})", self.0.arch)
+    }
+}

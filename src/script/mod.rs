@@ -1,0 +1,165 @@
+//! The Rhai bindings: one file per domain, each with a `register` function, and no algorithm
+//! code. Every registered function carries a signature and a one-line doc, kept in one list
+//! that `advlab functions`, README's API reference and the REPL's help all come from.
+
+mod attack;
+mod data;
+mod error;
+mod eval;
+mod io;
+mod model;
+mod opts;
+pub mod report;
+mod tensor;
+
+pub use error::to_rhai;
+
+use crate::output::Provenance;
+use candle_core::Device;
+use rhai::{Dynamic, Engine, Map, Scope};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// What a script run shares between calls: the device, the default seed, where `out/` goes,
+/// and the provenance of everything done so far.
+pub struct Session {
+    pub device: Device,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    pub provenance: RefCell<Provenance>,
+}
+
+impl Session {
+    /// A session on `device` with default seed `seed`, writing `out/…` paths under `out_dir`.
+    pub fn new(device: Device, seed: u64, out_dir: PathBuf) -> Self {
+        let provenance = RefCell::new(Provenance::new(seed, crate::device::name(&device)));
+        Self { device, seed, out_dir, provenance }
+    }
+
+    /// Where an output path really goes: a relative path whose first component is `out` is
+    /// placed under the session's output directory (`--out`); any other path is used as is.
+    pub fn resolve_out(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        let mut comps = p.components();
+        match comps.next() {
+            Some(std::path::Component::Normal(first)) if first == "out" && p.is_relative() => {
+                self.out_dir.join(comps.as_path())
+            }
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// Record one operation in the provenance.
+    pub fn record(&self, op: serde_json::Value) {
+        self.provenance.borrow_mut().record(op);
+    }
+}
+
+/// One registered script function: its domain, signature and one-line doc.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FnDoc {
+    pub domain: &'static str,
+    pub sig: &'static str,
+    pub doc: &'static str,
+}
+
+impl FnDoc {
+    /// The name a script calls: `fit` for `Model.fit(...)`, `mnist` for `mnist()`.
+    pub fn name(&self) -> &'static str {
+        fn_name(self.sig)
+    }
+}
+
+/// The function or method name in a signature such as `Model.fit(data: Dataset) -> Map`.
+pub fn fn_name(sig: &str) -> &str {
+    let head = sig.split('(').next().unwrap_or(sig).trim();
+    head.rsplit('.').next().unwrap_or(head)
+}
+
+/// Registration context for one domain file.
+pub(crate) struct Reg<'a> {
+    pub engine: &'a mut Engine,
+    pub docs: &'a mut Vec<FnDoc>,
+    pub domain: &'static str,
+    pub session: Rc<Session>,
+}
+
+/// Register a function (or method: the first parameter is `&mut Type`) and its doc.
+macro_rules! def {
+    ($reg:expr, $sig:literal, $doc:literal, $f:expr) => {{
+        let reg: &mut $crate::script::Reg = $reg;
+        rhai::FuncRegistration::new($crate::script::fn_name($sig))
+            .with_comments([concat!("/// ", $doc)])
+            .register_into_engine(reg.engine, $f);
+        reg.docs.push($crate::script::FnDoc { domain: reg.domain, sig: $sig, doc: $doc });
+    }};
+}
+
+/// Register a property getter (`Type.prop`) and its doc.
+macro_rules! def_get {
+    ($reg:expr, $sig:literal, $doc:literal, $f:expr) => {{
+        let reg: &mut $crate::script::Reg = $reg;
+        reg.engine.register_get($crate::script::fn_name($sig), $f);
+        reg.docs.push($crate::script::FnDoc { domain: reg.domain, sig: $sig, doc: $doc });
+    }};
+}
+pub(crate) use {def, def_get};
+
+/// A Rhai engine with every advlab type and function registered, and the docs of them all.
+pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
+    let mut engine = Engine::new();
+    engine.set_max_expr_depths(256, 256);
+    let mut docs = Vec::new();
+    for (domain, register) in [
+        ("data", data::register as fn(&mut Reg)),
+        ("tensor", tensor::register),
+        ("model", model::register),
+        ("attack", attack::register),
+        ("eval", eval::register),
+        ("output", io::register),
+    ] {
+        let mut reg = Reg { engine: &mut engine, docs: &mut docs, domain, session: session.clone() };
+        register(&mut reg);
+    }
+    (engine, docs)
+}
+
+/// The docs of every registered function, in registration order.
+pub fn function_docs() -> Vec<FnDoc> {
+    let session = Rc::new(Session::new(Device::Cpu, 0, PathBuf::from("out")));
+    new_engine(session).1
+}
+
+/// Parse a `NAME=VALUE` command-line argument: the value is a Rhai literal (number, string in
+/// quotes, bool, array, map); a bare word such as `fast` is taken as a string.
+pub fn parse_arg(arg: &str) -> Result<(String, Dynamic), String> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("argument `{arg}` is not NAME=VALUE (e.g. quick=true)"))?;
+    let valid_name = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !valid_name {
+        return Err(format!("argument name `{name}` must be an identifier (letters, digits, _)"));
+    }
+    let engine = Engine::new_raw();
+    match engine.eval_expression::<Dynamic>(value) {
+        Ok(v) => Ok((name.to_string(), v)),
+        Err(_) if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) => {
+            Ok((name.to_string(), Dynamic::from(value.to_string())))
+        }
+        Err(e) => Err(format!("argument {name}: `{value}` is not a Rhai literal ({e}); quote strings, e.g. {name}='\"text\"'")),
+    }
+}
+
+/// A scope holding the constant map `args`.
+pub fn scope_with_args(args: Vec<(String, Dynamic)>) -> Scope<'static> {
+    let mut map = Map::new();
+    for (k, v) in args {
+        map.insert(k.into(), v);
+    }
+    let mut scope = Scope::new();
+    scope.push_constant("args", map);
+    scope
+}

@@ -1,0 +1,129 @@
+//! Option maps (`#{ eps: 0.3, steps: 20 }`): unknown keys are an error that lists the valid
+//! ones, and every value is converted with a check of its type and range.
+
+use super::error::{to_rhai, RResult};
+use rhai::{Dynamic, Map, INT};
+
+/// A checked view of an option map for function `func`.
+pub(crate) struct Opts<'a> {
+    func: &'static str,
+    map: &'a Map,
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+impl<'a> Opts<'a> {
+    /// Check that every key of `map` is one of `allowed`.
+    pub fn new(func: &'static str, map: &'a Map, allowed: &[&str]) -> RResult<Self> {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let near = allowed.iter().min_by_key(|a| distance(key, a)).filter(|a| distance(key, a) <= 2);
+                let hint = near.map(|a| format!(" (did you mean `{a}`?)")).unwrap_or_default();
+                return Err(to_rhai(format!(
+                    "{func}: unknown option `{key}`{hint}; valid options are: {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(Self { func, map })
+    }
+
+    fn get(&self, key: &str) -> Option<&Dynamic> {
+        self.map.get(key).filter(|v| !v.is_unit())
+    }
+
+    fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> Box<rhai::EvalAltResult> {
+        to_rhai(format!("{}: option `{key}` must be {want}, got {} ({v})", self.func, v.type_name()))
+    }
+
+    /// A number (integer or float).
+    pub fn f64(&self, key: &str) -> RResult<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => number(v).map(Some).ok_or_else(|| self.wrong(key, "a number", v)),
+        }
+    }
+
+    /// A non-negative integer.
+    pub fn usize(&self, key: &str) -> RResult<Option<usize>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.as_int() {
+                Ok(i) if i >= 0 => Ok(Some(i as usize)),
+                Ok(i) => Err(to_rhai(format!("{}: option `{key}` must be >= 0, got {i}", self.func))),
+                Err(_) => Err(self.wrong(key, "an integer", v)),
+            },
+        }
+    }
+
+    /// A seed: a non-negative integer.
+    pub fn u64(&self, key: &str) -> RResult<Option<u64>> {
+        Ok(self.usize(key)?.map(|v| v as u64))
+    }
+
+    /// A boolean.
+    pub fn bool(&self, key: &str) -> RResult<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.as_bool().map(Some).map_err(|_| self.wrong(key, "true or false", v)),
+        }
+    }
+
+    /// A string.
+    pub fn string(&self, key: &str) -> RResult<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.clone().into_string().map(Some).map_err(|_| self.wrong(key, "a string", v)),
+        }
+    }
+
+    /// A string or an array of strings.
+    pub fn strings(&self, key: &str) -> RResult<Option<Vec<String>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_string() => Ok(Some(vec![v.to_string()])),
+            Some(v) if v.is_array() => {
+                let arr = v.clone().into_array().map_err(|_| self.wrong(key, "an array of strings", v))?;
+                arr.iter()
+                    .map(|e| e.clone().into_string().map_err(|_| self.wrong(key, "an array of strings", v)))
+                    .collect::<RResult<Vec<_>>>()
+                    .map(Some)
+            }
+            Some(v) => Err(self.wrong(key, "a string or an array of strings", v)),
+        }
+    }
+}
+
+/// An integer or float as f64.
+pub(crate) fn number(v: &Dynamic) -> Option<f64> {
+    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64))
+}
+
+/// A non-negative script integer as usize, with an error naming what it is.
+pub(crate) fn to_usize(what: &str, i: INT) -> RResult<usize> {
+    usize::try_from(i).map_err(|_| to_rhai(format!("{what} must be >= 0, got {i}")))
+}
+
+/// An array of non-negative integers.
+pub(crate) fn usize_array(what: &str, arr: &rhai::Array) -> RResult<Vec<usize>> {
+    arr.iter()
+        .enumerate()
+        .map(|(k, v)| match v.as_int() {
+            Ok(i) => to_usize(what, i),
+            Err(_) => Err(to_rhai(format!("{what}: element {k} is {}, not an integer", v.type_name()))),
+        })
+        .collect()
+}

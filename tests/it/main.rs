@@ -1,0 +1,8 @@
+//! The integration tests: one binary, so the crate links once.
+
+mod attacks;
+mod cli;
+mod common;
+mod data;
+mod errors;
+mod model;
