@@ -34,7 +34,14 @@ pub struct BenchArgs {
     pub eps: f64,
 }
 
-const WORKLOADS: [&str; 6] = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20"];
+const WORKLOADS: [&str; 6] = [
+    "mlp_epoch",
+    "cnn_epoch",
+    "mlp_fgsm",
+    "mlp_pgd20",
+    "cnn_fgsm",
+    "cnn_pgd20",
+];
 
 /// One timed workload.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -47,7 +54,11 @@ pub struct BenchRow {
 
 fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
     let model = Model::new(arch, &Device::Cpu, 1)?;
-    let p = FitParams { seed: 1, ..FitParams::default() }.check()?;
+    let p = FitParams {
+        seed: 1,
+        ..FitParams::default()
+    }
+    .check()?;
     let t = Instant::now();
     fit(&model, &data.train, &p)?;
     Ok((model, t.elapsed().as_secs_f64()))
@@ -57,7 +68,12 @@ fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &Splits) ->
     let t = Instant::now();
     let adv = perturb(attack, model, &data.test)?;
     let seconds = t.elapsed().as_secs_f64();
-    Ok(BenchRow { name: name.into(), seconds, samples: data.test.len(), accuracy: accuracy(model, &adv)? })
+    Ok(BenchRow {
+        name: name.into(),
+        seconds,
+        samples: data.test.len(),
+        accuracy: accuracy(model, &adv)?,
+    })
 }
 
 /// Run the selected workloads and print a table (with PyTorch ratios when a reference is given).
@@ -70,24 +86,46 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
     let wanted = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
     let mut data = load_mnist_like(Which::Mnist, args.data.as_deref(), &Device::Cpu)?;
     if let Some(n) = args.limit {
-        data = Splits { train: data.train.take(n)?, test: data.test.take(n)? };
+        data = Splits {
+            train: data.train.take(n)?,
+            test: data.test.take(n)?,
+        };
     }
     let reference: Option<serde_json::Value> = match &args.reference {
         Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p)?)?),
         None => None,
     };
-    let fgsm = FgsmParams { eps: args.eps, batch_size: 128 }.check()?;
-    let pgd = PgdParams { steps: 20, seed: 1, batch_size: 128, ..PgdParams::new(args.eps) }.check()?;
+    let fgsm = FgsmParams {
+        eps: args.eps,
+        batch_size: 128,
+    }
+    .check()?;
+    let pgd = PgdParams {
+        steps: 20,
+        seed: 1,
+        batch_size: 128,
+        ..PgdParams::new(args.eps)
+    }
+    .check()?;
     let mut rows = Vec::new();
     for (prefix, arch) in [("mlp", Arch::mlp(vec![784, 256, 256, 10])?), ("cnn", Arch::cnn())] {
-        let names = [format!("{prefix}_epoch"), format!("{prefix}_fgsm"), format!("{prefix}_pgd20")];
+        let names = [
+            format!("{prefix}_epoch"),
+            format!("{prefix}_fgsm"),
+            format!("{prefix}_pgd20"),
+        ];
         if !names.iter().any(|n| wanted(n)) {
             continue;
         }
         let (model, secs) = train(arch, &data)?;
         if wanted(&names[0]) {
             let acc = accuracy(&model, &data.test)?;
-            rows.push(BenchRow { name: names[0].clone(), seconds: secs, samples: data.train.len(), accuracy: acc });
+            rows.push(BenchRow {
+                name: names[0].clone(),
+                seconds: secs,
+                samples: data.train.len(),
+                accuracy: acc,
+            });
         }
         if wanted(&names[1]) {
             rows.push(time_attack(&names[1], &fgsm, &model, &data)?);
@@ -104,7 +142,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         data.test.len(),
         args.eps
     );
-    println!("{:<11} {:>9} {:>11} {:>9} {:>10} {:>7}", "workload", "seconds", "samples/s", "accuracy", "torch s", "ratio");
+    println!(
+        "{:<11} {:>9} {:>11} {:>9} {:>10} {:>7}",
+        "workload", "seconds", "samples/s", "accuracy", "torch s", "ratio"
+    );
     for r in &rows {
         let torch = reference
             .as_ref()

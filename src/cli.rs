@@ -61,8 +61,15 @@ fn device_name(d: DeviceArg) -> &'static str {
 
 /// Run the command; the exit code is 0 on success and 1 on a script or runtime error.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    configure_threads();
     match cli.command {
-        Command::Run { script, args, seed, device, out } => run_script(&script, &args, seed, device, out),
+        Command::Run {
+            script,
+            args,
+            seed,
+            device,
+            out,
+        } => run_script(&script, &args, seed, device, out),
         Command::Functions { markdown } => {
             print!("{}", functions_text(markdown));
             Ok(ExitCode::SUCCESS)
@@ -74,6 +81,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// candle asks `num_cpus` for the thread count on every parallel operation, which reads
+/// /proc and cgroup files each time (measured: about 2% of an attack's time). Answer it once
+/// through `RAYON_NUM_THREADS`, which candle and rayon read first; a value the user set wins.
+fn configure_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // Called at start-up, before any thread exists.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 /// The function list, as plain text grouped by domain or as a Markdown table.
 pub fn functions_text(markdown: bool) -> String {
     let docs = script::function_docs();
@@ -81,7 +99,12 @@ pub fn functions_text(markdown: bool) -> String {
     if markdown {
         out.push_str("| domain | function | what it does |\n|---|---|---|\n");
         for d in &docs {
-            out.push_str(&format!("| {} | `{}` | {} |\n", d.domain, d.sig.replace('|', "\\|"), d.doc));
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                d.domain,
+                d.sig.replace('|', "\\|"),
+                d.doc
+            ));
         }
         return out;
     }
@@ -96,7 +119,13 @@ pub fn functions_text(markdown: bool) -> String {
     out
 }
 
-fn run_script(path: &PathBuf, raw_args: &[String], seed: u64, device: DeviceArg, out: PathBuf) -> anyhow::Result<ExitCode> {
+fn run_script(
+    path: &PathBuf,
+    raw_args: &[String],
+    seed: u64,
+    device: DeviceArg,
+    out: PathBuf,
+) -> anyhow::Result<ExitCode> {
     let source = std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))?;
     let args = raw_args
         .iter()
@@ -110,7 +139,12 @@ fn run_script(path: &PathBuf, raw_args: &[String], seed: u64, device: DeviceArg,
         p.script = Some(path.display().to_string());
         let args_json: serde_json::Map<String, serde_json::Value> = args
             .iter()
-            .map(|(k, v)| (k.clone(), rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null),
+                )
+            })
             .collect();
         p.args = serde_json::Value::Object(args_json);
     }

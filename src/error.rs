@@ -23,10 +23,7 @@ pub enum Error {
     Data(String),
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// An output file could not be written.
     #[error("cannot write {}: {reason}", path.display())]
     Write { path: PathBuf, reason: String },

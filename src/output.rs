@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// Write `bytes` to `path` atomically: into a temporary file in the same directory, then
 /// renamed over the target. Parent directories are created.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let werr = |reason: String| Error::Write { path: path.to_path_buf(), reason };
+    let werr = |reason: String| Error::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
     if path.as_os_str().is_empty() || path.file_name().is_none() {
         return Err(werr("the path has no file name".into()));
     }
@@ -23,7 +26,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     let tmp = dir.join(format!(
         ".{}.tmp{}",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let result = (|| -> std::io::Result<()> {

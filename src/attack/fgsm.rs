@@ -25,7 +25,10 @@ impl FgsmParams {
         if self.batch_size == 0 {
             return Err(ParamError::BatchSizeZero);
         }
-        Ok(Fgsm { eps, batch_size: self.batch_size })
+        Ok(Fgsm {
+            eps,
+            batch_size: self.batch_size,
+        })
     }
 }
 

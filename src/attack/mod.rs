@@ -34,7 +34,7 @@ pub fn perturb(attack: &dyn Attack, model: &Model, data: &Dataset) -> Result<Dat
     model.check_input(data.images().dims())?;
     let n = data.len();
     let bs = attack.batch_size();
-    let pb = crate::progress::bar(n.div_ceil(bs) as u64, format!("{}", attack.name()));
+    let pb = crate::progress::bar(n.div_ceil(bs) as u64, attack.name().to_string());
     let mut parts = Vec::with_capacity(n.div_ceil(bs));
     let mut start = 0;
     while start < n {
@@ -46,7 +46,11 @@ pub fn perturb(attack: &dyn Attack, model: &Model, data: &Dataset) -> Result<Dat
         pb.inc(1);
     }
     pb.finish_and_clear();
-    let images = if parts.is_empty() { data.images().clone() } else { Tensor::cat(&parts, 0)? };
+    let images = if parts.is_empty() {
+        data.images().clone()
+    } else {
+        Tensor::cat(&parts, 0)?
+    };
     data.with_images(images, format!("{}({})", attack.name(), data.name()))
 }
 
@@ -79,7 +83,11 @@ pub(crate) fn probe(model: &Model, x: &Tensor, y: &Tensor) -> Result<Probe> {
         Some(g) => g.clone(),
         None => x.zeros_like()?,
     };
-    Ok(Probe { grad, loss: values, wrong })
+    Ok(Probe {
+        grad,
+        loss: values,
+        wrong,
+    })
 }
 
 /// Per-sample loss and misclassification at `x`, without gradients.
@@ -113,7 +121,7 @@ impl Best {
                 u8::from(b)
             })
             .collect();
-        if better.iter().any(|&b| b == 1) {
+        if better.contains(&1) {
             let mut shape = vec![1usize; x.rank()];
             shape[0] = better.len();
             let mask = Tensor::from_vec(better, shape, x.device())?.broadcast_as(x.dims())?;
@@ -144,7 +152,9 @@ pub(crate) fn project_linf(x: &Tensor, x0: &Tensor, eps: f64) -> Result<Tensor> 
 /// and on the sample itself, not on its position in the batch: attacking a batch and each
 /// sample alone give the same result.
 fn sample_hash(values: &[f32]) -> u64 {
-    values.iter().fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3))
+    values.iter().fold(0xcbf29ce484222325u64, |h, v| {
+        (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Uniform noise in [−ε, ε] per element, seeded per sample (see [`sample_hash`]).

@@ -25,7 +25,15 @@ pub struct PgdParams {
 impl PgdParams {
     /// PGD with budget `eps` and defaults: 10 steps, α = 2.5·ε/steps, random start, seed 0.
     pub fn new(eps: f64) -> Self {
-        Self { eps, alpha: None, steps: 10, random_start: true, seed: 0, batch_size: 256, keep_best: true }
+        Self {
+            eps,
+            alpha: None,
+            steps: 10,
+            random_start: true,
+            seed: 0,
+            batch_size: 256,
+            keep_best: true,
+        }
     }
 
     /// Check the rules: ε finite and ≥ 0, steps ≥ 1, α finite and > 0, batch size ≥ 1.

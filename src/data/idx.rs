@@ -36,7 +36,10 @@ const FILES: [&str; 4] = [
 /// Read an IDX file of unsigned bytes (gzip-compressed when it starts with the gzip magic).
 /// Returns the dimensions from the header and the data, after checking that they agree.
 pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
-    let raw = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let raw = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
@@ -51,7 +54,10 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
         return Err(bad("it does not start with the IDX magic number".into()));
     }
     if bytes[2] != 0x08 {
-        return Err(bad(format!("element type 0x{:02x}, expected 0x08 (unsigned bytes)", bytes[2])));
+        return Err(bad(format!(
+            "element type 0x{:02x}, expected 0x08 (unsigned bytes)",
+            bytes[2]
+        )));
     }
     let ndim = bytes[3] as usize;
     let header = 4 + 4 * ndim;
@@ -82,7 +88,10 @@ pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
         buf.extend_from_slice(&(d as u32).to_be_bytes());
     }
     buf.extend_from_slice(data);
-    let werr = |e: std::io::Error| Error::Write { path: path.to_path_buf(), reason: e.to_string() };
+    let werr = |e: std::io::Error| Error::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(&buf).map_err(werr)?;
@@ -95,7 +104,9 @@ pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
 
 /// The file for `stem` in `dir`: `stem.gz` or `stem`, whichever exists.
 fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [dir.join(format!("{stem}.gz")), dir.join(stem)].into_iter().find(|p| p.is_file())
+    [dir.join(format!("{stem}.gz")), dir.join(stem)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 /// True when `dir` holds the four IDX files (gzip or raw).
@@ -178,7 +189,11 @@ pub fn load_mnist_like(which: Which, explicit: Option<&Path>, device: &Device) -
         if has_files(&dir) {
             return load_dir(which, &dir, device);
         }
-        let why = if dir.is_dir() { "no IDX files there" } else { "no such directory" };
+        let why = if dir.is_dir() {
+            "no IDX files there"
+        } else {
+            "no such directory"
+        };
         tried.push(format!("{} ({why})", dir.display()));
     }
     match download(which, device) {
@@ -210,7 +225,11 @@ fn download(which: Which, device: &Device) -> std::result::Result<Splits, String
     });
     let ds = match result {
         Ok(Ok(ds)) => ds,
-        Ok(Err(e)) => return Err(format!("download through candle-datasets into the Hugging Face cache (failed: {e})")),
+        Ok(Err(e)) => {
+            return Err(format!(
+                "download through candle-datasets into the Hugging Face cache (failed: {e})"
+            ))
+        }
         Err(_) => return Err("download through candle-datasets (failed: the downloaded files are corrupt)".into()),
     };
     let convert = |images: Tensor, labels: Tensor, name: String| -> Result<Dataset> {

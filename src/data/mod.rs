@@ -46,7 +46,12 @@ impl Dataset {
         }
         let images = images.to_dtype(DType::F32)?;
         let labels = labels.to_dtype(DType::U32)?;
-        Ok(Self { images, labels, classes, name })
+        Ok(Self {
+            images,
+            labels,
+            classes,
+            name,
+        })
     }
 
     /// Number of samples.

@@ -21,7 +21,11 @@ pub struct SyntheticParams {
 
 impl Default for SyntheticParams {
     fn default() -> Self {
-        Self { train: 6000, test: 1000, seed: 0 }
+        Self {
+            train: 6000,
+            test: 1000,
+            seed: 0,
+        }
     }
 }
 

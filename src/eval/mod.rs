@@ -35,7 +35,11 @@ pub fn accuracy(model: &Model, data: &Dataset) -> Result<f64> {
         return Ok(0.0);
     }
     let pred = predict(model, data)?;
-    let correct = pred.eq(data.labels())?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    let correct = pred
+        .eq(data.labels())?
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
     Ok(correct as f64 / data.len() as f64)
 }
 

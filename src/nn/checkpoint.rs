@@ -14,9 +14,15 @@ const PROVENANCE_KEY: &str = "advlab.provenance";
 /// Save the weights to `path` (atomically), with the architecture and `provenance` (any JSON:
 /// seed, device, training parameters) in the metadata.
 pub fn save_model(model: &Model, path: &Path, provenance: &serde_json::Value) -> Result<()> {
-    let werr = |reason: String| Error::Write { path: path.to_path_buf(), reason };
+    let werr = |reason: String| Error::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut meta = HashMap::new();
-    meta.insert(ARCH_KEY.to_string(), serde_json::to_string(model.arch()).map_err(|e| werr(e.to_string()))?);
+    meta.insert(
+        ARCH_KEY.to_string(),
+        serde_json::to_string(model.arch()).map_err(|e| werr(e.to_string()))?,
+    );
     meta.insert(PROVENANCE_KEY.to_string(), provenance.to_string());
     meta.insert("format".to_string(), "pt".to_string());
     let cpu: Vec<(String, candle_core::Tensor)> = model
@@ -31,10 +37,16 @@ pub fn save_model(model: &Model, path: &Path, provenance: &serde_json::Value) ->
 /// Load a model saved by [`save_model`] (or by PyTorch with the same names plus the
 /// `advlab.arch` metadata).
 pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-    let cerr = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| cerr(format!("not a safetensors file ({e})")))?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cerr = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| cerr(format!("not a safetensors file ({e})")))?;
     let arch_json = meta
         .metadata()
         .as_ref()

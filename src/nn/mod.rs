@@ -2,12 +2,12 @@
 //! equivalent PyTorch `nn.Sequential`, so weights move between advlab and PyTorch.
 
 mod checkpoint;
+pub mod ops;
 
 pub use checkpoint::{load_model, save_model};
 
 use crate::error::{Error, ParamError, Result};
-use candle_core::{Device, Module, Tensor, Var};
-use candle_nn::{Conv2d, Conv2dConfig, Linear};
+use candle_core::{Device, Tensor, Var};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -21,7 +21,12 @@ pub enum Arch {
     Mlp { layers: Vec<usize> },
     /// `Conv2d(c,32,3,p=1), ReLU, MaxPool2d(2), Conv2d(32,64,3,p=1), ReLU, MaxPool2d(2),
     /// Flatten, Linear(64·(h/4)·(w/4), 128), ReLU, Linear(128, classes)`.
-    Cnn { channels: usize, height: usize, width: usize, classes: usize },
+    Cnn {
+        channels: usize,
+        height: usize,
+        width: usize,
+        classes: usize,
+    },
 }
 
 impl Arch {
@@ -38,7 +43,12 @@ impl Arch {
 
     /// The small CNN for 1×28×28 images and 10 classes.
     pub fn cnn() -> Self {
-        Arch::Cnn { channels: 1, height: 28, width: 28, classes: 10 }
+        Arch::Cnn {
+            channels: 1,
+            height: 28,
+            width: 28,
+            classes: 10,
+        }
     }
 
     /// Number of outputs (classes).
@@ -62,7 +72,12 @@ impl Arch {
                     linear(1 + 2 * k, w[0], w[1], &mut specs);
                 }
             }
-            Arch::Cnn { channels, height, width, classes } => {
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                classes,
+            } => {
                 let c = *channels;
                 specs.push(("0.weight".into(), vec![32, c, 3, 3], c * 9));
                 specs.push(("0.bias".into(), vec![32], c * 9));
@@ -88,7 +103,12 @@ impl Arch {
                 }
                 format!("nn.Sequential({})", parts.join(", "))
             }
-            Arch::Cnn { channels, height, width, classes } => format!(
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                classes,
+            } => format!(
                 "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), \
                  nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), \
                  nn.Linear({}, 128), nn.ReLU(), nn.Linear(128, {classes}))",
@@ -102,34 +122,48 @@ impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Arch::Mlp { layers } => write!(f, "mlp({layers:?})"),
-            Arch::Cnn { channels, height, width, classes } => {
-                write!(f, "cnn({channels}×{height}×{width} → conv32-pool-conv64-pool-fc128-fc{classes})")
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                classes,
+            } => {
+                write!(
+                    f,
+                    "cnn({channels}×{height}×{width} → conv32-pool-conv64-pool-fc128-fc{classes})"
+                )
             }
         }
     }
 }
 
+/// Weight and bias of one layer.
+struct Layer {
+    w: Tensor,
+    b: Tensor,
+}
+
 /// The layers of a network, holding either the trainable variables or detached views of
 /// them (same storage, no gradient tracking) for attacks and evaluation.
 enum Net {
-    Mlp(Vec<Linear>),
-    Cnn { c1: Conv2d, c2: Conv2d, f1: Linear, f2: Linear },
+    Mlp(Vec<Layer>),
+    Cnn { c1: Layer, c2: Layer, f1: Layer, f2: Layer },
 }
 
 impl Net {
     fn build(arch: &Arch, tensors: &[Tensor]) -> Self {
-        let lin = |i: usize| Linear::new(tensors[i].clone(), Some(tensors[i + 1].clone()));
+        let layer = |i: usize| Layer {
+            w: tensors[i].clone(),
+            b: tensors[i + 1].clone(),
+        };
         match arch {
-            Arch::Mlp { layers } => Net::Mlp((0..layers.len() - 1).map(|k| lin(2 * k)).collect()),
-            Arch::Cnn { .. } => {
-                let cfg = Conv2dConfig { padding: 1, ..Default::default() };
-                Net::Cnn {
-                    c1: Conv2d::new(tensors[0].clone(), Some(tensors[1].clone()), cfg),
-                    c2: Conv2d::new(tensors[2].clone(), Some(tensors[3].clone()), cfg),
-                    f1: lin(4),
-                    f2: lin(6),
-                }
-            }
+            Arch::Mlp { layers } => Net::Mlp((0..layers.len() - 1).map(|k| layer(2 * k)).collect()),
+            Arch::Cnn { .. } => Net::Cnn {
+                c1: layer(0),
+                c2: layer(2),
+                f1: layer(4),
+                f2: layer(6),
+            },
         }
     }
 
@@ -138,7 +172,7 @@ impl Net {
             Net::Mlp(layers) => {
                 let mut h = x.flatten_from(1)?;
                 for (k, l) in layers.iter().enumerate() {
-                    h = l.forward(&h)?;
+                    h = ops::linear(&h, &l.w, &l.b)?;
                     if k + 1 < layers.len() {
                         h = h.relu()?;
                     }
@@ -146,10 +180,10 @@ impl Net {
                 Ok(h)
             }
             Net::Cnn { c1, c2, f1, f2 } => {
-                let h = c1.forward(x)?.relu()?.max_pool2d(2)?;
-                let h = c2.forward(&h)?.relu()?.max_pool2d(2)?;
-                let h = f1.forward(&h.flatten_from(1)?)?.relu()?;
-                f2.forward(&h)
+                let h = ops::max_pool2d(&ops::conv2d(x, &c1.w, &c1.b, 1, 1)?.relu()?, 2)?;
+                let h = ops::max_pool2d(&ops::conv2d(&h, &c2.w, &c2.b, 1, 1)?.relu()?, 2)?;
+                let h = ops::linear(&h.flatten_from(1)?, &f1.w, &f1.b)?.relu()?;
+                ops::linear(&h, &f2.w, &f2.b)
             }
         }
     }
@@ -267,14 +301,15 @@ impl Model {
                  make the first layer {per_sample}",
                 self.0.arch, layers[0]
             ))),
-            Arch::Cnn { channels, height, width, .. }
-                if dims.len() != 4 || dims[1..] != [*channels, *height, *width] =>
-            {
-                Err(Error::Shape(format!(
-                    "{} takes {channels}×{height}×{width} images, but the images are {shape}",
-                    self.0.arch
-                )))
-            }
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                ..
+            } if dims.len() != 4 || dims[1..] != [*channels, *height, *width] => Err(Error::Shape(format!(
+                "{} takes {channels}×{height}×{width} images, but the images are {shape}",
+                self.0.arch
+            ))),
             _ => Ok(()),
         }
     }

@@ -44,7 +44,12 @@ pub enum Format {
 impl Format {
     /// `png` or `svg` from the path's extension, or a clear error.
     pub fn from_path(path: &Path) -> Result<Self> {
-        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
             Some("png") => Ok(Format::Png),
             Some("svg") => Ok(Format::Svg),
             _ => Err(Error::Plot(format!(
@@ -60,7 +65,9 @@ fn perr(e: impl std::fmt::Display) -> Error {
 }
 
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -93,8 +100,13 @@ impl LineChart {
             .map_err(perr)?;
         for (i, (name, ys)) in self.series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> =
-                self.x.iter().copied().zip(ys.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+            let points: Vec<(f64, f64)> = self
+                .x
+                .iter()
+                .copied()
+                .zip(ys.iter().copied())
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))
                 .map_err(perr)?

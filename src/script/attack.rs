@@ -22,13 +22,22 @@ pub(crate) fn run_attack(s: &Session, a: &dyn Attack, m: &Model, d: &Dataset) ->
 
 pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<AttackRef>("Attack");
-    def!(reg, "fgsm(opts: Map) -> Attack", "FGSM under L∞: options eps (required, >= 0), batch_size (256).", |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("fgsm", &m, &["eps", "batch_size"])?;
-        let eps = o.f64("eps")?.ok_or_else(|| to_rhai("fgsm: option `eps` is required, e.g. fgsm(#{ eps: 0.3 })"))?;
-        let mut p = FgsmParams::new(eps);
-        p.batch_size = o.usize("batch_size")?.unwrap_or(p.batch_size);
-        Ok(AttackRef(Rc::new(p.check().map_err(|e| to_rhai(format!("fgsm: {e}")))?)))
-    });
+    def!(
+        reg,
+        "fgsm(opts: Map) -> Attack",
+        "FGSM under L∞: options eps (required, >= 0), batch_size (256).",
+        |m: Map| -> RResult<AttackRef> {
+            let o = Opts::new("fgsm", &m, &["eps", "batch_size"])?;
+            let eps = o
+                .f64("eps")?
+                .ok_or_else(|| to_rhai("fgsm: option `eps` is required, e.g. fgsm(#{ eps: 0.3 })"))?;
+            let mut p = FgsmParams::new(eps);
+            p.batch_size = o.usize("batch_size")?.unwrap_or(p.batch_size);
+            Ok(AttackRef(Rc::new(
+                p.check().map_err(|e| to_rhai(format!("fgsm: {e}")))?,
+            )))
+        }
+    );
     let s = reg.session.clone();
     def!(reg, "pgd(opts: Map) -> Attack", "PGD under L∞: eps (required), steps (10), alpha (2.5·eps/steps), random_start (true), seed (--seed), keep_best (true: best iterate per sample), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
         let o = Opts::new("pgd", &m, &["eps", "steps", "alpha", "random_start", "seed", "batch_size", "keep_best", "norm"])?;
@@ -48,12 +57,28 @@ pub(super) fn register(reg: &mut Reg) {
         Ok(AttackRef(Rc::new(p.check().map_err(|e| to_rhai(format!("pgd: {e}")))?)))
     });
     let s = reg.session.clone();
-    def!(reg, "Attack.perturb(model: Model, data: Dataset) -> Dataset", "Adversarial versions of every sample (same labels), crafted against the model.", move |a: &mut AttackRef, m: Model, d: Dataset| {
-        run_attack(&s, a.0.as_ref(), &m, &d)
-    });
-    def_get!(reg, "Attack.name", "The attack's short name (fgsm, pgd).", |a: &mut AttackRef| a.0.name().to_string());
-    def!(reg, "Attack.params() -> Map", "Every resolved parameter, e.g. alpha after its default was applied.", |a: &mut AttackRef| -> RResult<Dynamic> {
-        rhai::serde::to_dynamic(a.0.params())
-    });
-    def!(reg, "Attack.to_string() -> String", "The attack with all its parameters.", |a: &mut AttackRef| a.0.to_string());
+    def!(
+        reg,
+        "Attack.perturb(model: Model, data: Dataset) -> Dataset",
+        "Adversarial versions of every sample (same labels), crafted against the model.",
+        move |a: &mut AttackRef, m: Model, d: Dataset| { run_attack(&s, a.0.as_ref(), &m, &d) }
+    );
+    def_get!(
+        reg,
+        "Attack.name",
+        "The attack's short name (fgsm, pgd).",
+        |a: &mut AttackRef| a.0.name().to_string()
+    );
+    def!(
+        reg,
+        "Attack.params() -> Map",
+        "Every resolved parameter, e.g. alpha after its default was applied.",
+        |a: &mut AttackRef| -> RResult<Dynamic> { rhai::serde::to_dynamic(a.0.params()) }
+    );
+    def!(
+        reg,
+        "Attack.to_string() -> String",
+        "The attack with all its parameters.",
+        |a: &mut AttackRef| a.0.to_string()
+    );
 }

@@ -13,20 +13,28 @@ pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<Dataset>("Dataset");
 
     let s = reg.session.clone();
-    def!(reg, "synthetic() -> Splits", "The built-in 10-class 28×28 data set (6000 train, 1000 test, seed 0): no files needed.", move || {
-        synthetic(&SyntheticParams::default(), &s.device).map_err(to_rhai)
-    });
+    def!(
+        reg,
+        "synthetic() -> Splits",
+        "The built-in 10-class 28×28 data set (6000 train, 1000 test, seed 0): no files needed.",
+        move || { synthetic(&SyntheticParams::default(), &s.device).map_err(to_rhai) }
+    );
     let s = reg.session.clone();
-    def!(reg, "synthetic(opts: Map) -> Splits", "The built-in data set with options train, test (sample counts) and seed; the same options give the same data.", move |m: Map| -> RResult<Splits> {
-        let o = Opts::new("synthetic", &m, &["train", "test", "seed"])?;
-        let d = SyntheticParams::default();
-        let p = SyntheticParams {
-            train: o.usize("train")?.unwrap_or(d.train),
-            test: o.usize("test")?.unwrap_or(d.test),
-            seed: o.u64("seed")?.unwrap_or(s.seed),
-        };
-        synthetic(&p, &s.device).map_err(to_rhai)
-    });
+    def!(
+        reg,
+        "synthetic(opts: Map) -> Splits",
+        "The built-in data set with options train, test (sample counts) and seed; the same options give the same data.",
+        move |m: Map| -> RResult<Splits> {
+            let o = Opts::new("synthetic", &m, &["train", "test", "seed"])?;
+            let d = SyntheticParams::default();
+            let p = SyntheticParams {
+                train: o.usize("train")?.unwrap_or(d.train),
+                test: o.usize("test")?.unwrap_or(d.test),
+                seed: o.u64("seed")?.unwrap_or(s.seed),
+            };
+            synthetic(&p, &s.device).map_err(to_rhai)
+        }
+    );
     for which in [Which::Mnist, Which::FashionMnist] {
         let s = reg.session.clone();
         let load0 = move || load_mnist_like(which, None, &s.device).map_err(to_rhai);
@@ -34,47 +42,124 @@ pub(super) fn register(reg: &mut Reg) {
         let load1 = move |dir: &str| load_mnist_like(which, Some(Path::new(dir)), &s.device).map_err(to_rhai);
         if which == Which::Mnist {
             def!(reg, "mnist() -> Splits", "MNIST from $ADVLAB_DATA/mnist, then ./data/mnist, then a download through candle-datasets (IDX files, gzip or raw).", load0);
-            def!(reg, "mnist(dir: String) -> Splits", "MNIST from the four IDX files in `dir`.", load1);
+            def!(
+                reg,
+                "mnist(dir: String) -> Splits",
+                "MNIST from the four IDX files in `dir`.",
+                load1
+            );
         } else {
-            def!(reg, "fashion_mnist() -> Splits", "Fashion-MNIST from $ADVLAB_DATA/fashion-mnist, then ./data/fashion-mnist, then a download.", load0);
-            def!(reg, "fashion_mnist(dir: String) -> Splits", "Fashion-MNIST from the four IDX files in `dir`.", load1);
+            def!(
+                reg,
+                "fashion_mnist() -> Splits",
+                "Fashion-MNIST from $ADVLAB_DATA/fashion-mnist, then ./data/fashion-mnist, then a download.",
+                load0
+            );
+            def!(
+                reg,
+                "fashion_mnist(dir: String) -> Splits",
+                "Fashion-MNIST from the four IDX files in `dir`.",
+                load1
+            );
         }
     }
 
-    def_get!(reg, "Splits.train", "The training split.", |s: &mut Splits| s.train.clone());
+    def_get!(reg, "Splits.train", "The training split.", |s: &mut Splits| s
+        .train
+        .clone());
     def_get!(reg, "Splits.test", "The test split.", |s: &mut Splits| s.test.clone());
-    def!(reg, "Splits.to_string() -> String", "Sizes and shapes of both splits.", |s: &mut Splits| s.to_string());
+    def!(
+        reg,
+        "Splits.to_string() -> String",
+        "Sizes and shapes of both splits.",
+        |s: &mut Splits| s.to_string()
+    );
 
-    def!(reg, "Dataset.len() -> int", "Number of samples.", |d: &mut Dataset| d.len() as INT);
-    def_get!(reg, "Dataset.name", "Where the data came from and what was done to it.", |d: &mut Dataset| d.name().to_string());
-    def!(reg, "Dataset.take(n: int) -> Dataset", "The first n samples (all when n >= len).", |d: &mut Dataset, n: INT| -> RResult<Dataset> {
-        d.take(to_usize("take: n", n)?).map_err(to_rhai)
-    });
-    def!(reg, "Dataset.subset(indices: Array) -> Dataset", "The samples at the given indices, in that order.", |d: &mut Dataset, idx: Array| -> RResult<Dataset> {
-        d.subset(&usize_array("subset: indices", &idx)?).map_err(to_rhai)
-    });
-    def!(reg, "Dataset.subset(indices: Tensor) -> Dataset", "The samples at the indices held in a 1-D tensor.", |d: &mut Dataset, idx: Tensor| -> RResult<Dataset> {
-        let idx: Vec<usize> = idx
-            .flatten_all()
-            .and_then(|t| t.to_dtype(candle_core::DType::U32))
-            .and_then(|t| t.to_vec1::<u32>())
-            .map_err(to_rhai)?
-            .into_iter()
-            .map(|i| i as usize)
-            .collect();
-        d.subset(&idx).map_err(to_rhai)
-    });
-    def!(reg, "Dataset.concat(other: Dataset) -> Dataset", "This data set followed by another of the same image shape.", |d: &mut Dataset, o: Dataset| -> RResult<Dataset> {
-        d.concat(&o).map_err(to_rhai)
-    });
-    def!(reg, "Dataset.images() -> Tensor", "The (N, C, H, W) images, pixels in [0, 1].", |d: &mut Dataset| d.images().clone());
-    def!(reg, "Dataset.labels() -> Tensor", "The (N,) labels.", |d: &mut Dataset| d.labels().clone());
-    def!(reg, "Dataset.shape() -> Array", "[C, H, W] of one image.", |d: &mut Dataset| {
-        let (c, h, w) = d.image_shape();
-        vec![(c as INT).into(), (h as INT).into(), (w as INT).into()] as Array
-    });
-    def!(reg, "Dataset.label_counts() -> Array", "How many samples of each class.", |d: &mut Dataset| -> RResult<Array> {
-        Ok(d.label_counts().map_err(to_rhai)?.into_iter().map(|c| (c as INT).into()).collect())
-    });
-    def!(reg, "Dataset.to_string() -> String", "Name, size and image shape.", |d: &mut Dataset| d.to_string());
+    def!(
+        reg,
+        "Dataset.len() -> int",
+        "Number of samples.",
+        |d: &mut Dataset| d.len() as INT
+    );
+    def_get!(
+        reg,
+        "Dataset.name",
+        "Where the data came from and what was done to it.",
+        |d: &mut Dataset| d.name().to_string()
+    );
+    def!(
+        reg,
+        "Dataset.take(n: int) -> Dataset",
+        "The first n samples (all when n >= len).",
+        |d: &mut Dataset, n: INT| -> RResult<Dataset> { d.take(to_usize("take: n", n)?).map_err(to_rhai) }
+    );
+    def!(
+        reg,
+        "Dataset.subset(indices: Array) -> Dataset",
+        "The samples at the given indices, in that order.",
+        |d: &mut Dataset, idx: Array| -> RResult<Dataset> {
+            d.subset(&usize_array("subset: indices", &idx)?).map_err(to_rhai)
+        }
+    );
+    def!(
+        reg,
+        "Dataset.subset(indices: Tensor) -> Dataset",
+        "The samples at the indices held in a 1-D tensor.",
+        |d: &mut Dataset, idx: Tensor| -> RResult<Dataset> {
+            let idx: Vec<usize> = idx
+                .flatten_all()
+                .and_then(|t| t.to_dtype(candle_core::DType::U32))
+                .and_then(|t| t.to_vec1::<u32>())
+                .map_err(to_rhai)?
+                .into_iter()
+                .map(|i| i as usize)
+                .collect();
+            d.subset(&idx).map_err(to_rhai)
+        }
+    );
+    def!(
+        reg,
+        "Dataset.concat(other: Dataset) -> Dataset",
+        "This data set followed by another of the same image shape.",
+        |d: &mut Dataset, o: Dataset| -> RResult<Dataset> { d.concat(&o).map_err(to_rhai) }
+    );
+    def!(
+        reg,
+        "Dataset.images() -> Tensor",
+        "The (N, C, H, W) images, pixels in [0, 1].",
+        |d: &mut Dataset| d.images().clone()
+    );
+    def!(
+        reg,
+        "Dataset.labels() -> Tensor",
+        "The (N,) labels.",
+        |d: &mut Dataset| d.labels().clone()
+    );
+    def!(
+        reg,
+        "Dataset.shape() -> Array",
+        "[C, H, W] of one image.",
+        |d: &mut Dataset| {
+            let (c, h, w) = d.image_shape();
+            vec![(c as INT).into(), (h as INT).into(), (w as INT).into()] as Array
+        }
+    );
+    def!(
+        reg,
+        "Dataset.label_counts() -> Array",
+        "How many samples of each class.",
+        |d: &mut Dataset| -> RResult<Array> {
+            Ok(d.label_counts()
+                .map_err(to_rhai)?
+                .into_iter()
+                .map(|c| (c as INT).into())
+                .collect())
+        }
+    );
+    def!(
+        reg,
+        "Dataset.to_string() -> String",
+        "Name, size and image shape.",
+        |d: &mut Dataset| d.to_string()
+    );
 }

@@ -34,7 +34,12 @@ impl Session {
     /// A session on `device` with default seed `seed`, writing `out/…` paths under `out_dir`.
     pub fn new(device: Device, seed: u64, out_dir: PathBuf) -> Self {
         let provenance = RefCell::new(Provenance::new(seed, crate::device::name(&device)));
-        Self { device, seed, out_dir, provenance }
+        Self {
+            device,
+            seed,
+            out_dir,
+            provenance,
+        }
     }
 
     /// Where an output path really goes: a relative path whose first component is `out` is
@@ -92,7 +97,11 @@ macro_rules! def {
         rhai::FuncRegistration::new($crate::script::fn_name($sig))
             .with_comments([concat!("/// ", $doc)])
             .register_into_engine(reg.engine, $f);
-        reg.docs.push($crate::script::FnDoc { domain: reg.domain, sig: $sig, doc: $doc });
+        reg.docs.push($crate::script::FnDoc {
+            domain: reg.domain,
+            sig: $sig,
+            doc: $doc,
+        });
     }};
 }
 
@@ -101,7 +110,11 @@ macro_rules! def_get {
     ($reg:expr, $sig:literal, $doc:literal, $f:expr) => {{
         let reg: &mut $crate::script::Reg = $reg;
         reg.engine.register_get($crate::script::fn_name($sig), $f);
-        reg.docs.push($crate::script::FnDoc { domain: reg.domain, sig: $sig, doc: $doc });
+        reg.docs.push($crate::script::FnDoc {
+            domain: reg.domain,
+            sig: $sig,
+            doc: $doc,
+        });
     }};
 }
 pub(crate) use {def, def_get};
@@ -119,7 +132,12 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("eval", eval::register),
         ("output", io::register),
     ] {
-        let mut reg = Reg { engine: &mut engine, docs: &mut docs, domain, session: session.clone() };
+        let mut reg = Reg {
+            engine: &mut engine,
+            docs: &mut docs,
+            domain,
+            session: session.clone(),
+        };
         register(&mut reg);
     }
     (engine, docs)
@@ -141,7 +159,9 @@ pub fn parse_arg(arg: &str) -> Result<(String, Dynamic), String> {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !valid_name {
-        return Err(format!("argument name `{name}` must be an identifier (letters, digits, _)"));
+        return Err(format!(
+            "argument name `{name}` must be an identifier (letters, digits, _)"
+        ));
     }
     let engine = Engine::new_raw();
     match engine.eval_expression::<Dynamic>(value) {
@@ -149,7 +169,9 @@ pub fn parse_arg(arg: &str) -> Result<(String, Dynamic), String> {
         Err(_) if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) => {
             Ok((name.to_string(), Dynamic::from(value.to_string())))
         }
-        Err(e) => Err(format!("argument {name}: `{value}` is not a Rhai literal ({e}); quote strings, e.g. {name}='\"text\"'")),
+        Err(e) => Err(format!(
+            "argument {name}: `{value}` is not a Rhai literal ({e}); quote strings, e.g. {name}='\"text\"'"
+        )),
     }
 }
 

@@ -24,7 +24,11 @@ fn mlp_arch(layers: &Array) -> RResult<Arch> {
 }
 
 fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<Map> {
-    let o = Opts::new("fit", opts, &["epochs", "batch_size", "lr", "optimizer", "momentum", "seed"])?;
+    let o = Opts::new(
+        "fit",
+        opts,
+        &["epochs", "batch_size", "lr", "optimizer", "momentum", "seed"],
+    )?;
     let d = FitParams::default();
     let p = FitParams {
         epochs: o.usize("epochs")?.unwrap_or(d.epochs),
@@ -41,7 +45,8 @@ fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
         "op": "fit", "model": model.arch(), "data": data.name(), "samples": data.len(), "params": p,
         "final_loss": history.last().map(|h| h.loss),
     }));
-    let column = |f: fn(&crate::train::EpochStats) -> f64| history.iter().map(|h| Dynamic::from(f(h))).collect::<Array>();
+    let column =
+        |f: fn(&crate::train::EpochStats) -> f64| history.iter().map(|h| Dynamic::from(f(h))).collect::<Array>();
     let mut out = Map::new();
     out.insert("loss".into(), column(|h| h.loss).into());
     out.insert("accuracy".into(), column(|h| h.accuracy).into());
@@ -52,21 +57,40 @@ fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
 pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<Model>("Model");
     let s = reg.session.clone();
-    def!(reg, "mlp(layers: Array) -> Model", "A multi-layer perceptron with ReLU between layers, e.g. mlp([784, 256, 256, 10]); weights seeded by --seed.", move |l: Array| -> RResult<Model> {
-        build(&s, mlp_arch(&l)?, None, "mlp")
-    });
+    def!(
+        reg,
+        "mlp(layers: Array) -> Model",
+        "A multi-layer perceptron with ReLU between layers, e.g. mlp([784, 256, 256, 10]); weights seeded by --seed.",
+        move |l: Array| -> RResult<Model> { build(&s, mlp_arch(&l)?, None, "mlp") }
+    );
     let s = reg.session.clone();
-    def!(reg, "mlp(layers: Array, opts: Map) -> Model", "An MLP with options: seed (weight initialisation).", move |l: Array, m: Map| -> RResult<Model> {
-        build(&s, mlp_arch(&l)?, Some(&m), "mlp")
-    });
+    def!(
+        reg,
+        "mlp(layers: Array, opts: Map) -> Model",
+        "An MLP with options: seed (weight initialisation).",
+        move |l: Array, m: Map| -> RResult<Model> { build(&s, mlp_arch(&l)?, Some(&m), "mlp") }
+    );
     let s = reg.session.clone();
-    def!(reg, "cnn() -> Model", "The small CNN conv32-pool-conv64-pool-fc128-fc10 for 1×28×28 images.", move || build(&s, Arch::cnn(), None, "cnn"));
+    def!(
+        reg,
+        "cnn() -> Model",
+        "The small CNN conv32-pool-conv64-pool-fc128-fc10 for 1×28×28 images.",
+        move || build(&s, Arch::cnn(), None, "cnn")
+    );
     let s = reg.session.clone();
-    def!(reg, "cnn(opts: Map) -> Model", "The small CNN with options: seed (weight initialisation).", move |m: Map| build(&s, Arch::cnn(), Some(&m), "cnn"));
+    def!(
+        reg,
+        "cnn(opts: Map) -> Model",
+        "The small CNN with options: seed (weight initialisation).",
+        move |m: Map| build(&s, Arch::cnn(), Some(&m), "cnn")
+    );
     let s = reg.session.clone();
-    def!(reg, "load_model(path: String) -> Model", "A model saved by Model.save (the architecture is in the file); out/… paths follow --out.", move |p: &str| -> RResult<Model> {
-        load_model(&s.resolve_out(p), &s.device).map_err(to_rhai)
-    });
+    def!(
+        reg,
+        "load_model(path: String) -> Model",
+        "A model saved by Model.save (the architecture is in the file); out/… paths follow --out.",
+        move |p: &str| -> RResult<Model> { load_model(&s.resolve_out(p), &s.device).map_err(to_rhai) }
+    );
 
     let s = reg.session.clone();
     def!(reg, "Model.fit(data: Dataset) -> Map", "Train in place with the defaults (1 epoch, batch 128, Adam, lr 0.001); returns loss, accuracy and seconds per epoch.", move |m: &mut Model, d: Dataset| {
@@ -76,21 +100,52 @@ pub(super) fn register(reg: &mut Reg) {
     def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling).", move |m: &mut Model, d: Dataset, o: Map| {
         fit_with(&s, m, &d, &o)
     });
-    def!(reg, "Model.accuracy(data: Dataset) -> float", "Fraction of samples classified as their true label.", |m: &mut Model, d: Dataset| {
-        crate::eval::accuracy(m, &d).map_err(to_rhai)
-    });
-    def!(reg, "Model.predict(data: Dataset) -> Tensor", "The predicted class of every sample, an (N,) tensor.", |m: &mut Model, d: Dataset| -> RResult<Tensor> {
-        crate::eval::predict(m, &d).map_err(to_rhai)
-    });
-    def!(reg, "Model.clone() -> Model", "An independent copy (assignment shares the weights; clone does not).", |m: &mut Model| m.deep_clone().map_err(to_rhai));
+    def!(
+        reg,
+        "Model.accuracy(data: Dataset) -> float",
+        "Fraction of samples classified as their true label.",
+        |m: &mut Model, d: Dataset| { crate::eval::accuracy(m, &d).map_err(to_rhai) }
+    );
+    def!(
+        reg,
+        "Model.predict(data: Dataset) -> Tensor",
+        "The predicted class of every sample, an (N,) tensor.",
+        |m: &mut Model, d: Dataset| -> RResult<Tensor> { crate::eval::predict(m, &d).map_err(to_rhai) }
+    );
+    def!(
+        reg,
+        "Model.clone() -> Model",
+        "An independent copy (assignment shares the weights; clone does not).",
+        |m: &mut Model| m.deep_clone().map_err(to_rhai)
+    );
     let s: Rc<Session> = reg.session.clone();
     def!(reg, "Model.save(path: String)", "Write the weights as safetensors (PyTorch nn.Sequential names), with the architecture and provenance in the metadata.", move |m: &mut Model, p: &str| -> RResult<()> {
         let path = s.resolve_out(p);
         let prov = serde_json::to_value(&*s.provenance.borrow()).map_err(to_rhai)?;
         save_model(m, &path, &prov).map_err(to_rhai)
     });
-    def!(reg, "Model.param_count() -> int", "Number of scalar parameters.", |m: &mut Model| m.param_count() as INT);
-    def_get!(reg, "Model.arch", "The architecture, e.g. mlp([784, 256, 10]).", |m: &mut Model| m.arch().to_string());
-    def!(reg, "Model.torch_module() -> String", "The equivalent PyTorch nn.Sequential, whose state_dict matches the saved file.", |m: &mut Model| m.arch().torch_module());
-    def!(reg, "Model.to_string() -> String", "Architecture, parameter count and device.", |m: &mut Model| m.to_string());
+    def!(
+        reg,
+        "Model.param_count() -> int",
+        "Number of scalar parameters.",
+        |m: &mut Model| m.param_count() as INT
+    );
+    def_get!(
+        reg,
+        "Model.arch",
+        "The architecture, e.g. mlp([784, 256, 10]).",
+        |m: &mut Model| m.arch().to_string()
+    );
+    def!(
+        reg,
+        "Model.torch_module() -> String",
+        "The equivalent PyTorch nn.Sequential, whose state_dict matches the saved file.",
+        |m: &mut Model| m.arch().torch_module()
+    );
+    def!(
+        reg,
+        "Model.to_string() -> String",
+        "Architecture, parameter count and device.",
+        |m: &mut Model| m.to_string()
+    );
 }

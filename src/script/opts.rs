@@ -30,7 +30,10 @@ impl<'a> Opts<'a> {
     pub fn new(func: &'static str, map: &'a Map, allowed: &[&str]) -> RResult<Self> {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
-                let near = allowed.iter().min_by_key(|a| distance(key, a)).filter(|a| distance(key, a) <= 2);
+                let near = allowed
+                    .iter()
+                    .min_by_key(|a| distance(key, a))
+                    .filter(|a| distance(key, a) <= 2);
                 let hint = near.map(|a| format!(" (did you mean `{a}`?)")).unwrap_or_default();
                 return Err(to_rhai(format!(
                     "{func}: unknown option `{key}`{hint}; valid options are: {}",
@@ -46,7 +49,11 @@ impl<'a> Opts<'a> {
     }
 
     fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> Box<rhai::EvalAltResult> {
-        to_rhai(format!("{}: option `{key}` must be {want}, got {} ({v})", self.func, v.type_name()))
+        to_rhai(format!(
+            "{}: option `{key}` must be {want}, got {} ({v})",
+            self.func,
+            v.type_name()
+        ))
     }
 
     /// A number (integer or float).
@@ -86,7 +93,11 @@ impl<'a> Opts<'a> {
     pub fn string(&self, key: &str) -> RResult<Option<String>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.clone().into_string().map(Some).map_err(|_| self.wrong(key, "a string", v)),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|_| self.wrong(key, "a string", v)),
         }
     }
 
@@ -96,9 +107,16 @@ impl<'a> Opts<'a> {
             None => Ok(None),
             Some(v) if v.is_string() => Ok(Some(vec![v.to_string()])),
             Some(v) if v.is_array() => {
-                let arr = v.clone().into_array().map_err(|_| self.wrong(key, "an array of strings", v))?;
+                let arr = v
+                    .clone()
+                    .into_array()
+                    .map_err(|_| self.wrong(key, "an array of strings", v))?;
                 arr.iter()
-                    .map(|e| e.clone().into_string().map_err(|_| self.wrong(key, "an array of strings", v)))
+                    .map(|e| {
+                        e.clone()
+                            .into_string()
+                            .map_err(|_| self.wrong(key, "an array of strings", v))
+                    })
                     .collect::<RResult<Vec<_>>>()
                     .map(Some)
             }
@@ -123,7 +141,10 @@ pub(crate) fn usize_array(what: &str, arr: &rhai::Array) -> RResult<Vec<usize>> 
         .enumerate()
         .map(|(k, v)| match v.as_int() {
             Ok(i) => to_usize(what, i),
-            Err(_) => Err(to_rhai(format!("{what}: element {k} is {}, not an integer", v.type_name()))),
+            Err(_) => Err(to_rhai(format!(
+                "{what}: element {k} is {}, not an integer",
+                v.type_name()
+            ))),
         })
         .collect()
 }

@@ -11,7 +11,10 @@ fn message(err: &EvalAltResult, docs: &[FnDoc]) -> (String, Option<String>) {
             let name = sig.split(|c: char| c == '(' || c.is_whitespace()).next().unwrap_or(sig);
             let known: Vec<&str> = docs.iter().filter(|d| d.name() == name).map(|d| d.sig).collect();
             if known.is_empty() {
-                (format!("unknown function: {sig}"), Some("`advlab functions` lists every function".into()))
+                (
+                    format!("unknown function: {sig}"),
+                    Some("`advlab functions` lists every function".into()),
+                )
             } else {
                 (
                     format!("wrong argument types in call to {sig}"),
@@ -23,7 +26,11 @@ fn message(err: &EvalAltResult, docs: &[FnDoc]) -> (String, Option<String>) {
         other => {
             let text = other.to_string();
             let suffix = format!(" ({})", other.position());
-            let text = if other.position().is_none() { text } else { text.trim_end_matches(&suffix).to_string() };
+            let text = if other.position().is_none() {
+                text
+            } else {
+                text.trim_end_matches(&suffix).to_string()
+            };
             (text, None)
         }
     }
@@ -74,5 +81,9 @@ pub fn render(source: &str, path: &str, err: &EvalAltResult, docs: &[FnDoc]) -> 
 
 /// A syntax error, rendered the same way.
 pub fn render_parse(source: &str, path: &str, err: &ParseError) -> String {
-    format!("error: syntax error: {}\n{}", err.err_type(), snippet(source, path, err.position()))
+    format!(
+        "error: syntax error: {}\n{}",
+        err.err_type(),
+        snippet(source, path, err.position())
+    )
 }

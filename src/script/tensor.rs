@@ -8,7 +8,10 @@ use rhai::{Array, INT};
 /// `Tensor[3, 28, 28] f32, range [0, 1], mean 0.13: [0, 0, 0.2, …]`
 pub(crate) fn describe(t: &Tensor) -> String {
     let dims = t.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
-    let flat = t.flatten_all().and_then(|f| f.to_dtype(DType::F32)).and_then(|f| f.to_vec1::<f32>());
+    let flat = t
+        .flatten_all()
+        .and_then(|f| f.to_dtype(DType::F32))
+        .and_then(|f| f.to_vec1::<f32>());
     match flat {
         Ok(v) if !v.is_empty() => {
             let min = v.iter().copied().fold(f32::INFINITY, f32::min);
@@ -37,26 +40,69 @@ fn stat(t: &Tensor, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> RResu
 
 pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<Tensor>("Tensor");
-    def!(reg, "Tensor.shape() -> Array", "The dimensions, e.g. [10000, 1, 28, 28].", |t: &mut Tensor| {
-        t.dims().iter().map(|&d| (d as INT).into()).collect::<Array>()
-    });
-    def!(reg, "Tensor.len() -> int", "Size of the first dimension.", |t: &mut Tensor| t.dims().first().copied().unwrap_or(0) as INT);
-    def!(reg, "Tensor.min() -> float", "Smallest element.", |t: &mut Tensor| stat(t, |x| x.min(0)));
-    def!(reg, "Tensor.max() -> float", "Largest element.", |t: &mut Tensor| stat(t, |x| x.max(0)));
-    def!(reg, "Tensor.mean() -> float", "Mean of all elements.", |t: &mut Tensor| stat(t, |x| x.mean(0)));
-    def!(reg, "Tensor.to_array() -> Array", "All elements, flattened, as an array of floats.", |t: &mut Tensor| -> RResult<Array> {
-        let v = t.flatten_all().and_then(|f| f.to_dtype(DType::F64)).and_then(|f| f.to_vec1::<f64>()).map_err(to_rhai)?;
-        Ok(v.into_iter().map(Into::into).collect())
-    });
-    reg.engine.register_indexer_get(|t: &mut Tensor, i: INT| -> RResult<Tensor> {
-        let n = t.dims().first().copied().unwrap_or(0);
-        let idx = if i < 0 { i + n as INT } else { i };
-        if t.rank() == 0 || idx < 0 || idx as usize >= n {
-            return Err(to_rhai(format!("index {i} is out of range for a tensor of shape {:?}", t.dims())));
+    def!(
+        reg,
+        "Tensor.shape() -> Array",
+        "The dimensions, e.g. [10000, 1, 28, 28].",
+        |t: &mut Tensor| { t.dims().iter().map(|&d| (d as INT).into()).collect::<Array>() }
+    );
+    def!(
+        reg,
+        "Tensor.len() -> int",
+        "Size of the first dimension.",
+        |t: &mut Tensor| t.dims().first().copied().unwrap_or(0) as INT
+    );
+    def!(
+        reg,
+        "Tensor.min() -> float",
+        "Smallest element.",
+        |t: &mut Tensor| stat(t, |x| x.min(0))
+    );
+    def!(reg, "Tensor.max() -> float", "Largest element.", |t: &mut Tensor| stat(
+        t,
+        |x| x.max(0)
+    ));
+    def!(
+        reg,
+        "Tensor.mean() -> float",
+        "Mean of all elements.",
+        |t: &mut Tensor| stat(t, |x| x.mean(0))
+    );
+    def!(
+        reg,
+        "Tensor.to_array() -> Array",
+        "All elements, flattened, as an array of floats.",
+        |t: &mut Tensor| -> RResult<Array> {
+            let v = t
+                .flatten_all()
+                .and_then(|f| f.to_dtype(DType::F64))
+                .and_then(|f| f.to_vec1::<f64>())
+                .map_err(to_rhai)?;
+            Ok(v.into_iter().map(Into::into).collect())
         }
-        t.get(idx as usize).map_err(to_rhai)
+    );
+    reg.engine
+        .register_indexer_get(|t: &mut Tensor, i: INT| -> RResult<Tensor> {
+            let n = t.dims().first().copied().unwrap_or(0);
+            let idx = if i < 0 { i + n as INT } else { i };
+            if t.rank() == 0 || idx < 0 || idx as usize >= n {
+                return Err(to_rhai(format!(
+                    "index {i} is out of range for a tensor of shape {:?}",
+                    t.dims()
+                )));
+            }
+            t.get(idx as usize).map_err(to_rhai)
+        });
+    reg.docs.push(super::FnDoc {
+        domain: reg.domain,
+        sig: "Tensor[i: int] -> Tensor",
+        doc: "Row i (negative counts from the end).",
     });
-    reg.docs.push(super::FnDoc { domain: reg.domain, sig: "Tensor[i: int] -> Tensor", doc: "Row i (negative counts from the end)." });
-    def!(reg, "Tensor.to_string() -> String", "Shape, dtype, range, mean and the first values.", |t: &mut Tensor| describe(t));
+    def!(
+        reg,
+        "Tensor.to_string() -> String",
+        "Shape, dtype, range, mean and the first values.",
+        |t: &mut Tensor| describe(t)
+    );
     reg.engine.register_fn("to_debug", |t: &mut Tensor| describe(t));
 }

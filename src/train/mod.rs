@@ -31,7 +31,14 @@ pub struct FitParams {
 
 impl Default for FitParams {
     fn default() -> Self {
-        Self { epochs: 1, batch_size: 128, lr: 1e-3, optimizer: "adam".into(), momentum: 0.9, seed: 0 }
+        Self {
+            epochs: 1,
+            batch_size: 128,
+            lr: 1e-3,
+            optimizer: "adam".into(),
+            momentum: 0.9,
+            seed: 0,
+        }
     }
 }
 
@@ -124,11 +131,22 @@ impl Opt {
         Ok(match p.optimizer {
             OptimizerKind::Adam => Opt::Adam(AdamW::new(
                 vars,
-                ParamsAdamW { lr: p.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+                ParamsAdamW {
+                    lr: p.lr,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                },
             )?),
             OptimizerKind::Sgd => {
                 let n = vars.len();
-                Opt::Sgd(Sgd { vars, velocity: vec![None; n], lr: p.lr, momentum: p.momentum })
+                Opt::Sgd(Sgd {
+                    vars,
+                    velocity: vec![None; n],
+                    lr: p.lr,
+                    momentum: p.momentum,
+                })
             }
         })
     }
@@ -180,7 +198,11 @@ pub fn fit(model: &Model, data: &Dataset, p: &FitValid) -> Result<Vec<EpochStats
             let batch_loss = loss.to_scalar::<f32>()? as f64;
             loss_sum += batch_loss * chunk.len() as f64;
             let pred = logits.detach().argmax(D::Minus1)?;
-            correct += pred.eq(&y)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as u64;
+            correct += pred
+                .eq(&y)?
+                .to_dtype(candle_core::DType::F32)?
+                .sum_all()?
+                .to_scalar::<f32>()? as u64;
             pb.inc(1);
             pb.set_message(format!("loss {batch_loss:.4}"));
         }

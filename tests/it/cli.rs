@@ -33,21 +33,38 @@ fn quickstart_runs_and_writes_csv_chart_and_provenance() {
         .unwrap();
     assert!(clean > 0.95, "clean accuracy {clean}");
     let mut rdr = csv::Reader::from_path(tmp.path().join("quickstart.csv")).unwrap();
-    assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), ["eps", "fgsm", "pgd"]);
-    let rows: Vec<Vec<f64>> = rdr.records().map(|r| r.unwrap().iter().map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(
+        rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["eps", "fgsm", "pgd"]
+    );
+    let rows: Vec<Vec<f64>> = rdr
+        .records()
+        .map(|r| r.unwrap().iter().map(|v| v.parse().unwrap()).collect())
+        .collect();
     assert_eq!(rows.len(), 5);
-    assert_eq!((rows[0][1], rows[0][2]), (clean, clean), "eps 0 must leave accuracy unchanged");
+    assert_eq!(
+        (rows[0][1], rows[0][2]),
+        (clean, clean),
+        "eps 0 must leave accuracy unchanged"
+    );
     for r in &rows {
         assert!(r[2] <= r[1], "pgd weaker than fgsm at eps {}", r[0]);
     }
-    assert!(rows[4][2] < 0.5 * clean, "pgd at eps 0.3 should break the model: {:?}", rows[4]);
+    assert!(
+        rows[4][2] < 0.5 * clean,
+        "pgd at eps 0.3 should break the model: {:?}",
+        rows[4]
+    );
     let png = std::fs::read(tmp.path().join("quickstart.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("quickstart.csv.meta.json")).unwrap()).unwrap();
     assert_eq!(meta["device"], "cpu");
     let ops = meta["operations"].as_array().unwrap();
-    let pgd = ops.iter().find(|o| o["attack"]["attack"] == "pgd" && o["attack"]["eps"] == 0.3).unwrap();
+    let pgd = ops
+        .iter()
+        .find(|o| o["attack"]["attack"] == "pgd" && o["attack"]["eps"] == 0.3)
+        .unwrap();
     assert_eq!(pgd["attack"]["seed"], 7);
     assert_eq!(pgd["attack"]["steps"], 20);
     assert!((pgd["attack"]["alpha"].as_f64().unwrap() - 0.0375).abs() < 1e-12);
@@ -61,7 +78,13 @@ fn quickstart_is_deterministic() {
     let runs: Vec<String> = (0..2)
         .map(|_| {
             let tmp = tempfile::tempdir().unwrap();
-            advlab().arg("run").arg(repo("scripts/quickstart.rhai")).arg("--out").arg(tmp.path()).assert().success();
+            advlab()
+                .arg("run")
+                .arg(repo("scripts/quickstart.rhai"))
+                .arg("--out")
+                .arg(tmp.path())
+                .assert()
+                .success();
             std::fs::read_to_string(tmp.path().join("quickstart.csv")).unwrap()
         })
         .collect();
@@ -78,7 +101,12 @@ fn mnist_baseline_script_runs_as_written_on_a_small_mnist() {
         Some(real) => {
             for (stem, n) in [("train", 1500usize), ("t10k", 300)] {
                 let (d, px) = read_idx(&real.join(format!("{stem}-images-idx3-ubyte.gz"))).unwrap();
-                write_idx(&dir.join(format!("{stem}-images-idx3-ubyte.gz")), &[n, d[1], d[2]], &px[..n * d[1] * d[2]]).unwrap();
+                write_idx(
+                    &dir.join(format!("{stem}-images-idx3-ubyte.gz")),
+                    &[n, d[1], d[2]],
+                    &px[..n * d[1] * d[2]],
+                )
+                .unwrap();
                 let (_, lb) = read_idx(&real.join(format!("{stem}-labels-idx1-ubyte.gz"))).unwrap();
                 write_idx(&dir.join(format!("{stem}-labels-idx1-ubyte.gz")), &[n], &lb[..n]).unwrap();
             }
@@ -110,25 +138,71 @@ fn mnist_baseline_script_runs_as_written_on_a_small_mnist() {
 fn functions_lists_every_registered_function_with_a_doc() {
     let out = advlab().arg("functions").assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
-    for name in ["synthetic(", "mnist(", "mlp(", "cnn(", "Model.fit(", "fgsm(", "pgd(", "evaluate(", "write_csv(", "line_chart(", "load_model("] {
+    for name in [
+        "synthetic(",
+        "mnist(",
+        "mlp(",
+        "cnn(",
+        "Model.fit(",
+        "fgsm(",
+        "pgd(",
+        "evaluate(",
+        "write_csv(",
+        "line_chart(",
+        "load_model(",
+    ] {
         assert!(text.contains(name), "functions misses {name}");
     }
     for d in advlab::script::function_docs() {
-        assert!(!d.doc.is_empty() && d.doc.ends_with('.') || d.doc.ends_with('…'), "doc of {} should be a sentence", d.sig);
+        assert!(
+            !d.doc.is_empty() && d.doc.ends_with('.') || d.doc.ends_with('…'),
+            "doc of {} should be a sentence",
+            d.sig
+        );
     }
-    advlab().args(["functions", "--markdown"]).assert().success().stdout(contains("| attack | `pgd(opts: Map) -> Attack` |"));
+    advlab()
+        .args(["functions", "--markdown"])
+        .assert()
+        .success()
+        .stdout(contains("| attack | `pgd(opts: Map) -> Attack` |"));
 }
 
 #[test]
 fn version_help_and_args() {
-    advlab().arg("--version").assert().success().stdout(contains(env!("CARGO_PKG_VERSION")));
+    advlab()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(contains(env!("CARGO_PKG_VERSION")));
     advlab().arg("--help").assert().success().stdout(contains("run"));
     let tmp = tempfile::tempdir().unwrap();
-    let s = script(tmp.path(), "a.rhai", "let quick = args.quick ?? false; print(`${quick} ${args.n ?? 0} ${args.name ?? \"-\"}`);");
+    let s = script(
+        tmp.path(),
+        "a.rhai",
+        "let quick = args.quick ?? false; print(`${quick} ${args.n ?? 0} ${args.name ?? \"-\"}`);",
+    );
     advlab().arg("run").arg(&s).assert().success().stdout("false 0 -\n");
-    advlab().arg("run").arg(&s).args(["quick=true", "n=1000", "name=fast"]).assert().success().stdout("true 1000 fast\n");
-    advlab().arg("run").arg(&s).arg("n").assert().failure().stderr(contains("is not NAME=VALUE"));
-    advlab().arg("run").arg(&s).arg("n=[1,").assert().failure().stderr(contains("not a Rhai literal"));
+    advlab()
+        .arg("run")
+        .arg(&s)
+        .args(["quick=true", "n=1000", "name=fast"])
+        .assert()
+        .success()
+        .stdout("true 1000 fast\n");
+    advlab()
+        .arg("run")
+        .arg(&s)
+        .arg("n")
+        .assert()
+        .failure()
+        .stderr(contains("is not NAME=VALUE"));
+    advlab()
+        .arg("run")
+        .arg(&s)
+        .arg("n=[1,")
+        .assert()
+        .failure()
+        .stderr(contains("not a Rhai literal"));
 }
 
 #[test]
@@ -138,7 +212,13 @@ fn cuda_without_the_feature_is_a_clear_error() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let s = script(tmp.path(), "a.rhai", "print(1);");
-    advlab().arg("run").arg(&s).args(["--device", "cuda"]).assert().failure().stderr(contains("--features cuda"));
+    advlab()
+        .arg("run")
+        .arg(&s)
+        .args(["--device", "cuda"])
+        .assert()
+        .failure()
+        .stderr(contains("--features cuda"));
 }
 
 #[test]
@@ -151,9 +231,36 @@ fn charts_save_as_svg_and_write_json() {
 line_chart(rows, #{ x: "k", title: "T", y_label: "acc" }).save("out/c.svg");
 write_json("out/r.json", #{ rows: rows, name: "x" });"#,
     );
-    advlab().arg("run").arg(&s).arg("--out").arg(tmp.path()).assert().success();
+    advlab()
+        .arg("run")
+        .arg(&s)
+        .arg("--out")
+        .arg(tmp.path())
+        .assert()
+        .success();
     let svg = std::fs::read_to_string(tmp.path().join("c.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("\na\n</text>") && svg.contains("\nb\n</text>"), "legend names missing");
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("r.json")).unwrap()).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("\na\n</text>") && svg.contains("\nb\n</text>"),
+        "legend names missing"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(j["rows"][1]["a"], 0.75);
+}
+
+#[test]
+fn readme_names_every_function_and_the_two_commands() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    for d in advlab::script::function_docs() {
+        let cell = format!("`{}`", d.sig.replace('|', "\\|"));
+        assert!(
+            readme.contains(&cell),
+            "README.md misses {}: run `advlab functions --markdown`",
+            d.sig
+        );
+    }
+    assert!(readme.contains("cargo run --release -- run scripts/quickstart.rhai"));
+    assert!(readme.contains("cargo test --release"));
+    let ci = std::fs::read_to_string(repo(".ci/run")).unwrap();
+    assert!(ci.contains("cargo test --release"));
 }

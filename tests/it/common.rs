@@ -11,9 +11,23 @@ use std::sync::OnceLock;
 pub fn trained() -> &'static (Model, Splits) {
     static CELL: OnceLock<(Model, Splits)> = OnceLock::new();
     CELL.get_or_init(|| {
-        let data = synthetic(&SyntheticParams { train: 3000, test: 500, seed: 3 }, &Device::Cpu).unwrap();
+        let data = synthetic(
+            &SyntheticParams {
+                train: 3000,
+                test: 500,
+                seed: 3,
+            },
+            &Device::Cpu,
+        )
+        .unwrap();
         let model = Model::new(Arch::mlp(vec![784, 64, 10]).unwrap(), &Device::Cpu, 3).unwrap();
-        let p = FitParams { epochs: 2, seed: 3, ..FitParams::default() }.check().unwrap();
+        let p = FitParams {
+            epochs: 2,
+            seed: 3,
+            ..FitParams::default()
+        }
+        .check()
+        .unwrap();
         fit(&model, &data.train, &p).unwrap();
         (model, data)
     })
@@ -40,7 +54,11 @@ pub fn values(t: &Tensor) -> Vec<f32> {
 
 /// max |a - b|.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    values(a).iter().zip(values(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    values(a)
+        .iter()
+        .zip(values(b))
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The advlab binary.

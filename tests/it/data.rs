@@ -10,7 +10,11 @@ use std::path::Path;
 
 #[test]
 fn synthetic_is_deterministic_balanced_and_in_range() {
-    let p = SyntheticParams { train: 500, test: 100, seed: 11 };
+    let p = SyntheticParams {
+        train: 500,
+        test: 100,
+        seed: 11,
+    };
     let a = synthetic(&p, &Device::Cpu).unwrap();
     let b = synthetic(&p, &Device::Cpu).unwrap();
     assert_eq!(values(a.train.images()), values(b.train.images()));
@@ -22,25 +26,72 @@ fn synthetic_is_deterministic_balanced_and_in_range() {
     assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
     let c = synthetic(&SyntheticParams { seed: 12, ..p }, &Device::Cpu).unwrap();
     assert_ne!(values(a.train.images()), values(c.train.images()));
-    assert!(SyntheticParams { train: 0, test: 1, seed: 0 }.check().is_err());
+    assert!(SyntheticParams {
+        train: 0,
+        test: 1,
+        seed: 0
+    }
+    .check()
+    .is_err());
 }
 
 #[test]
 fn synthetic_is_learnable_by_an_mlp_in_seconds() {
-    let data = synthetic(&SyntheticParams { train: 6000, test: 1000, seed: 7 }, &Device::Cpu).unwrap();
+    let data = synthetic(
+        &SyntheticParams {
+            train: 6000,
+            test: 1000,
+            seed: 7,
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
     let model = Model::new(Arch::mlp(vec![784, 256, 256, 10]).unwrap(), &Device::Cpu, 7).unwrap();
-    fit(&model, &data.train, &FitParams { epochs: 2, seed: 7, ..FitParams::default() }.check().unwrap()).unwrap();
+    fit(
+        &model,
+        &data.train,
+        &FitParams {
+            epochs: 2,
+            seed: 7,
+            ..FitParams::default()
+        }
+        .check()
+        .unwrap(),
+    )
+    .unwrap();
     let acc = advlab::eval::accuracy(&model, &data.test).unwrap();
     assert!(acc > 0.95, "synthetic test accuracy {acc}");
 }
 
 /// Write a small MNIST-like directory: `n` train and `m` test images from the synthetic set.
 pub fn write_fixture(dir: &Path, n: usize, m: usize) {
-    let d = synthetic(&SyntheticParams { train: n, test: m, seed: 1 }, &Device::Cpu).unwrap();
+    let d = synthetic(
+        &SyntheticParams {
+            train: n,
+            test: m,
+            seed: 1,
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
     for (split, prefix) in [(&d.train, "train"), (&d.test, "t10k")] {
-        let px: Vec<u8> = values(split.images()).iter().map(|v| (v * 255.0).round() as u8).collect();
-        let lb: Vec<u8> = split.labels().to_vec1::<u32>().unwrap().iter().map(|&l| l as u8).collect();
-        write_idx(&dir.join(format!("{prefix}-images-idx3-ubyte.gz")), &[split.len(), 28, 28], &px).unwrap();
+        let px: Vec<u8> = values(split.images())
+            .iter()
+            .map(|v| (v * 255.0).round() as u8)
+            .collect();
+        let lb: Vec<u8> = split
+            .labels()
+            .to_vec1::<u32>()
+            .unwrap()
+            .iter()
+            .map(|&l| l as u8)
+            .collect();
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            &[split.len(), 28, 28],
+            &px,
+        )
+        .unwrap();
         write_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &[split.len()], &lb).unwrap();
     }
 }
@@ -79,14 +130,20 @@ fn loading_checks_labels_and_counts() {
     assert_eq!((s.train.len(), s.test.len()), (30, 10));
     // a label file with fewer labels than images
     write_idx(&tmp.path().join("t10k-labels-idx1-ubyte"), &[9], &[1; 9]).unwrap();
-    let e = load_mnist_like(Which::Mnist, Some(tmp.path()), &Device::Cpu).unwrap_err().to_string();
+    let e = load_mnist_like(Which::Mnist, Some(tmp.path()), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("10 images") && e.contains("[9]"), "{e}");
     // a label out of range
     write_idx(&tmp.path().join("t10k-labels-idx1-ubyte"), &[10], &[12; 10]).unwrap();
-    let e = load_mnist_like(Which::Mnist, Some(tmp.path()), &Device::Cpu).unwrap_err().to_string();
+    let e = load_mnist_like(Which::Mnist, Some(tmp.path()), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("label 12 is out of range"), "{e}");
     // an explicit directory that does not exist
-    let e = load_mnist_like(Which::Mnist, Some(&tmp.path().join("nope")), &Device::Cpu).unwrap_err().to_string();
+    let e = load_mnist_like(Which::Mnist, Some(&tmp.path().join("nope")), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not exist") && e.contains("nope"), "{e}");
 }
 
@@ -109,7 +166,14 @@ fn resolution_order_env_then_local_then_download_names_every_place() {
         .stderr(contains("m.rhai:1:9"));
     // ./data/mnist is used when $ADVLAB_DATA has none
     write_fixture(&tmp.path().join("data/mnist"), 20, 5);
-    advlab().current_dir(tmp.path()).env_remove("ADVLAB_DATA").arg("run").arg(&s).assert().success().stdout("20\n");
+    advlab()
+        .current_dir(tmp.path())
+        .env_remove("ADVLAB_DATA")
+        .arg("run")
+        .arg(&s)
+        .assert()
+        .success()
+        .stdout("20\n");
     // $ADVLAB_DATA comes first
     write_fixture(&tmp.path().join("env/mnist"), 30, 5);
     advlab()

@@ -6,3 +6,4 @@ mod common;
 mod data;
 mod errors;
 mod model;
+mod ops;

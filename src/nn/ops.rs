@@ -1,0 +1,531 @@
+//! CPU kernels behind candle's custom-op mechanism, for the layers that dominate every
+//! experiment: linear, 2-D convolution and 2×2 max pooling.
+//!
+//! Why: candle's own backward passes compute every gradient, wanted or not (the weight
+//! gradient during an attack, the input gradient of the first layer during training), and its
+//! convolution backward goes through a slow `conv_transpose2d`. These ops compute only the
+//! gradients whose argument is tracked, with im2col + a cache-blocked GEMM (the `gemm` crate
+//! candle itself uses) parallelised over the batch. Models keep using ordinary candle tensors;
+//! other devices keep candle's own kernels.
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The f32 slice of a contiguous CPU storage, or a clear error.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => bail!("{op}: only f32 is supported"),
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// `dst (m×n) = [dst +] a (m×k) · b (k×n)`, each matrix given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    (d_rs, d_cs): (usize, usize),
+    accumulate: bool,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    parallel: bool,
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(dst.len() >= last(m, n, d_rs, d_cs), "sgemm: destination too small");
+    assert!(a.len() >= last(m, k, a_rs, a_cs), "sgemm: left operand too small");
+    assert!(b.len() >= last(k, n, b_rs, b_cs), "sgemm: right operand too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let par = if parallel {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the strides reach inside the slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            d_cs as isize,
+            d_rs as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear: y = x · wᵀ
+
+/// `x (N, K) · w (O, K)ᵀ`, computing in the backward pass only the gradients that are tracked.
+struct Linear;
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "advlab-linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, k) = l1.shape().dims2()?;
+        let (o, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            bail!("linear: input of {k} features for a weight of shape ({o}, {k2})");
+        }
+        let (x, w) = (slice(s1, l1, "linear")?, slice(s2, l2, "linear")?);
+        let mut y = vec![0f32; n * o];
+        sgemm((n, o, k), &mut y, (o, 1), false, x, (k, 1), w, (1, k), true);
+        Ok((CpuStorage::F32(y), Shape::from((n, o))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = if x.track_op() { Some(grad.matmul(w)?) } else { None };
+        let dw = if w.track_op() { Some(grad.t()?.matmul(x)?) } else { None };
+        Ok((dx, dw))
+    }
+}
+
+/// `x · wᵀ + b` for `x (N, K)`, `w (O, K)`, `b (O)`.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.matmul(&w.t()?)?.broadcast_add(b);
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)?.broadcast_add(b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2d (groups 1, dilation 1) through im2col + GEMM
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geom {
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    pad: usize,
+    stride: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geom {
+    fn new(x: &[usize], k: &[usize], pad: usize, stride: usize) -> Result<Self> {
+        let (&[_, c, h, w], &[o, c2, kh, kw]) = (x, k) else {
+            bail!("conv2d: expected (N, C, H, W) input and (O, C, KH, KW) kernel, got {x:?} and {k:?}");
+        };
+        if c != c2 {
+            bail!("conv2d: input of {c} channels for a kernel of {c2}");
+        }
+        if h + 2 * pad < kh || w + 2 * pad < kw || stride == 0 {
+            bail!("conv2d: kernel {kh}×{kw} does not fit input {h}×{w} with padding {pad}");
+        }
+        let (oh, ow) = ((h + 2 * pad - kh) / stride + 1, (w + 2 * pad - kw) / stride + 1);
+        Ok(Self {
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            pad,
+            stride,
+            oh,
+            ow,
+        })
+    }
+    fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn chw(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Input coordinate of output coordinate `out` and kernel offset `k`, if inside.
+    fn src(&self, out: usize, k: usize, size: usize) -> Option<usize> {
+        (out * self.stride + k).checked_sub(self.pad).filter(|&i| i < size)
+    }
+}
+
+/// One sample `x (C, H, W)` into columns `(C·KH·KW, OH·OW)`.
+fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
+    let ohw = g.ohw();
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                for oy in 0..g.oh {
+                    let dst = &mut row[oy * g.ow..][..g.ow];
+                    match g.src(oy, ki, g.h) {
+                        None => dst.fill(0.0),
+                        Some(iy) => {
+                            let src = &x[(c * g.h + iy) * g.w..][..g.w];
+                            if g.stride == 1 {
+                                // ix = ox + kj − pad: one contiguous run, zeros on either side
+                                let lo = g.pad.saturating_sub(kj).min(g.ow);
+                                let hi = (g.w + g.pad).saturating_sub(kj).min(g.ow).max(lo);
+                                dst[..lo].fill(0.0);
+                                dst[lo..hi].copy_from_slice(&src[lo + kj - g.pad..hi + kj - g.pad]);
+                                dst[hi..].fill(0.0);
+                            } else {
+                                for (ox, d) in dst.iter_mut().enumerate() {
+                                    *d = g.src(ox, kj, g.w).map_or(0.0, |ix| src[ix]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Columns `(C·KH·KW, OH·OW)` added back into one sample `dx (C, H, W)`.
+fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
+    let ohw = g.ohw();
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                for oy in 0..g.oh {
+                    if let Some(iy) = g.src(oy, ki, g.h) {
+                        let dst = &mut dx[(c * g.h + iy) * g.w..][..g.w];
+                        for (ox, v) in row[oy * g.ow..][..g.ow].iter().enumerate() {
+                            if let Some(ix) = g.src(ox, kj, g.w) {
+                                dst[ix] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Samples per parallel chunk: about one chunk per thread.
+fn chunk(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads().max(1)).max(1)
+}
+
+/// Convolution with bias, `(x, kernel, bias)`: the bias gradient is summed here too, since
+/// candle's reduction over (N, H, W) after a broadcast add is slow.
+struct Conv2d {
+    pad: usize,
+    stride: usize,
+}
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        "advlab-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
+        let n = l1.dims()[0];
+        let (x, k, b) = (
+            slice(s1, l1, "conv2d")?,
+            slice(s2, l2, "conv2d")?,
+            slice(s3, l3, "conv2d")?,
+        );
+        if b.len() != g.o {
+            bail!("conv2d: {} bias values for {} output channels", b.len(), g.o);
+        }
+        let (ckk, ohw) = (g.ckk(), g.ohw());
+        let mut y = vec![0f32; n * g.o * ohw];
+        y.par_chunks_mut(g.o * ohw).zip(x.par_chunks(g.chw())).for_each_init(
+            || vec![0f32; ckk * ohw],
+            |col, (ys, xs)| {
+                for (row, &bias) in ys.chunks_mut(ohw).zip(b) {
+                    row.fill(bias);
+                }
+                im2col(&g, xs, col);
+                sgemm((g.o, ohw, ckk), ys, (ohw, 1), true, k, (ckk, 1), col, (ohw, 1), false);
+            },
+        );
+        Ok((CpuStorage::F32(y), Shape::from((n, g.o, g.oh, g.ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = if x.track_op() {
+            Some(grad.apply_op2_no_bwd(
+                k,
+                &Conv2dInputGrad {
+                    pad: self.pad,
+                    stride: self.stride,
+                    input: x.dims4()?,
+                },
+            )?)
+        } else {
+            None
+        };
+        let dk = if k.track_op() {
+            Some(x.apply_op2_no_bwd(
+                &grad,
+                &Conv2dKernelGrad {
+                    pad: self.pad,
+                    stride: self.stride,
+                    kernel: k.dims4()?,
+                },
+            )?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(grad.apply_op1_no_bwd(&ChannelSum)?)
+        } else {
+            None
+        };
+        Ok((dx, dk, db))
+    }
+}
+
+/// Σ over (N, H, W) of an (N, C, H, W) tensor: the bias gradient.
+struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "advlab-channel-sum"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let x = slice(st, l, "conv2d backward")?;
+        let mut out = vec![0f64; c];
+        for sample in x.chunks(c * h * w).take(n) {
+            for (o, plane) in out.iter_mut().zip(sample.chunks(h * w)) {
+                *o += plane.iter().map(|&v| v as f64).sum::<f64>();
+            }
+        }
+        Ok((
+            CpuStorage::F32(out.into_iter().map(|v| v as f32).collect()),
+            Shape::from(c),
+        ))
+    }
+}
+
+/// Gradient with respect to the input: `col2im(kᵀ · dy)` per sample.
+struct Conv2dInputGrad {
+    pad: usize,
+    stride: usize,
+    input: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for Conv2dInputGrad {
+    fn name(&self) -> &'static str {
+        "advlab-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = self.input;
+        let g = Geom::new(&[n, c, h, w], l2.dims(), self.pad, self.stride)?;
+        let (dy, k) = (slice(s1, l1, "conv2d backward")?, slice(s2, l2, "conv2d backward")?);
+        let (ckk, ohw) = (g.ckk(), g.ohw());
+        let mut dx = vec![0f32; n * g.chw()];
+        dx.par_chunks_mut(g.chw()).zip(dy.par_chunks(g.o * ohw)).for_each_init(
+            || vec![0f32; ckk * ohw],
+            |col, (dxs, dys)| {
+                sgemm((ckk, ohw, g.o), col, (ohw, 1), false, k, (1, ckk), dys, (ohw, 1), false);
+                col2im(&g, col, dxs);
+            },
+        );
+        Ok((CpuStorage::F32(dx), Shape::from(self.input)))
+    }
+}
+
+/// Gradient with respect to the kernel: `Σₙ dyₙ · im2col(xₙ)ᵀ`, summed per thread then reduced.
+struct Conv2dKernelGrad {
+    pad: usize,
+    stride: usize,
+    kernel: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for Conv2dKernelGrad {
+    fn name(&self) -> &'static str {
+        "advlab-conv2d-kernel-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let k = self.kernel;
+        let g = Geom::new(l1.dims(), &[k.0, k.1, k.2, k.3], self.pad, self.stride)?;
+        let n = l1.dims()[0];
+        let (x, dy) = (slice(s1, l1, "conv2d backward")?, slice(s2, l2, "conv2d backward")?);
+        let (ckk, ohw) = (g.ckk(), g.ohw());
+        let per = chunk(n);
+        let dk = x
+            .par_chunks(per * g.chw())
+            .zip(dy.par_chunks(per * g.o * ohw))
+            .map(|(xs, dys)| {
+                let mut acc = vec![0f32; g.o * ckk];
+                let mut col = vec![0f32; ckk * ohw];
+                for (i, (xi, dyi)) in xs.chunks(g.chw()).zip(dys.chunks(g.o * ohw)).enumerate() {
+                    im2col(&g, xi, &mut col);
+                    sgemm(
+                        (g.o, ckk, ohw),
+                        &mut acc,
+                        (ckk, 1),
+                        i > 0,
+                        dyi,
+                        (ohw, 1),
+                        &col,
+                        (1, ohw),
+                        false,
+                    );
+                }
+                acc
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(b).for_each(|(u, v)| *u += v);
+                a
+            })
+            .unwrap_or_else(|| vec![0f32; g.o * ckk]);
+        Ok((CpuStorage::F32(dk), Shape::from(self.kernel)))
+    }
+}
+
+/// 2-D convolution with stride, zero padding and bias: `x (N, C, H, W)`, `k (O, C, KH, KW)`, `b (O)`.
+pub fn conv2d(x: &Tensor, k: &Tensor, b: &Tensor, pad: usize, stride: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x
+            .conv2d(k, pad, stride, 1, 1)?
+            .broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?);
+    }
+    x.contiguous()?
+        .apply_op3(&k.contiguous()?, &b.contiguous()?, Conv2d { pad, stride })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Max pooling 2×2, stride 2
+
+/// Max over non-overlapping `s×s` windows (floor), with a backward pass that routes each
+/// gradient to the first maximum of its window (as PyTorch does).
+struct MaxPool {
+    s: usize,
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "advlab-max-pool"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let s = self.s;
+        let (oh, ow) = (h / s, w / s);
+        let x = slice(st, l, "max_pool2d")?;
+        let mut y = vec![0f32; n * c * oh * ow];
+        y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(ys, xs)| {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut m = f32::NEG_INFINITY;
+                    for i in 0..s {
+                        for j in 0..s {
+                            m = m.max(xs[(oy * s + i) * w + ox * s + j]);
+                        }
+                    }
+                    ys[oy * ow + ox] = m;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let _ = res;
+        Ok(Some(
+            x.apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad { s: self.s })?,
+        ))
+    }
+}
+
+struct MaxPoolGrad {
+    s: usize,
+}
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "advlab-max-pool-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let s = self.s;
+        let (oh, ow) = (h / s, w / s);
+        let (x, dy) = (
+            slice(s1, l1, "max_pool2d backward")?,
+            slice(s2, l2, "max_pool2d backward")?,
+        );
+        let mut dx = vec![0f32; n * c * h * w];
+        dx.par_chunks_mut(h * w)
+            .zip(x.par_chunks(h * w).zip(dy.par_chunks(oh * ow)))
+            .for_each(|(dxs, (xs, dys))| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = (oy * s) * w + ox * s;
+                        for i in 0..s {
+                            for j in 0..s {
+                                let p = (oy * s + i) * w + ox * s + j;
+                                if xs[p] > xs[best] {
+                                    best = p;
+                                }
+                            }
+                        }
+                        dxs[best] += dys[oy * ow + ox];
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Max pooling over `s×s` windows with stride `s`.
+pub fn max_pool2d(x: &Tensor, s: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.max_pool2d(s);
+    }
+    x.contiguous()?.apply_op1(MaxPool { s })
+}
