@@ -1,6 +1,6 @@
 //! FGSM (Goodfellow et al.): one signed-gradient step of size ε, clipped to [0, 1].
 
-use super::{check_eps, input_grad, Attack};
+use super::{check_eps, input_grad, linf_step, Attack};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -63,8 +63,8 @@ impl Attack for Fgsm {
         if self.eps == 0.0 {
             return Ok(x.clone());
         }
-        let step = (input_grad(model, x, y)?.sign()? * self.eps)?;
-        Ok((x + step)?.clamp(0f32, 1f32)?)
+        // one step of size ε from x, projected on the ε-ball around x (a no-op) and on [0, 1]
+        linf_step(x, &input_grad(model, x, y)?, x, self.eps, self.eps)
     }
 }
 

@@ -141,11 +141,11 @@ pub(crate) fn input_grad(model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor
     Ok(probe(model, x, y)?.grad)
 }
 
-/// `clamp(x0 + clamp(x − x0, −ε, ε), 0, 1)`: projection onto the L∞ ball around the original
-/// input, then onto the pixel box.
-pub(crate) fn project_linf(x: &Tensor, x0: &Tensor, eps: f64) -> Result<Tensor> {
-    let delta = (x - x0)?.clamp(-eps, eps)?;
-    Ok((x0 + delta)?.clamp(0f32, 1f32)?)
+/// One L∞ step of size `alpha` along `sign(grad)` (with `sign(0) = 0`) from `x`, projected
+/// onto the `eps`-ball around the original input `x0`, then clipped to [0, 1]:
+/// `clamp(x0 + clamp(x + α·sign(g) − x0, −ε, ε), 0, 1)`. One fused pass on the CPU.
+pub(crate) fn linf_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
+    Ok(crate::nn::ops::linf_step(x, grad, x0, alpha, eps)?)
 }
 
 /// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed

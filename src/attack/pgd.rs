@@ -4,7 +4,7 @@
 //! seen (a misclassified one first, then the highest loss), as AutoAttack and ART's restarts
 //! do; `keep_best: false` returns the last iterate, as Madry et al.
 
-use super::{check_eps, probe, project_linf, score, uniform_noise, Attack, Best};
+use super::{check_eps, linf_step, probe, score, uniform_noise, Attack, Best};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -121,7 +121,7 @@ impl Attack for Pgd {
                     Some(b) => b.update(&x, &p.loss, &p.wrong)?,
                 }
             }
-            x = project_linf(&(x + (p.grad.sign()? * self.alpha)?)?, x0, self.eps)?;
+            x = linf_step(&x, &p.grad, x0, self.alpha, self.eps)?;
         }
         match best {
             Some(mut b) => {

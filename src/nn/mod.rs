@@ -174,15 +174,16 @@ impl Net {
                 for (k, l) in layers.iter().enumerate() {
                     h = ops::linear(&h, &l.w, &l.b)?;
                     if k + 1 < layers.len() {
-                        h = h.relu()?;
+                        h = ops::relu(&h)?;
                     }
                 }
                 Ok(h)
             }
             Net::Cnn { c1, c2, f1, f2 } => {
-                let h = ops::max_pool2d(&ops::conv2d(x, &c1.w, &c1.b, 1, 1)?.relu()?, 2)?;
-                let h = ops::max_pool2d(&ops::conv2d(&h, &c2.w, &c2.b, 1, 1)?.relu()?, 2)?;
-                let h = ops::linear(&h.flatten_from(1)?, &f1.w, &f1.b)?.relu()?;
+                // max_pool(relu(z)) = relu(max_pool(z)) (both monotone), with 4× less relu work
+                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(x, &c1.w, &c1.b, 1, 1)?, 2)?)?;
+                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(&h, &c2.w, &c2.b, 1, 1)?, 2)?)?;
+                let h = ops::relu(&ops::linear(&h.flatten_from(1)?, &f1.w, &f1.b)?)?;
                 ops::linear(&h, &f2.w, &f2.b)
             }
         }

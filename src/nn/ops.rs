@@ -82,32 +82,82 @@ fn sgemm(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Linear: y = x · wᵀ
+// Linear: y = x · wᵀ + b
 
-/// `x (N, K) · w (O, K)ᵀ`, computing in the backward pass only the gradients that are tracked.
+/// `x (N, K) · w (O, K)ᵀ + b (O)`, computing in the backward pass only the gradients that are
+/// tracked (the bias gradient is summed here: candle's reduction after a broadcast is slow).
 struct Linear;
 
-impl CustomOp2 for Linear {
+impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
         "advlab-linear"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, k) = l1.shape().dims2()?;
         let (o, k2) = l2.shape().dims2()?;
         if k != k2 {
             bail!("linear: input of {k} features for a weight of shape ({o}, {k2})");
         }
-        let (x, w) = (slice(s1, l1, "linear")?, slice(s2, l2, "linear")?);
+        let (x, w, b) = (
+            slice(s1, l1, "linear")?,
+            slice(s2, l2, "linear")?,
+            slice(s3, l3, "linear")?,
+        );
+        if b.len() != o {
+            bail!("linear: {} bias values for {o} outputs", b.len());
+        }
         let mut y = vec![0f32; n * o];
-        sgemm((n, o, k), &mut y, (o, 1), false, x, (k, 1), w, (1, k), true);
+        for row in y.chunks_mut(o) {
+            row.copy_from_slice(b);
+        }
+        sgemm((n, o, k), &mut y, (o, 1), true, x, (k, 1), w, (1, k), true);
         Ok((CpuStorage::F32(y), Shape::from((n, o))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dx = if x.track_op() { Some(grad.matmul(w)?) } else { None };
         let dw = if w.track_op() { Some(grad.t()?.matmul(x)?) } else { None };
-        Ok((dx, dw))
+        let db = if b.track_op() {
+            Some(grad.contiguous()?.apply_op1_no_bwd(&RowSum)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// Σ over rows of an (N, O) tensor: the bias gradient of a linear layer.
+struct RowSum;
+
+impl CustomOp1 for RowSum {
+    fn name(&self) -> &'static str {
+        "advlab-row-sum"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, o) = l.shape().dims2()?;
+        let g = slice(st, l, "linear backward")?;
+        let mut out = vec![0f32; o];
+        for row in g.chunks(o.max(1)) {
+            out.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(o)))
     }
 }
 
@@ -116,7 +166,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return x.matmul(&w.t()?)?.broadcast_add(b);
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Linear)?.broadcast_add(b)
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,19 +508,28 @@ impl CustomOp1 for MaxPool {
         let (oh, ow) = (h / s, w / s);
         let x = slice(st, l, "max_pool2d")?;
         let mut y = vec![0f32; n * c * oh * ow];
-        y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(ys, xs)| {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut m = f32::NEG_INFINITY;
-                    for i in 0..s {
-                        for j in 0..s {
-                            m = m.max(xs[(oy * s + i) * w + ox * s + j]);
+        let planes = (n * c).max(1);
+        let per = planes.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
+        y.par_chunks_mut(per * oh * ow)
+            .zip(x.par_chunks(per * h * w))
+            .for_each(|(yp, xp)| {
+                for (ys, xs) in yp.chunks_mut(oh * ow).zip(xp.chunks(h * w)) {
+                    for (oy, yrow) in ys.chunks_mut(ow).enumerate() {
+                        let rows: Vec<&[f32]> = (0..s).map(|i| &xs[(oy * s + i) * w..][..w]).collect();
+                        for (ox, out) in yrow.iter_mut().enumerate() {
+                            let mut m = f32::NEG_INFINITY;
+                            for row in &rows {
+                                for &v in &row[ox * s..ox * s + s] {
+                                    if v > m {
+                                        m = v;
+                                    }
+                                }
+                            }
+                            *out = m;
                         }
                     }
-                    ys[oy * ow + ox] = m;
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
     }
 
@@ -528,4 +587,127 @@ pub fn max_pool2d(x: &Tensor, s: usize) -> Result<Tensor> {
         return x.max_pool2d(s);
     }
     x.contiguous()?.apply_op1(MaxPool { s })
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReLU with a one-pass backward
+
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "advlab-relu"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(st, l, "relu")?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(ys, xs)| {
+                for (o, &v) in ys.iter_mut().zip(xs) {
+                    *o = v.max(0.0);
+                }
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &ReluGrad)?))
+    }
+}
+
+/// `grad` where the ReLU's output is positive, 0 elsewhere (PyTorch's convention at 0).
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "advlab-relu-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, g) = (slice(s1, l1, "relu backward")?, slice(s2, l2, "relu backward")?);
+        let mut dx = vec![0f32; y.len()];
+        dx.par_chunks_mut(1 << 14)
+            .zip(y.par_chunks(1 << 14).zip(g.par_chunks(1 << 14)))
+            .for_each(|(d, (ys, gs))| {
+                for ((o, &v), &gv) in d.iter_mut().zip(ys).zip(gs) {
+                    *o = if v > 0.0 { gv } else { 0.0 };
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// `max(x, 0)`.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.relu();
+    }
+    x.contiguous()?.apply_op1(Relu)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The L∞ attack step, fused
+
+/// One signed-gradient step with projection: `clamp(x0 + clamp(x + α·sign(g) − x0, −ε, ε), 0, 1)`,
+/// with `sign(0) = sign(NaN) = 0`.
+struct LinfStep {
+    alpha: f32,
+    eps: f32,
+}
+
+impl CustomOp3 for LinfStep {
+    fn name(&self) -> &'static str {
+        "advlab-linf-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g, x0) = (
+            slice(s1, l1, "attack step")?,
+            slice(s2, l2, "attack step")?,
+            slice(s3, l3, "attack step")?,
+        );
+        if x.len() != g.len() || x.len() != x0.len() {
+            bail!("attack step: shapes differ");
+        }
+        let (alpha, eps) = (self.alpha, self.eps);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(1 << 14)
+            .zip(
+                x.par_chunks(1 << 14)
+                    .zip(g.par_chunks(1 << 14).zip(x0.par_chunks(1 << 14))),
+            )
+            .for_each(|(o, (xs, (gs, x0s)))| {
+                for (((o, &x), &g), &x0) in o.iter_mut().zip(xs).zip(gs).zip(x0s) {
+                    let sign = f32::from(g > 0.0) - f32::from(g < 0.0);
+                    let delta = (x + alpha * sign - x0).clamp(-eps, eps);
+                    *o = (x0 + delta).clamp(0.0, 1.0);
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// One L∞ step of size `alpha` along `sign(grad)` from `x`, projected onto the `eps`-ball
+/// around `x0` and onto [0, 1].
+pub fn linf_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        let stepped = (x + (grad.sign()? * alpha)?)?;
+        return (x0 + (stepped - x0)?.clamp(-eps, eps)?)?.clamp(0f32, 1f32);
+    }
+    let op = LinfStep {
+        alpha: alpha as f32,
+        eps: eps as f32,
+    };
+    x.contiguous()?
+        .apply_op3_no_bwd(&grad.contiguous()?, &x0.contiguous()?, &op)
 }

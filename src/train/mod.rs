@@ -120,8 +120,61 @@ impl Sgd {
     }
 }
 
+/// Adam as PyTorch (and candle) define it, fused into one pass per parameter tensor on the
+/// CPU: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`, `p −= lr·m̂/(√v̂ + ε)`.
+struct Adam {
+    vars: Vec<Var>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    t: i32,
+    lr: f32,
+}
+
+impl Adam {
+    const B1: f32 = 0.9;
+    const B2: f32 = 0.999;
+    const EPS: f32 = 1e-8;
+
+    fn new(vars: Vec<Var>, lr: f64) -> Self {
+        let zeros = |v: &Var| vec![0f32; v.as_tensor().elem_count()];
+        let (m, v) = (vars.iter().map(zeros).collect(), vars.iter().map(zeros).collect());
+        Self {
+            vars,
+            m,
+            v,
+            t: 0,
+            lr: lr as f32,
+        }
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        use rayon::prelude::*;
+        self.t += 1;
+        let (bc1, bc2) = (1.0 - Self::B1.powi(self.t), 1.0 - Self::B2.powi(self.t));
+        let lr = self.lr;
+        for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g = g.flatten_all()?.to_vec1::<f32>()?;
+            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            p.par_chunks_mut(4096)
+                .zip(m.par_chunks_mut(4096))
+                .zip(v.par_chunks_mut(4096).zip(g.par_chunks(4096)))
+                .for_each(|((p, m), (v, g))| {
+                    for i in 0..p.len() {
+                        m[i] = Self::B1 * m[i] + (1.0 - Self::B1) * g[i];
+                        v[i] = Self::B2 * v[i] + (1.0 - Self::B2) * g[i] * g[i];
+                        p[i] -= lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + Self::EPS);
+                    }
+                });
+            var.set(&Tensor::from_vec(p, var.as_tensor().dims(), var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
 enum Opt {
-    Adam(AdamW),
+    Adam(Adam),
+    AdamW(AdamW),
     Sgd(Sgd),
 }
 
@@ -129,7 +182,8 @@ impl Opt {
     fn new(model: &Model, p: &FitValid) -> Result<Self> {
         let vars = model.vars();
         Ok(match p.optimizer {
-            OptimizerKind::Adam => Opt::Adam(AdamW::new(
+            OptimizerKind::Adam if model.device().is_cpu() => Opt::Adam(Adam::new(vars, p.lr)),
+            OptimizerKind::Adam => Opt::AdamW(AdamW::new(
                 vars,
                 ParamsAdamW {
                     lr: p.lr,
@@ -155,6 +209,7 @@ impl Opt {
         let grads = loss.backward()?;
         match self {
             Opt::Adam(o) => o.step(&grads)?,
+            Opt::AdamW(o) => o.step(&grads)?,
             Opt::Sgd(o) => o.step(&grads)?,
         }
         Ok(())

@@ -193,4 +193,46 @@ fn only_tracked_arguments_get_gradients() {
         .unwrap();
     assert!(g.get(kv.as_tensor()).is_some());
     assert!(g.get(&xs).is_none(), "a data input must get no gradient");
+    let (w, bias) = (rand_tensor(&mut rng, &[4, 6]), rand_tensor(&mut rng, &[4]));
+    let xv = Var::from_tensor(&rand_tensor(&mut rng, &[3, 6])).unwrap();
+    let g = ops::linear(xv.as_tensor(), &w, &bias)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert!(g.get(xv.as_tensor()).is_some() && g.get(&w).is_none() && g.get(&bias).is_none());
+}
+
+#[test]
+fn relu_matches_candle_and_finite_differences() {
+    let mut rng = StdRng::seed_from_u64(5);
+    // values away from 0, where the derivative is defined
+    let x = rand_tensor(&mut rng, &[7, 13]);
+    let x = (x.sign().unwrap() * 0.05).unwrap().add(&x).unwrap();
+    let ours = |a: &[Tensor]| ops::relu(&a[0]).unwrap();
+    let reference = |a: &[Tensor]| a[0].relu().unwrap();
+    assert_close(
+        &ours(std::slice::from_ref(&x)),
+        &reference(std::slice::from_ref(&x)),
+        0.0,
+        "relu forward",
+    );
+    let r = rand_tensor(&mut rng, &[7, 13]);
+    let vars = [Var::from_tensor(&x).unwrap()];
+    let (g1, g2) = (grads(&ours, &vars, &r), grads(&reference, &vars, &r));
+    let a = g1.get(vars[0].as_tensor()).unwrap();
+    assert_close(a, g2.get(vars[0].as_tensor()).unwrap(), 0.0, "relu grad");
+    check_fd(&ours, std::slice::from_ref(&x), &r, 0, a, "relu");
+}
+
+#[test]
+fn linf_step_projects_around_the_original_and_clips() {
+    let dev = Device::Cpu;
+    let x0 = Tensor::new(&[0.0f32, 0.5, 1.0, 0.5, 0.5], &dev).unwrap();
+    let x = Tensor::new(&[0.0f32, 0.55, 1.0, 0.45, 0.5], &dev).unwrap();
+    let g = Tensor::new(&[-1.0f32, 2.0, 3.0, -0.5, 0.0], &dev).unwrap();
+    let out = vals(&ops::linf_step(&x, &g, &x0, 0.5, 0.1).unwrap());
+    // clipped at 0; ball edge 0.6; clipped at 1; ball edge 0.4; zero gradient: no move
+    assert_eq!(out, vec![0.0, 0.6, 1.0, 0.4, 0.5]);
 }
