@@ -55,84 +55,77 @@ pub fn perturb(attack: &dyn Attack, model: &Model, data: &Dataset) -> Result<Dat
 }
 
 /// What one forward/backward pass at an iterate tells: the input gradient of the summed
-/// cross-entropy, and each sample's loss and whether it is misclassified.
+/// cross-entropy, and which samples are misclassified there.
 pub(crate) struct Probe {
     pub grad: Tensor,
-    pub loss: Vec<f32>,
     pub wrong: Vec<bool>,
 }
 
-/// Per-sample cross-entropy on logits (never on probabilities) and misclassification.
-fn per_sample(logits: &Tensor, y: &Tensor) -> Result<(Tensor, Vec<f32>, Vec<bool>)> {
-    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let loss = log_probs.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
-    let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    let wrong = pred.iter().zip(y.to_vec1::<u32>()?).map(|(p, t)| *p != t).collect();
-    let values = loss.detach().to_vec1::<f32>()?;
-    Ok((loss, values, wrong))
-}
-
-/// Gradient of the summed cross-entropy with respect to the input only (the model's weights
-/// are not tracked). Summing keeps each sample's gradient independent of the batch size.
+/// Gradient of the summed cross-entropy on logits (never on probabilities) with respect to the
+/// input only (the model's weights are not tracked). Summing keeps each sample's gradient
+/// independent of the batch size.
 pub(crate) fn probe(model: &Model, x: &Tensor, y: &Tensor) -> Result<Probe> {
     let var = Var::from_tensor(x)?;
     let logits = model.forward(var.as_tensor())?;
-    let (loss, values, wrong) = per_sample(&logits, y)?;
-    let grads = loss.sum_all()?.backward()?;
+    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let loss = log_probs.gather(&y.unsqueeze(1)?, 1)?.sum_all()?.neg()?;
+    let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    let wrong = pred.iter().zip(y.to_vec1::<u32>()?).map(|(p, t)| *p != t).collect();
+    let grads = loss.backward()?;
     let grad = match grads.get(var.as_tensor()) {
         Some(g) => g.clone(),
         None => x.zeros_like()?,
     };
-    Ok(Probe {
-        grad,
-        loss: values,
-        wrong,
-    })
+    Ok(Probe { grad, wrong })
 }
 
-/// Per-sample loss and misclassification at `x`, without gradients.
-pub(crate) fn score(model: &Model, x: &Tensor, y: &Tensor) -> Result<(Vec<f32>, Vec<bool>)> {
-    let (_, values, wrong) = per_sample(&model.forward(x)?, y)?;
-    Ok((values, wrong))
+/// For each sample, the first iterate that was misclassified: a success that a later step
+/// must not undo. Samples never misclassified take the last iterate.
+pub(crate) struct FirstSuccess {
+    found: Vec<u8>,
+    x: Option<Tensor>,
 }
 
-/// The best iterate per sample: a misclassified one first, then the highest loss.
-pub(crate) struct Best {
-    x: Tensor,
-    loss: Vec<f32>,
-    wrong: Vec<bool>,
-}
-
-impl Best {
-    /// Start from iterate `x` with its scores.
-    pub fn new(x: Tensor, loss: Vec<f32>, wrong: Vec<bool>) -> Self {
-        Self { x, loss, wrong }
+impl FirstSuccess {
+    /// Nothing found yet, for a batch of `n` samples.
+    pub fn new(n: usize) -> Self {
+        Self {
+            found: vec![0; n],
+            x: None,
+        }
     }
 
-    /// Keep, for each sample, `x` where it beats the best so far.
-    pub fn update(&mut self, x: &Tensor, loss: &[f32], wrong: &[bool]) -> Result<()> {
-        let better: Vec<u8> = (0..loss.len())
-            .map(|i| {
-                let b = (wrong[i] && !self.wrong[i]) || (wrong[i] == self.wrong[i] && loss[i] > self.loss[i]);
-                if b {
-                    self.loss[i] = loss[i];
-                    self.wrong[i] = wrong[i];
-                }
-                u8::from(b)
-            })
+    fn mask(&self, bits: Vec<u8>, like: &Tensor) -> Result<Tensor> {
+        let mut shape = vec![1usize; like.rank()];
+        shape[0] = bits.len();
+        Ok(Tensor::from_vec(bits, shape, like.device())?.broadcast_as(like.dims())?)
+    }
+
+    /// Record iterate `x`, whose samples are misclassified where `wrong`.
+    pub fn update(&mut self, x: &Tensor, wrong: &[bool]) -> Result<()> {
+        let newly: Vec<u8> = self
+            .found
+            .iter()
+            .zip(wrong)
+            .map(|(&f, &w)| u8::from(f == 0 && w))
             .collect();
-        if better.contains(&1) {
-            let mut shape = vec![1usize; x.rank()];
-            shape[0] = better.len();
-            let mask = Tensor::from_vec(better, shape, x.device())?.broadcast_as(x.dims())?;
-            self.x = mask.where_cond(x, &self.x)?;
+        if !newly.contains(&1) {
+            return Ok(());
         }
+        self.x = Some(match &self.x {
+            None => x.clone(),
+            Some(best) => self.mask(newly.clone(), x)?.where_cond(x, best)?,
+        });
+        self.found.iter_mut().zip(&newly).for_each(|(f, n)| *f |= n);
         Ok(())
     }
 
-    /// The best iterates.
-    pub fn into_tensor(self) -> Tensor {
-        self.x
+    /// The first misclassified iterate where there was one, else `last`.
+    pub fn finish(self, last: Tensor) -> Result<Tensor> {
+        match &self.x {
+            None => Ok(last),
+            Some(best) => Ok(self.mask(self.found.clone(), &last)?.where_cond(best, &last)?),
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! PGD-L∞ (Madry et al.): optional uniform random start in the ε-ball, then `steps` signed
 //! gradient steps of size α, each followed by projection onto the ε-ball around the
-//! original input and clipping to [0, 1]. By default it returns, per sample, the best iterate
-//! seen (a misclassified one first, then the highest loss), as AutoAttack and ART's restarts
-//! do; `keep_best: false` returns the last iterate, as Madry et al.
+//! original input and clipping to [0, 1]. By default a sample that was misclassified at some
+//! iterate keeps the first such iterate (a later step cannot undo a success, as AutoAttack and
+//! ART's restarts keep the best); other samples, and all with `keep_best: false` (as Madry et
+//! al.), take the last iterate.
 
-use super::{check_eps, linf_step, probe, score, uniform_noise, Attack, Best};
+use super::{check_eps, linf_step, probe, uniform_noise, Attack, FirstSuccess};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -111,26 +112,16 @@ impl Attack for Pgd {
         } else {
             x0.clone()
         };
-        let mut best: Option<Best> = None;
+        let mut best = FirstSuccess::new(x0.dim(0)?);
         for _ in 0..self.steps {
             crate::interrupt::check()?;
             let p = probe(model, &x, y)?;
             if self.keep_best {
-                match best.as_mut() {
-                    None => best = Some(Best::new(x.clone(), p.loss, p.wrong)),
-                    Some(b) => b.update(&x, &p.loss, &p.wrong)?,
-                }
+                best.update(&x, &p.wrong)?;
             }
             x = linf_step(&x, &p.grad, x0, self.alpha, self.eps)?;
         }
-        match best {
-            Some(mut b) => {
-                let (loss, wrong) = score(model, &x, y)?;
-                b.update(&x, &loss, &wrong)?;
-                Ok(b.into_tensor())
-            }
-            None => Ok(x),
-        }
+        best.finish(x)
     }
 }
 
