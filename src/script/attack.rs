@@ -39,7 +39,7 @@ pub(super) fn register(reg: &mut Reg) {
         }
     );
     let s = reg.session.clone();
-    def!(reg, "pgd(opts: Map) -> Attack", "PGD under L∞: eps (required), steps (10), alpha (2.5·eps/steps), random_start (true), seed (--seed), keep_best (true: best iterate per sample), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+    def!(reg, "pgd(opts: Map) -> Attack", "PGD under L∞: eps (required), steps (10), alpha (2.5·eps/steps), random_start (true), seed (--seed), keep_best (true: a sample keeps its first misclassified iterate), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
         let o = Opts::new("pgd", &m, &["eps", "steps", "alpha", "random_start", "seed", "batch_size", "keep_best", "norm"])?;
         if let Some(norm) = o.string("norm")? {
             if norm != "linf" {
