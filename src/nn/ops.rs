@@ -26,6 +26,7 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
 
 /// `dst (m×n) = [dst +] a (m×k) · b (k×n)`, each matrix given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn sgemm(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
@@ -227,6 +228,7 @@ impl Geom {
 }
 
 /// One sample `x (C, H, W)` into columns `(C·KH·KW, OH·OW)`.
+#[inline(never)]
 fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
     let ohw = g.ohw();
     for c in 0..g.c {
@@ -260,6 +262,7 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
 }
 
 /// Columns `(C·KH·KW, OH·OW)` added back into one sample `dx (C, H, W)`.
+#[inline(never)]
 fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
     let ohw = g.ohw();
     for c in 0..g.c {
@@ -269,9 +272,18 @@ fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
                 for oy in 0..g.oh {
                     if let Some(iy) = g.src(oy, ki, g.h) {
                         let dst = &mut dx[(c * g.h + iy) * g.w..][..g.w];
-                        for (ox, v) in row[oy * g.ow..][..g.ow].iter().enumerate() {
-                            if let Some(ix) = g.src(ox, kj, g.w) {
-                                dst[ix] += v;
+                        let src = &row[oy * g.ow..][..g.ow];
+                        if g.stride == 1 {
+                            // ix = ox + kj − pad: one contiguous run
+                            let lo = g.pad.saturating_sub(kj).min(g.ow);
+                            let hi = (g.w + g.pad).saturating_sub(kj).min(g.ow).max(lo);
+                            let d = &mut dst[lo + kj - g.pad..hi + kj - g.pad];
+                            d.iter_mut().zip(&src[lo..hi]).for_each(|(a, v)| *a += v);
+                        } else {
+                            for (ox, v) in src.iter().enumerate() {
+                                if let Some(ix) = g.src(ox, kj, g.w) {
+                                    dst[ix] += v;
+                                }
                             }
                         }
                     }
@@ -385,16 +397,15 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l.shape().dims4()?;
         let x = slice(st, l, "conv2d backward")?;
-        let mut out = vec![0f64; c];
-        for sample in x.chunks(c * h * w).take(n) {
-            for (o, plane) in out.iter_mut().zip(sample.chunks(h * w)) {
-                *o += plane.iter().map(|&v| v as f64).sum::<f64>();
-            }
-        }
-        Ok((
-            CpuStorage::F32(out.into_iter().map(|v| v as f32).collect()),
-            Shape::from(c),
-        ))
+        let out: Vec<f32> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n)
+                    .map(|i| x[(i * c + ch) * h * w..][..h * w].iter().sum::<f32>())
+                    .sum()
+            })
+            .collect();
+        Ok((CpuStorage::F32(out), Shape::from(c)))
     }
 }
 
@@ -514,20 +525,7 @@ impl CustomOp1 for MaxPool {
             .zip(x.par_chunks(per * h * w))
             .for_each(|(yp, xp)| {
                 for (ys, xs) in yp.chunks_mut(oh * ow).zip(xp.chunks(h * w)) {
-                    for (oy, yrow) in ys.chunks_mut(ow).enumerate() {
-                        let rows: Vec<&[f32]> = (0..s).map(|i| &xs[(oy * s + i) * w..][..w]).collect();
-                        for (ox, out) in yrow.iter_mut().enumerate() {
-                            let mut m = f32::NEG_INFINITY;
-                            for row in &rows {
-                                for &v in &row[ox * s..ox * s + s] {
-                                    if v > m {
-                                        m = v;
-                                    }
-                                }
-                            }
-                            *out = m;
-                        }
-                    }
+                    pool_plane(xs, ys, w, ow, s);
                 }
             });
         Ok((CpuStorage::F32(y), Shape::from((n, c, oh, ow))))
@@ -538,6 +536,32 @@ impl CustomOp1 for MaxPool {
         Ok(Some(
             x.apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad { s: self.s })?,
         ))
+    }
+}
+
+/// Max over `s×s` windows of one plane of width `w` into `ys` (rows of `ow`).
+#[inline(never)]
+fn pool_plane(xs: &[f32], ys: &mut [f32], w: usize, ow: usize, s: usize) {
+    for (oy, yrow) in ys.chunks_mut(ow).enumerate() {
+        if s == 2 {
+            let (r0, r1) = (&xs[2 * oy * w..][..w], &xs[(2 * oy + 1) * w..][..w]);
+            for (ox, out) in yrow.iter_mut().enumerate() {
+                let (a, b) = (r0[2 * ox].max(r0[2 * ox + 1]), r1[2 * ox].max(r1[2 * ox + 1]));
+                *out = a.max(b);
+            }
+            continue;
+        }
+        for (ox, out) in yrow.iter_mut().enumerate() {
+            let mut m = f32::NEG_INFINITY;
+            for i in 0..s {
+                for &v in &xs[(oy * s + i) * w + ox * s..][..s] {
+                    if v > m {
+                        m = v;
+                    }
+                }
+            }
+            *out = m;
+        }
     }
 }
 
@@ -561,23 +585,45 @@ impl CustomOp2 for MaxPoolGrad {
         let mut dx = vec![0f32; n * c * h * w];
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w).zip(dy.par_chunks(oh * ow)))
-            .for_each(|(dxs, (xs, dys))| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut best = (oy * s) * w + ox * s;
-                        for i in 0..s {
-                            for j in 0..s {
-                                let p = (oy * s + i) * w + ox * s + j;
-                                if xs[p] > xs[best] {
-                                    best = p;
-                                }
-                            }
-                        }
-                        dxs[best] += dys[oy * ow + ox];
+            .for_each(|(dxs, (xs, dys))| pool_grad_plane(xs, dys, dxs, w, ow, s));
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Route each window's gradient to its first maximum, in one plane (`dxs` starts at zero).
+#[inline(never)]
+fn pool_grad_plane(xs: &[f32], dys: &[f32], dxs: &mut [f32], w: usize, ow: usize, s: usize) {
+    if s == 2 {
+        // branch-free: the first maximum of (a b / c d) in row-major order
+        for (oy, grow) in dys.chunks(ow).enumerate() {
+            let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
+            for (ox, &g) in grow.iter().enumerate() {
+                let (p0, p1) = (r0 + 2 * ox, r1 + 2 * ox);
+                let (a, b, c, d) = (xs[p0], xs[p0 + 1], xs[p1], xs[p1 + 1]);
+                let (i01, m01) = if b > a { (1u8, b) } else { (0u8, a) };
+                let (i23, m23) = if d > c { (3u8, d) } else { (2u8, c) };
+                let i = if m23 > m01 { i23 } else { i01 };
+                dxs[p0] = if i == 0 { g } else { 0.0 };
+                dxs[p0 + 1] = if i == 1 { g } else { 0.0 };
+                dxs[p1] = if i == 2 { g } else { 0.0 };
+                dxs[p1 + 1] = if i == 3 { g } else { 0.0 };
+            }
+        }
+        return;
+    }
+    for (oy, grow) in dys.chunks(ow).enumerate() {
+        for (ox, &g) in grow.iter().enumerate() {
+            let mut best = (oy * s) * w + ox * s;
+            for i in 0..s {
+                let row = (oy * s + i) * w + ox * s;
+                for p in row..row + s {
+                    if xs[p] > xs[best] {
+                        best = p;
                     }
                 }
-            });
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+            }
+            dxs[best] = g;
+        }
     }
 }
 
