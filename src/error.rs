@@ -68,6 +68,20 @@ pub enum ParamError {
     MlpTooFewLayers(Vec<usize>),
     #[error("every layer size must be at least 1 (got {0:?})")]
     LayerSizeZero(Vec<usize>),
+    #[error("dims must be between 1 and the number of input features ({features}), got {dims}")]
+    DimsOutOfRange { dims: usize, features: usize },
+    #[error("k must be at least 1 (got 0)")]
+    KZero,
+    #[error("k = {k} is larger than the number of points ({points})")]
+    KTooLarge { k: usize, points: usize },
+    #[error("n_init and max_iter must be at least 1")]
+    KMeansRuns,
+    #[error("tol must be a finite number >= 0 (got {0})")]
+    Tolerance(f64),
+    #[error("dbscan eps (the neighbourhood radius) must be a finite number > 0 (got {0})")]
+    DbscanEps(f64),
+    #[error("min_points must be at least 2 (got {0})")]
+    MinPoints(usize),
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

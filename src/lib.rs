@@ -6,6 +6,7 @@
 pub mod attack;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod nn;
 pub mod output;
 pub mod plot;
 pub mod progress;
+pub mod reduce;
 pub mod script;
 pub mod train;
 

@@ -28,15 +28,35 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn sgemm(
-    (m, n, k): (usize, usize, usize),
+    mnk: (usize, usize, usize),
     dst: &mut [f32],
-    (d_rs, d_cs): (usize, usize),
+    d_strides: (usize, usize),
     accumulate: bool,
     a: &[f32],
-    (a_rs, a_cs): (usize, usize),
+    a_strides: (usize, usize),
     b: &[f32],
+    b_strides: (usize, usize),
+    parallel: bool,
+) {
+    gemm_strided(
+        mnk, dst, d_strides, accumulate, a, a_strides, b, b_strides, parallel, 1.0f32,
+    )
+}
+
+/// `dst (m×n) = [dst +] a (m×k) · b (k×n)` for any element type the `gemm` crate supports,
+/// each matrix given by its row and column strides; `one` is the type's 1.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided<T: Copy + 'static>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    (d_rs, d_cs): (usize, usize),
+    accumulate: bool,
+    a: &[T],
+    (a_rs, a_cs): (usize, usize),
+    b: &[T],
     (b_rs, b_cs): (usize, usize),
     parallel: bool,
+    one: T,
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
         if rows == 0 || cols == 0 {
@@ -72,8 +92,8 @@ fn sgemm(
             b.as_ptr(),
             b_cs as isize,
             b_rs as isize,
-            1.0,
-            1.0,
+            one,
+            one,
             false,
             false,
             false,

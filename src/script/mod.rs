@@ -3,12 +3,14 @@
 //! that `advlab functions`, README's API reference and the REPL's help all come from.
 
 mod attack;
+mod cluster;
 mod data;
 mod error;
 mod eval;
 mod io;
 mod model;
 mod opts;
+mod reduce;
 pub mod report;
 mod tensor;
 
@@ -130,6 +132,8 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("model", model::register),
         ("attack", attack::register),
         ("eval", eval::register),
+        ("reduce", reduce::register),
+        ("cluster", cluster::register),
         ("output", io::register),
     ] {
         let mut reg = Reg {

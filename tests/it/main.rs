@@ -2,6 +2,7 @@
 
 mod attacks;
 mod cli;
+mod cluster;
 mod common;
 mod data;
 mod errors;

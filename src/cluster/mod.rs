@@ -1,0 +1,175 @@
+//! Clustering of points: k-means (ours: vectorised assignment, k-means++), DBSCAN (linfa's,
+//! with a k-d tree), and the `Clustering` result that scripts query.
+
+mod kmeans;
+mod metrics;
+
+pub use kmeans::{kmeans, KMeansParams};
+pub use metrics::adjusted_rand;
+
+use crate::error::{Error, ParamError, Result};
+use linfa::traits::Transformer;
+use ndarray::Array2;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::fmt;
+
+/// A partition of points into clusters; `None` is noise (DBSCAN), never picked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clustering {
+    labels: Vec<Option<usize>>,
+    k: usize,
+    inertia: Option<f64>,
+    algorithm: String,
+}
+
+impl Clustering {
+    /// A clustering from labels (`None` = noise); clusters are numbered `0..k`.
+    pub fn new(labels: Vec<Option<usize>>, inertia: Option<f64>, algorithm: impl Into<String>) -> Self {
+        let k = labels.iter().flatten().map(|&l| l + 1).max().unwrap_or(0);
+        Self {
+            labels,
+            k,
+            inertia,
+            algorithm: algorithm.into(),
+        }
+    }
+
+    /// Number of clusters (noise not counted).
+    pub fn n_clusters(&self) -> usize {
+        self.k
+    }
+
+    /// Label of every point, `None` for noise.
+    pub fn labels(&self) -> &[Option<usize>] {
+        &self.labels
+    }
+
+    /// Size of every cluster.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![0; self.k];
+        self.labels.iter().flatten().for_each(|&l| s[l] += 1);
+        s
+    }
+
+    /// Number of noise points.
+    pub fn noise(&self) -> usize {
+        self.labels.iter().filter(|l| l.is_none()).count()
+    }
+
+    fn check(&self, i: usize) -> Result<()> {
+        if i >= self.k {
+            return Err(Error::Invalid(format!(
+                "cluster {i} does not exist: there are {} clusters (0..{})",
+                self.k,
+                self.k.saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Indices of the points of cluster `i`.
+    pub fn members(&self, i: usize) -> Result<Vec<usize>> {
+        self.check(i)?;
+        Ok((0..self.labels.len()).filter(|&p| self.labels[p] == Some(i)).collect())
+    }
+
+    /// Size of cluster `i`.
+    pub fn size(&self, i: usize) -> Result<usize> {
+        self.check(i)?;
+        Ok(self.sizes()[i])
+    }
+
+    /// A cluster chosen uniformly at random among the non-empty ones (never noise).
+    pub fn pick_random(&self, seed: u64) -> Result<usize> {
+        let candidates: Vec<usize> = self
+            .sizes()
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s > 0)
+            .map(|(i, _)| i)
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::Invalid(
+                "there is no cluster to pick: every point is noise".into(),
+            ));
+        }
+        Ok(candidates[StdRng::seed_from_u64(seed).random_range(0..candidates.len())])
+    }
+
+    /// The largest cluster (the first on ties).
+    pub fn largest(&self) -> Result<usize> {
+        let sizes = self.sizes();
+        let best = sizes
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+            .map(|(i, _)| i);
+        best.ok_or_else(|| Error::Invalid("there is no cluster: every point is noise".into()))
+    }
+
+    /// Sum of squared distances to the centroids, for k-means.
+    pub fn inertia(&self) -> Option<f64> {
+        self.inertia
+    }
+
+    /// The algorithm and its parameters.
+    pub fn algorithm(&self) -> &str {
+        &self.algorithm
+    }
+}
+
+impl fmt::Display for Clustering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Clustering by {}: {} clusters of sizes {:?}",
+            self.algorithm,
+            self.k,
+            self.sizes()
+        )?;
+        if self.noise() > 0 {
+            write!(f, ", {} noise points", self.noise())?;
+        }
+        if let Some(i) = self.inertia {
+            write!(f, ", inertia {i:.4}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Unchecked DBSCAN parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbscanParams {
+    pub eps: f64,
+    pub min_points: usize,
+}
+
+impl DbscanParams {
+    /// Check: `eps > 0` and finite, `min_points >= 2`.
+    pub fn check(&self) -> std::result::Result<&Self, ParamError> {
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(ParamError::DbscanEps(self.eps));
+        }
+        if self.min_points < 2 {
+            return Err(ParamError::MinPoints(self.min_points));
+        }
+        Ok(self)
+    }
+}
+
+/// DBSCAN with a k-d tree (linfa-clustering): noise points get no cluster.
+pub fn dbscan(points: &Array2<f64>, p: &DbscanParams) -> Result<Clustering> {
+    let p = p.check()?;
+    if points.nrows() == 0 {
+        return Err(Error::Invalid("dbscan: there are no points".into()));
+    }
+    let labels = linfa_clustering::Dbscan::params(p.min_points)
+        .tolerance(p.eps)
+        .transform(points)
+        .map_err(|e| Error::Invalid(format!("dbscan: {e}")))?;
+    Ok(Clustering::new(
+        labels.to_vec(),
+        None,
+        format!("dbscan(eps={}, min_points={})", p.eps, p.min_points),
+    ))
+}

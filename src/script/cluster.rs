@@ -1,0 +1,182 @@
+//! Clusterers: `kmeans`, `dbscan`, and the `Clustering` they return.
+
+use super::error::{to_rhai, RResult};
+use super::opts::{to_usize, Opts};
+use super::{def, Reg, Session};
+use crate::cluster::{adjusted_rand, dbscan, kmeans, Clustering, DbscanParams, KMeansParams};
+use crate::reduce::to_matrix;
+use candle_core::Tensor;
+use rhai::{Array, Dynamic, Map, INT};
+
+/// A configured clustering algorithm.
+#[derive(Clone, Debug)]
+pub(crate) enum Clusterer {
+    KMeans(KMeansParams),
+    Dbscan(DbscanParams),
+}
+
+fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
+    if points.rank() != 2 {
+        return Err(to_rhai(format!(
+            "clustering expects (N, d) points, e.g. from pca(...).fit_transform(data), got shape {:?}",
+            points.dims()
+        )));
+    }
+    let x = to_matrix(points).map_err(to_rhai)?;
+    let result = match c {
+        Clusterer::KMeans(p) => kmeans(&x, p).map_err(|e| to_rhai(format!("kmeans: {e}")))?,
+        Clusterer::Dbscan(p) => dbscan(&x, p).map_err(|e| to_rhai(format!("dbscan: {e}")))?,
+    };
+    s.record(
+        serde_json::json!({ "op": "cluster", "algorithm": result.algorithm(), "points": x.nrows(),
+        "sizes": result.sizes(), "noise": result.noise(), "inertia": result.inertia() }),
+    );
+    Ok(result)
+}
+
+fn ints(v: impl IntoIterator<Item = usize>) -> Array {
+    v.into_iter().map(|i| Dynamic::from(i as INT)).collect()
+}
+
+fn truth(labels: &Tensor) -> RResult<Vec<Option<usize>>> {
+    let v = labels
+        .flatten_all()
+        .and_then(|t| t.to_dtype(candle_core::DType::U32))
+        .and_then(|t| t.to_vec1::<u32>());
+    Ok(v.map_err(to_rhai)?.into_iter().map(|l| Some(l as usize)).collect())
+}
+
+pub(super) fn register(reg: &mut Reg) {
+    reg.engine.register_type_with_name::<Clusterer>("Clusterer");
+    reg.engine.register_type_with_name::<Clustering>("Clustering");
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "kmeans(opts: Map) -> Clusterer",
+        "k-means with k-means++ seeding: k (required), n_init (10), max_iter (300), tol (1e-4), seed (--seed).",
+        move |m: Map| -> RResult<Clusterer> {
+            let o = Opts::new("kmeans", &m, &["k", "n_init", "max_iter", "tol", "seed"])?;
+            let k = o
+                .usize("k")?
+                .ok_or_else(|| to_rhai("kmeans: option `k` is required, e.g. kmeans(#{ k: 8 })"))?;
+            let mut p = KMeansParams::new(k);
+            p.n_init = o.usize("n_init")?.unwrap_or(p.n_init);
+            p.max_iter = o.usize("max_iter")?.unwrap_or(p.max_iter);
+            p.tol = o.f64("tol")?.unwrap_or(p.tol);
+            p.seed = o.u64("seed")?.unwrap_or(s.seed);
+            p.check(usize::MAX).map_err(|e| to_rhai(format!("kmeans: {e}")))?;
+            Ok(Clusterer::KMeans(p))
+        }
+    );
+    def!(
+        reg,
+        "dbscan(opts: Map) -> Clusterer",
+        "DBSCAN with a k-d tree: eps (neighbourhood radius, required), min_points (5); noise gets label -1.",
+        |m: Map| -> RResult<Clusterer> {
+            let o = Opts::new("dbscan", &m, &["eps", "min_points"])?;
+            let eps = o.f64("eps")?.ok_or_else(|| {
+                to_rhai("dbscan: option `eps` is required, e.g. dbscan(#{ eps: 0.05, min_points: 10 })")
+            })?;
+            let p = DbscanParams {
+                eps,
+                min_points: o.usize("min_points")?.unwrap_or(5),
+            };
+            p.check().map_err(|e| to_rhai(format!("dbscan: {e}")))?;
+            Ok(Clusterer::Dbscan(p))
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Clusterer.fit(points: Tensor) -> Clustering",
+        "Cluster the rows of an (N, d) tensor.",
+        move |c: &mut Clusterer, p: Tensor| fit(&s, c, &p)
+    );
+    def!(
+        reg,
+        "Clusterer.to_string() -> String",
+        "The algorithm and its parameters.",
+        |c: &mut Clusterer| format!("{c:?}")
+    );
+
+    def!(
+        reg,
+        "Clustering.n_clusters() -> int",
+        "Number of clusters (noise not counted).",
+        |c: &mut Clustering| c.n_clusters() as INT
+    );
+    def!(
+        reg,
+        "Clustering.labels() -> Array",
+        "The cluster of every point, -1 for noise.",
+        |c: &mut Clustering| {
+            c.labels()
+                .iter()
+                .map(|l| Dynamic::from(l.map_or(-1, |v| v as INT)))
+                .collect::<Array>()
+        }
+    );
+    def!(
+        reg,
+        "Clustering.sizes() -> Array",
+        "The size of every cluster.",
+        |c: &mut Clustering| ints(c.sizes())
+    );
+    def!(
+        reg,
+        "Clustering.members(i: int) -> Array",
+        "Indices of the points in cluster i (for Dataset.subset).",
+        |c: &mut Clustering, i: INT| -> RResult<Array> {
+            Ok(ints(c.members(to_usize("members: i", i)?).map_err(to_rhai)?))
+        }
+    );
+    def!(
+        reg,
+        "Clustering.size(i: int) -> int",
+        "The size of cluster i.",
+        |c: &mut Clustering, i: INT| -> RResult<INT> { Ok(c.size(to_usize("size: i", i)?).map_err(to_rhai)? as INT) }
+    );
+    def!(
+        reg,
+        "Clustering.pick_random(seed: int) -> int",
+        "A non-empty cluster chosen uniformly from the seed (never noise).",
+        |c: &mut Clustering, seed: INT| -> RResult<INT> {
+            Ok(c.pick_random(to_usize("pick_random: seed", seed)? as u64)
+                .map_err(to_rhai)? as INT)
+        }
+    );
+    def!(
+        reg,
+        "Clustering.largest() -> int",
+        "The largest cluster.",
+        |c: &mut Clustering| -> RResult<INT> { Ok(c.largest().map_err(to_rhai)? as INT) }
+    );
+    def!(
+        reg,
+        "Clustering.inertia() -> ?",
+        "Sum of squared distances to the centroids (k-means), () where undefined.",
+        |c: &mut Clustering| { c.inertia().map_or(Dynamic::UNIT, Dynamic::from) }
+    );
+    def!(
+        reg,
+        "Clustering.to_string() -> String",
+        "Algorithm, cluster sizes, noise and inertia.",
+        |c: &mut Clustering| c.to_string()
+    );
+    def!(
+        reg,
+        "adjusted_rand(c: Clustering, labels: Tensor) -> float",
+        "Adjusted Rand index between a clustering and labels (1 = same partition, ~0 = chance).",
+        |c: Clustering, l: Tensor| -> RResult<f64> {
+            let t = truth(&l)?;
+            if t.len() != c.labels().len() {
+                return Err(to_rhai(format!(
+                    "adjusted_rand: {} labels for {} points",
+                    t.len(),
+                    c.labels().len()
+                )));
+            }
+            Ok(adjusted_rand(c.labels(), &t))
+        }
+    );
+}

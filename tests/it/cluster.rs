@@ -1,0 +1,238 @@
+//! Reduction and clustering: known answers, reproducibility, errors, and the cluster-based
+//! training pipeline from a script.
+
+use crate::common::{advlab, script};
+use advlab::cluster::{adjusted_rand, dbscan, kmeans, Clustering, DbscanParams, KMeansParams};
+use advlab::reduce::{Pca, PcaParams};
+use advlab::ParamError;
+use ndarray::Array2;
+use predicates::str::contains;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// Three well-separated Gaussian blobs in 2-D, 200 points each, and their labels.
+fn blobs(seed: u64) -> (Array2<f64>, Vec<Option<usize>>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let centers = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)];
+    let mut pts = Vec::new();
+    let mut labels = Vec::new();
+    for (c, (cx, cy)) in centers.iter().enumerate() {
+        for _ in 0..200 {
+            // Box–Muller normal noise of standard deviation 0.5
+            let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random_range(0.0..1.0));
+            let r = (-2.0 * u.ln()).sqrt() * 0.5;
+            pts.extend([
+                cx + r * (std::f64::consts::TAU * v).cos(),
+                cy + r * (std::f64::consts::TAU * v).sin(),
+            ]);
+            labels.push(Some(c));
+        }
+    }
+    (Array2::from_shape_vec((600, 2), pts).unwrap(), labels)
+}
+
+#[test]
+fn kmeans_and_dbscan_recover_separated_blobs() {
+    let (x, truth) = blobs(1);
+    let km = kmeans(
+        &x,
+        &KMeansParams {
+            seed: 3,
+            ..KMeansParams::new(3)
+        },
+    )
+    .unwrap();
+    assert!(adjusted_rand(km.labels(), &truth) >= 0.95, "{km}");
+    assert_eq!(km.n_clusters(), 3);
+    assert!(km.inertia().unwrap() > 0.0);
+    let db = dbscan(
+        &x,
+        &DbscanParams {
+            eps: 1.0,
+            min_points: 5,
+        },
+    )
+    .unwrap();
+    assert!(adjusted_rand(db.labels(), &truth) >= 0.95, "{db}");
+    assert_eq!(db.n_clusters(), 3);
+    // a far outlier is noise
+    let mut with_outlier = x.clone().into_raw_vec_and_offset().0;
+    with_outlier.extend([100.0, 100.0]);
+    let x2 = Array2::from_shape_vec((601, 2), with_outlier).unwrap();
+    let db = dbscan(
+        &x2,
+        &DbscanParams {
+            eps: 1.0,
+            min_points: 5,
+        },
+    )
+    .unwrap();
+    assert_eq!(db.labels()[600], None);
+    assert_eq!(db.noise(), 1);
+}
+
+#[test]
+fn adjusted_rand_is_one_for_relabelled_partitions_and_near_zero_for_chance() {
+    let a: Vec<Option<usize>> = (0..300).map(|i| Some(i % 3)).collect();
+    let b: Vec<Option<usize>> = (0..300).map(|i| Some((i + 1) % 3)).collect();
+    assert!((adjusted_rand(&a, &b) - 1.0).abs() < 1e-12);
+    let mut rng = StdRng::seed_from_u64(0);
+    let c: Vec<Option<usize>> = (0..300).map(|_| Some(rng.random_range(0..3))).collect();
+    assert!(adjusted_rand(&a, &c).abs() < 0.05);
+}
+
+#[test]
+fn pca_finds_the_principal_axes_and_variance_ratios() {
+    // z ~ N(0, diag(9, 1, 0.01)), rotated: the axes are the rotation's columns
+    let mut rng = StdRng::seed_from_u64(2);
+    let (c, s) = (0.6f64, 0.8f64);
+    let rot = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]];
+    let sd = [3.0, 1.0, 0.1];
+    let n = 20000;
+    let mut data = Vec::with_capacity(n * 3);
+    for _ in 0..n {
+        let z: Vec<f64> = sd
+            .iter()
+            .map(|s| {
+                let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random_range(0.0..1.0));
+                s * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+            })
+            .collect();
+        for row in &rot {
+            data.push(5.0 + row.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>());
+        }
+    }
+    let x = Array2::from_shape_vec((n, 3), data).unwrap();
+    let pca = Pca::fit(&x, &PcaParams { dims: 2 }).unwrap();
+    for (k, axis) in [[c, s, 0.0], [-s, c, 0.0]].iter().enumerate() {
+        let dot: f64 = pca.components().row(k).iter().zip(axis).map(|(a, b)| a * b).sum();
+        assert!(dot.abs() > 0.999, "component {k} is off its axis: {dot}");
+    }
+    let ratio = pca.explained_variance_ratio();
+    assert!(
+        (ratio[0] - 9.0 / 10.01).abs() < 0.02 && (ratio[1] - 1.0 / 10.01).abs() < 0.01,
+        "{ratio:?}"
+    );
+    let y = pca.transform(&x).unwrap();
+    assert_eq!(y.dim(), (n, 2));
+    assert!(y.column(0).var(0.0) > 8.0 && y.column(1).var(0.0) < 1.2);
+}
+
+#[test]
+fn clustering_and_picking_are_reproducible() {
+    let (x, _) = blobs(4);
+    let p = KMeansParams {
+        seed: 11,
+        n_init: 3,
+        ..KMeansParams::new(5)
+    };
+    let (a, b) = (kmeans(&x, &p).unwrap(), kmeans(&x, &p).unwrap());
+    assert_eq!(a, b);
+    assert_eq!(a.pick_random(7).unwrap(), b.pick_random(7).unwrap());
+    let picks: std::collections::HashSet<usize> = (0..50).map(|s| a.pick_random(s).unwrap()).collect();
+    assert!(picks.len() > 1, "different seeds should pick different clusters");
+    assert_eq!(
+        a.members(a.largest().unwrap()).unwrap().len(),
+        *a.sizes().iter().max().unwrap()
+    );
+}
+
+#[test]
+fn clustering_rules_each_have_their_error() {
+    assert_eq!(KMeansParams::new(0).check(10).unwrap_err(), ParamError::KZero);
+    assert_eq!(
+        KMeansParams::new(11).check(10).unwrap_err(),
+        ParamError::KTooLarge { k: 11, points: 10 }
+    );
+    assert_eq!(
+        DbscanParams {
+            eps: 0.0,
+            min_points: 3
+        }
+        .check()
+        .unwrap_err(),
+        ParamError::DbscanEps(0.0)
+    );
+    assert_eq!(
+        DbscanParams {
+            eps: 1.0,
+            min_points: 1
+        }
+        .check()
+        .unwrap_err(),
+        ParamError::MinPoints(1)
+    );
+    assert_eq!(
+        PcaParams { dims: 4 }.check(3).unwrap_err(),
+        ParamError::DimsOutOfRange { dims: 4, features: 3 }
+    );
+    let all_noise = Clustering::new(vec![None; 5], None, "dbscan");
+    assert!(all_noise
+        .pick_random(0)
+        .unwrap_err()
+        .to_string()
+        .contains("every point is noise"));
+    assert!(Clustering::new(vec![Some(0); 3], None, "x")
+        .members(1)
+        .unwrap_err()
+        .to_string()
+        .contains("does not exist"));
+}
+
+#[test]
+fn the_cluster_based_training_pipeline_runs_from_a_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = script(
+        tmp.path(),
+        "c.rhai",
+        r#"let data = synthetic(#{ train: 2000, test: 300, seed: 1 });
+let base = mlp([784, 64, 10]);
+base.fit(data.train, #{ epochs: 1, seed: 1 });
+let attack = fgsm(#{ eps: 0.2 });
+let adv = attack.perturb(base, data.train);
+let reducer = pca(#{ dims: 2 });
+let points = reducer.fit_transform(adv);
+let clusters = kmeans(#{ k: 4, seed: 1 }).fit(points);
+let chosen = clusters.pick_random(1);
+let model = base.clone();
+model.fit(adv.subset(clusters.members(chosen)), #{ epochs: 1, seed: 1 });
+let r = evaluate(model, data.test, [attack]);
+print(`${clusters.n_clusters()} ${clusters.sizes().len()} ${points.shape()} ${reducer.explained_variance_ratio().len()}`);
+print(`${adv.subset(clusters.members(chosen)).len() == clusters.size(chosen)} ${r.keys()}`);
+let noisy = dbscan(#{ eps: 0.05, min_points: 10 }).fit(points);
+print(noisy.labels().len());"#,
+    );
+    advlab()
+        .arg("run")
+        .arg(&s)
+        .assert()
+        .success()
+        .stdout(contains("4 4 [2000, 2] 2\ntrue [\"clean\", \"fgsm\"]\n2000\n"));
+    let bad = script(
+        tmp.path(),
+        "bad.rhai",
+        "let p = synthetic(#{ train: 20, test: 5 }).test.flatten();\nlet c = kmeans(#{ k: 9 }).fit(p);",
+    );
+    advlab()
+        .arg("run")
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stderr(contains("k = 9 is larger than the number of points (5)"))
+        .stderr(contains("bad.rhai:2:27"));
+    let bad = script(
+        tmp.path(),
+        "bad2.rhai",
+        "let r = pca(#{ dims: 3000 }).fit_transform(synthetic(#{ train: 20, test: 5 }).test);",
+    );
+    advlab().arg("run").arg(&bad).assert().failure().stderr(contains(
+        "dims must be between 1 and the number of input features (784), got 3000",
+    ));
+    let bad = script(tmp.path(), "bad3.rhai", "let c = dbscan(#{ eps: -1.0 });");
+    advlab()
+        .arg("run")
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stderr(contains("eps (the neighbourhood radius) must be a finite number > 0"))
+        .stderr(contains("bad3.rhai:1:9"));
+}
