@@ -82,6 +82,8 @@ pub enum ParamError {
     DbscanEps(f64),
     #[error("min_points must be at least 2 (got {0})")]
     MinPoints(usize),
+    #[error("unknown linkage \"{0}\": use \"ward\" or \"single\" (average and complete linkage at 60k points are not implemented yet)")]
+    UnknownLinkage(String),
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

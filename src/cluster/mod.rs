@@ -1,8 +1,11 @@
 //! Clustering of points: k-means (ours: vectorised assignment, k-means++), DBSCAN (linfa's,
 //! with a k-d tree), and the `Clustering` result that scripts query.
 
+mod agglomerative;
 mod kmeans;
 mod metrics;
+
+pub use agglomerative::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage};
 
 pub use kmeans::{kmeans, KMeansParams};
 pub use metrics::adjusted_rand;

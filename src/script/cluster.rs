@@ -3,7 +3,9 @@
 use super::error::{to_rhai, RResult};
 use super::opts::{to_usize, Opts};
 use super::{def, Reg, Session};
-use crate::cluster::{adjusted_rand, dbscan, kmeans, Clustering, DbscanParams, KMeansParams};
+use crate::cluster::{
+    adjusted_rand, agglomerative, dbscan, kmeans, AgglomerativeParams, Clustering, DbscanParams, KMeansParams, Linkage,
+};
 use crate::reduce::to_matrix;
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
@@ -13,6 +15,7 @@ use rhai::{Array, Dynamic, Map, INT};
 pub(crate) enum Clusterer {
     KMeans(KMeansParams),
     Dbscan(DbscanParams),
+    Agglomerative(AgglomerativeParams),
 }
 
 fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
@@ -26,6 +29,7 @@ fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
     let result = match c {
         Clusterer::KMeans(p) => kmeans(&x, p).map_err(|e| to_rhai(format!("kmeans: {e}")))?,
         Clusterer::Dbscan(p) => dbscan(&x, p).map_err(|e| to_rhai(format!("dbscan: {e}")))?,
+        Clusterer::Agglomerative(p) => agglomerative(&x, p).map_err(|e| to_rhai(format!("agglomerative: {e}")))?,
     };
     s.record(
         serde_json::json!({ "op": "cluster", "algorithm": result.algorithm(), "points": x.nrows(),
@@ -85,6 +89,15 @@ pub(super) fn register(reg: &mut Reg) {
             Ok(Clusterer::Dbscan(p))
         }
     );
+    def!(reg, "agglomerative(opts: Map) -> Clusterer", "Agglomerative clustering in O(n) memory: k (required), linkage (\"ward\" by nearest-neighbour chain, or \"single\" by spanning tree).", |m: Map| -> RResult<Clusterer> {
+        let o = Opts::new("agglomerative", &m, &["k", "linkage"])?;
+        let k = o.usize("k")?.ok_or_else(|| to_rhai("agglomerative: option `k` is required, e.g. agglomerative(#{ k: 8, linkage: \"ward\" })"))?;
+        let linkage = Linkage::parse(&o.string("linkage")?.unwrap_or_else(|| "ward".into()))
+            .map_err(|e| to_rhai(format!("agglomerative: {e}")))?;
+        let p = AgglomerativeParams { k, linkage };
+        p.check(usize::MAX).map_err(|e| to_rhai(format!("agglomerative: {e}")))?;
+        Ok(Clusterer::Agglomerative(p))
+    });
     let s = reg.session.clone();
     def!(
         reg,

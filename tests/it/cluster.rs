@@ -236,3 +236,36 @@ print(noisy.labels().len());"#,
         .stderr(contains("eps (the neighbourhood radius) must be a finite number > 0"))
         .stderr(contains("bad3.rhai:1:9"));
 }
+
+#[test]
+fn o_n_memory_agglomerative_equals_brute_force() {
+    use advlab::cluster::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage};
+    for seed in 0..6u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = 12 + (seed as usize) * 7;
+        let x = Array2::from_shape_fn((n, 2), |_| rng.random_range(0.0..1.0));
+        for linkage in [Linkage::Ward, Linkage::Single] {
+            for k in [1, 2, 3, 5, n] {
+                let ours = agglomerative(&x, &AgglomerativeParams { k, linkage }).unwrap();
+                let reference = agglomerative_brute_force(&x, k, linkage);
+                assert_eq!(ours.n_clusters(), k);
+                let ari = adjusted_rand(ours.labels(), &reference);
+                assert!((ari - 1.0).abs() < 1e-12, "{linkage:?} k {k} seed {seed}: ARI {ari}");
+            }
+        }
+    }
+}
+
+#[test]
+fn agglomerative_recovers_separated_blobs() {
+    use advlab::cluster::{agglomerative, AgglomerativeParams, Linkage};
+    let (x, truth) = blobs(5);
+    for linkage in [Linkage::Ward, Linkage::Single] {
+        let c = agglomerative(&x, &AgglomerativeParams { k: 3, linkage }).unwrap();
+        assert!(adjusted_rand(c.labels(), &truth) >= 0.95, "{linkage:?}: {c}");
+    }
+    assert_eq!(
+        Linkage::parse("average").unwrap_err(),
+        ParamError::UnknownLinkage("average".into())
+    );
+}

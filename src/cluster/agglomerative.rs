@@ -1,0 +1,259 @@
+//! Agglomerative clustering in O(n) memory, so 60k points never need the n×n distance matrix
+//! (about 14 GB): Ward by the nearest-neighbour chain over centroids (Ward's distance is
+//! reducible, so the chain finds exactly the merges of the greedy algorithm), single linkage
+//! by Prim's minimum spanning tree. Both cut the merge tree at `k` clusters.
+
+use super::Clustering;
+use crate::error::{Error, ParamError, Result};
+use ndarray::Array2;
+use rayon::prelude::*;
+
+/// Linkage criterion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linkage {
+    Ward,
+    Single,
+}
+
+impl Linkage {
+    /// Parse `ward` or `single`.
+    pub fn parse(s: &str) -> std::result::Result<Self, ParamError> {
+        match s {
+            "ward" => Ok(Linkage::Ward),
+            "single" => Ok(Linkage::Single),
+            other => Err(ParamError::UnknownLinkage(other.to_string())),
+        }
+    }
+}
+
+/// Unchecked parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgglomerativeParams {
+    pub k: usize,
+    pub linkage: Linkage,
+}
+
+impl AgglomerativeParams {
+    /// Check against the number of points.
+    pub fn check(&self, points: usize) -> std::result::Result<&Self, ParamError> {
+        if self.k == 0 {
+            return Err(ParamError::KZero);
+        }
+        if self.k > points {
+            return Err(ParamError::KTooLarge { k: self.k, points });
+        }
+        Ok(self)
+    }
+}
+
+/// A merge of two clusters (by any of their member points) at a height.
+#[derive(Clone, Copy, Debug)]
+struct Merge {
+    a: usize,
+    b: usize,
+    height: f64,
+}
+
+fn sq(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Ward's merge cost between clusters of sizes `na`, `nb` with centroids `ca`, `cb`.
+fn ward(na: f64, ca: &[f64], nb: f64, cb: &[f64]) -> f64 {
+    na * nb / (na + nb) * sq(ca, cb)
+}
+
+/// Nearest-neighbour chain for Ward: O(n) memory, O(n²) time.
+fn ward_merges(x: &Array2<f64>) -> Result<Vec<Merge>> {
+    let (n, d) = x.dim();
+    let mut centroid: Vec<f64> = x.iter().copied().collect();
+    let mut size = vec![1f64; n];
+    let mut active: Vec<usize> = (0..n).collect();
+    let mut pos = (0..n).collect::<Vec<usize>>(); // index of each cluster in `active`
+    let mut merges = Vec::with_capacity(n.saturating_sub(1));
+    let mut chain: Vec<usize> = Vec::new();
+    while active.len() > 1 {
+        if chain.is_empty() {
+            crate::interrupt::check()?;
+            chain.push(active[0]);
+        }
+        let a = *chain.last().unwrap_or(&active[0]);
+        let prev = if chain.len() >= 2 {
+            Some(chain[chain.len() - 2])
+        } else {
+            None
+        };
+        let ca = centroid[a * d..(a + 1) * d].to_vec();
+        let na = size[a];
+        // nearest active neighbour of a; ties go to the previous chain element, then the lowest id
+        let (b, db) = active
+            .par_iter()
+            .with_min_len(2048)
+            .filter(|&&c| c != a)
+            .map(|&c| (c, ward(na, &ca, size[c], &centroid[c * d..(c + 1) * d])))
+            .reduce(
+                || (usize::MAX, f64::INFINITY),
+                |u, v| {
+                    let key = |t: (usize, f64)| (t.1, Some(t.0) != prev, t.0);
+                    if key(v).partial_cmp(&key(u)) == Some(std::cmp::Ordering::Less) {
+                        v
+                    } else {
+                        u
+                    }
+                },
+            );
+        if Some(b) == prev {
+            chain.pop();
+            chain.pop();
+            // merge b into a: a keeps the merged cluster
+            let nb = size[b];
+            for j in 0..d {
+                centroid[a * d + j] = (na * centroid[a * d + j] + nb * centroid[b * d + j]) / (na + nb);
+            }
+            size[a] = na + nb;
+            let i = pos[b];
+            active.swap_remove(i);
+            if i < active.len() {
+                pos[active[i]] = i;
+            }
+            merges.push(Merge {
+                a,
+                b,
+                height: (2.0 * db).sqrt(),
+            });
+        } else {
+            chain.push(b);
+        }
+    }
+    Ok(merges)
+}
+
+/// Prim's minimum spanning tree: O(n) memory, O(n²) time; its edges are single linkage's merges.
+fn single_merges(x: &Array2<f64>) -> Result<Vec<Merge>> {
+    let (n, d) = x.dim();
+    let owned = x.as_standard_layout();
+    let data = owned
+        .as_slice()
+        .ok_or_else(|| Error::Invalid("agglomerative: non-contiguous points".into()))?;
+    let rows: Vec<&[f64]> = data.chunks(d.max(1)).collect();
+    let mut in_tree = vec![false; n];
+    let mut best = vec![(f64::INFINITY, 0usize); n];
+    let mut merges = Vec::with_capacity(n.saturating_sub(1));
+    let mut cur = 0;
+    in_tree[0] = true;
+    for _ in 1..n {
+        crate::interrupt::check()?;
+        let c = rows[cur];
+        best.par_iter_mut().enumerate().with_min_len(2048).for_each(|(i, b)| {
+            if !in_tree[i] {
+                let dist = sq(rows[i], c);
+                if dist < b.0 {
+                    *b = (dist, cur);
+                }
+            }
+        });
+        let (next, &(dist, from)) = best
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !in_tree[*i])
+            .min_by(|u, v| u.1 .0.total_cmp(&v.1 .0).then(u.0.cmp(&v.0)))
+            .ok_or_else(|| Error::Invalid("agglomerative: internal error in the spanning tree".into()))?;
+        in_tree[next] = true;
+        merges.push(Merge {
+            a: from,
+            b: next,
+            height: dist.sqrt(),
+        });
+        cur = next;
+    }
+    Ok(merges)
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// Apply the `n − k` lowest merges and number the clusters by their smallest point.
+fn cut(n: usize, mut merges: Vec<Merge>, k: usize) -> Vec<Option<usize>> {
+    merges.sort_by(|u, v| u.height.total_cmp(&v.height));
+    let mut parent: Vec<usize> = (0..n).collect();
+    for m in merges.iter().take(n - k) {
+        let (ra, rb) = (find(&mut parent, m.a), find(&mut parent, m.b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+    let mut id = vec![usize::MAX; n];
+    let mut next = 0;
+    (0..n)
+        .map(|i| {
+            let r = find(&mut parent, i);
+            if id[r] == usize::MAX {
+                id[r] = next;
+                next += 1;
+            }
+            Some(id[r])
+        })
+        .collect()
+}
+
+/// Agglomerative clustering of the rows of `x` into `k` clusters.
+pub fn agglomerative(x: &Array2<f64>, p: &AgglomerativeParams) -> Result<Clustering> {
+    let p = p.check(x.nrows())?;
+    let merges = match p.linkage {
+        Linkage::Ward => ward_merges(x)?,
+        Linkage::Single => single_merges(x)?,
+    };
+    let name = format!("agglomerative(k={}, linkage={:?})", p.k, p.linkage).to_lowercase();
+    Ok(Clustering::new(cut(x.nrows(), merges, p.k), None, name))
+}
+
+/// The textbook O(n³) algorithm with all pairwise cluster distances, for tests.
+pub fn agglomerative_brute_force(x: &Array2<f64>, k: usize, linkage: Linkage) -> Vec<Option<usize>> {
+    let n = x.nrows();
+    let mut clusters: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    let row = |i: usize| x.row(i).to_vec();
+    let centroid = |c: &[usize]| {
+        let mut m = vec![0f64; x.ncols()];
+        for &i in c {
+            m.iter_mut().zip(row(i)).for_each(|(a, v)| *a += v / c.len() as f64);
+        }
+        m
+    };
+    while clusters.len() > k {
+        let mut best = (f64::INFINITY, 0, 0);
+        for i in 0..clusters.len() {
+            for j in i + 1..clusters.len() {
+                let d = match linkage {
+                    Linkage::Ward => ward(
+                        clusters[i].len() as f64,
+                        &centroid(&clusters[i]),
+                        clusters[j].len() as f64,
+                        &centroid(&clusters[j]),
+                    ),
+                    Linkage::Single => clusters[i]
+                        .iter()
+                        .flat_map(|&a| clusters[j].iter().map(move |&b| (a, b)))
+                        .map(|(a, b)| sq(&row(a), &row(b)))
+                        .fold(f64::INFINITY, f64::min),
+                };
+                if d < best.0 {
+                    best = (d, i, j);
+                }
+            }
+        }
+        let merged = clusters.swap_remove(best.2);
+        clusters[best.1].extend(merged);
+    }
+    let mut labels = vec![None; n];
+    for (c, members) in clusters.iter().enumerate() {
+        for &i in members {
+            labels[i] = Some(c);
+        }
+    }
+    labels
+}
