@@ -84,6 +84,12 @@ pub enum ParamError {
     MinPoints(usize),
     #[error("unknown linkage \"{0}\": use \"ward\" or \"single\" (average and complete linkage at 60k points are not implemented yet)")]
     UnknownLinkage(String),
+    #[error("perplexity must be a number in (0, N - 1) for N = {points} points (got {perplexity})")]
+    Perplexity { perplexity: f64, points: usize },
+    #[error("t-SNE needs at least 250 iterations, the early-exaggeration phase (got {0})")]
+    TsneIterations(usize),
+    #[error("theta (the Barnes-Hut opening angle) must be in [0, 1] (got {0})")]
+    Theta(f64),
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

@@ -5,6 +5,10 @@
 //! scikit-learn's `covariance_eigh`): linfa-reduction's truncated SVD did not finish in 500 s
 //! on 60k×784 (measured).
 
+mod tsne;
+
+pub use tsne::{tsne, TsneParams};
+
 use crate::error::{Error, ParamError, Result};
 use candle_core::{DType, Device, Tensor};
 use linfa_linalg::eigh::EighInto;

@@ -4,15 +4,21 @@ use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, Reg, Session};
 use crate::data::Dataset;
-use crate::reduce::{from_matrix, to_matrix, Pca, PcaParams};
+use crate::reduce::{from_matrix, to_matrix, tsne, Pca, PcaParams, TsneParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A reducer and, once fitted, its state. Cloning shares the state (a handle).
+/// A reducer and, once fitted, its state.
+enum Reducer {
+    Pca(PcaParams, Option<Pca>),
+    Tsne(TsneParams),
+}
+
+/// A script handle to a reducer. Cloning shares the state.
 #[derive(Clone)]
-pub(crate) struct ReducerRef(Rc<RefCell<(PcaParams, Option<Pca>)>>);
+pub(crate) struct ReducerRef(Rc<RefCell<Reducer>>);
 
 fn flat(t: &Tensor) -> RResult<Tensor> {
     if t.rank() < 2 {
@@ -27,25 +33,54 @@ fn flat(t: &Tensor) -> RResult<Tensor> {
 impl ReducerRef {
     fn fit(&self, s: &Session, x: &Tensor) -> RResult<()> {
         let m = to_matrix(x).map_err(to_rhai)?;
-        let params = self.0.borrow().0.clone();
-        let pca = Pca::fit(&m, &params).map_err(|e| to_rhai(format!("pca: {e}")))?;
-        s.record(
-            serde_json::json!({ "op": "pca", "dims": params.dims, "points": m.nrows(),
-            "explained_variance_ratio": pca.explained_variance_ratio() }),
-        );
-        self.0.borrow_mut().1 = Some(pca);
-        Ok(())
+        let mut state = self.0.borrow_mut();
+        match &mut *state {
+            Reducer::Pca(params, fitted) => {
+                let pca = Pca::fit(&m, params).map_err(|e| to_rhai(format!("pca: {e}")))?;
+                s.record(
+                    serde_json::json!({ "op": "pca", "dims": params.dims, "points": m.nrows(),
+                    "explained_variance_ratio": pca.explained_variance_ratio() }),
+                );
+                *fitted = Some(pca);
+                Ok(())
+            }
+            Reducer::Tsne(_) => Err(to_rhai("tsne: t-SNE embeds the points it is given; use fit_transform")),
+        }
     }
 
     fn transform(&self, s: &Session, x: &Tensor) -> RResult<Tensor> {
         let state = self.0.borrow();
-        let pca = state
-            .1
-            .as_ref()
-            .ok_or_else(|| to_rhai("pca: call fit (or fit_transform) before transform"))?;
-        let out = pca
-            .transform(&to_matrix(x).map_err(to_rhai)?)
-            .map_err(|e| to_rhai(format!("pca: {e}")))?;
+        match &*state {
+            Reducer::Pca(_, fitted) => {
+                let pca = fitted
+                    .as_ref()
+                    .ok_or_else(|| to_rhai("pca: call fit (or fit_transform) before transform"))?;
+                let out = pca
+                    .transform(&to_matrix(x).map_err(to_rhai)?)
+                    .map_err(|e| to_rhai(format!("pca: {e}")))?;
+                from_matrix(&out, &s.device).map_err(to_rhai)
+            }
+            Reducer::Tsne(_) => Err(to_rhai("tsne: t-SNE cannot place new points; use fit_transform")),
+        }
+    }
+
+    fn fit_transform(&self, s: &Session, x: &Tensor) -> RResult<Tensor> {
+        let tsne_params = match &*self.0.borrow() {
+            Reducer::Tsne(p) => Some(p.clone()),
+            Reducer::Pca(..) => None,
+        };
+        let Some(params) = tsne_params else {
+            self.fit(s, x)?;
+            return self.transform(s, x);
+        };
+        let m = to_matrix(x).map_err(to_rhai)?;
+        let pb = crate::progress::bar(params.iterations as u64, "tsne".into());
+        let out = tsne(&m, &params, |_| pb.inc(1)).map_err(|e| to_rhai(format!("tsne: {e}")))?;
+        pb.finish_and_clear();
+        s.record(
+            serde_json::json!({ "op": "tsne", "perplexity": params.perplexity, "iterations": params.iterations,
+            "theta": params.theta, "seed": params.seed, "points": m.nrows() }),
+        );
         from_matrix(&out, &s.device).map_err(to_rhai)
     }
 }
@@ -62,9 +97,30 @@ pub(super) fn register(reg: &mut Reg) {
             if dims == 0 {
                 return Err(to_rhai("pca: dims must be at least 1"));
             }
-            Ok(ReducerRef(Rc::new(RefCell::new((PcaParams { dims }, None)))))
+            Ok(ReducerRef(Rc::new(RefCell::new(Reducer::Pca(
+                PcaParams { dims },
+                None,
+            )))))
         }
     );
+    let s = reg.session.clone();
+    def!(reg, "tsne(opts: Map) -> Reducer", "Barnes-Hut t-SNE to 2-D (PCA to 50 first): perplexity (30), iterations (1000), theta (0.5), seed (--seed), dims (2 only).", move |m: Map| -> RResult<ReducerRef> {
+        let o = Opts::new("tsne", &m, &["dims", "perplexity", "iterations", "theta", "seed"])?;
+        if let Some(d) = o.usize("dims")? {
+            if d != 2 {
+                return Err(to_rhai(format!("tsne: only dims 2 is supported, got {d}")));
+            }
+        }
+        let d = TsneParams::default();
+        let p = TsneParams {
+            perplexity: o.f64("perplexity")?.unwrap_or(d.perplexity),
+            iterations: o.usize("iterations")?.unwrap_or(d.iterations),
+            theta: o.f64("theta")?.unwrap_or(d.theta),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+        };
+        p.check(usize::MAX).map_err(|e| to_rhai(format!("tsne: {e}")))?;
+        Ok(ReducerRef(Rc::new(RefCell::new(Reducer::Tsne(p)))))
+    });
     let s = reg.session.clone();
     def!(
         reg,
@@ -103,32 +159,28 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "Reducer.fit_transform(x: Tensor) -> Tensor",
-        "Fit, then project the same rows.",
-        move |r: &mut ReducerRef, x: Tensor| -> RResult<Tensor> {
-            let x = flat(&x)?;
-            r.fit(&s, &x)?;
-            r.transform(&s, &x)
-        }
+        "Fit, then project the same rows (t-SNE: embed them).",
+        move |r: &mut ReducerRef, x: Tensor| -> RResult<Tensor> { r.fit_transform(&s, &flat(&x)?) }
     );
     let s = reg.session.clone();
     def!(
         reg,
         "Reducer.fit_transform(data: Dataset) -> Tensor",
         "Fit on a data set's images, then project them.",
-        move |r: &mut ReducerRef, d: Dataset| -> RResult<Tensor> {
-            let x = flat(d.images())?;
-            r.fit(&s, &x)?;
-            r.transform(&s, &x)
-        }
+        move |r: &mut ReducerRef, d: Dataset| -> RResult<Tensor> { r.fit_transform(&s, &flat(d.images())?) }
     );
     def!(
         reg,
         "Reducer.explained_variance_ratio() -> Array",
         "Fraction of the variance along each kept axis (after fit).",
         |r: &mut ReducerRef| -> RResult<Array> {
-            let state = r.0.borrow();
-            let pca = state.1.as_ref().ok_or_else(|| to_rhai("pca: call fit first"))?;
-            Ok(pca.explained_variance_ratio().into_iter().map(Dynamic::from).collect())
+            match &*r.0.borrow() {
+                Reducer::Pca(_, Some(pca)) => {
+                    Ok(pca.explained_variance_ratio().into_iter().map(Dynamic::from).collect())
+                }
+                Reducer::Pca(_, None) => Err(to_rhai("pca: call fit first")),
+                Reducer::Tsne(_) => Err(to_rhai("tsne: t-SNE has no explained variance")),
+            }
         }
     );
     def!(
@@ -136,13 +188,18 @@ pub(super) fn register(reg: &mut Reg) {
         "Reducer.to_string() -> String",
         "The reducer, and its explained variance once fitted.",
         |r: &mut ReducerRef| {
-            let state = r.0.borrow();
-            match &state.1 {
-                None => format!("PCA(dims={}) (not fitted)", state.0.dims),
-                Some(p) => format!(
-                    "PCA(dims={}), explained variance ratio {:?}",
-                    state.0.dims,
-                    p.explained_variance_ratio()
+            match &*r.0.borrow() {
+                Reducer::Pca(p, None) => format!("PCA(dims={}) (not fitted)", p.dims),
+                Reducer::Pca(p, Some(f)) => {
+                    format!(
+                        "PCA(dims={}), explained variance ratio {:?}",
+                        p.dims,
+                        f.explained_variance_ratio()
+                    )
+                }
+                Reducer::Tsne(p) => format!(
+                    "TSNE(perplexity={}, iterations={}, theta={}, seed={})",
+                    p.perplexity, p.iterations, p.theta, p.seed
                 ),
             }
         }

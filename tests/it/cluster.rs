@@ -269,3 +269,57 @@ fn agglomerative_recovers_separated_blobs() {
         ParamError::UnknownLinkage("average".into())
     );
 }
+
+#[test]
+fn tsne_keeps_separated_blobs_apart_and_is_seeded() {
+    use advlab::reduce::{tsne, TsneParams};
+    // three blobs in 10-D, 80 points each
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut data = Vec::new();
+    let mut truth = Vec::new();
+    for c in 0..3 {
+        for _ in 0..80 {
+            for j in 0..10 {
+                let center = if j == c { 20.0 } else { 0.0 };
+                data.push(center + rng.random_range(-1.0..1.0));
+            }
+            truth.push(Some(c));
+        }
+    }
+    let x = Array2::from_shape_vec((240, 10), data).unwrap();
+    let p = TsneParams {
+        perplexity: 20.0,
+        iterations: 400,
+        seed: 3,
+        ..TsneParams::default()
+    };
+    let y = tsne(&x, &p, |_| {}).unwrap();
+    assert_eq!(y.dim(), (240, 2));
+    let c = kmeans(
+        &y,
+        &KMeansParams {
+            seed: 1,
+            ..KMeansParams::new(3)
+        },
+    )
+    .unwrap();
+    assert!(adjusted_rand(c.labels(), &truth) >= 0.95, "{c}");
+    assert_eq!(y, tsne(&x, &p, |_| {}).unwrap(), "same seed, same embedding");
+    assert_ne!(y, tsne(&x, &TsneParams { seed: 4, ..p.clone() }, |_| {}).unwrap());
+    assert_eq!(
+        TsneParams {
+            perplexity: 240.0,
+            ..p.clone()
+        }
+        .check(240)
+        .unwrap_err(),
+        ParamError::Perplexity {
+            perplexity: 240.0,
+            points: 240
+        }
+    );
+    assert_eq!(
+        TsneParams { iterations: 10, ..p }.check(240).unwrap_err(),
+        ParamError::TsneIterations(10)
+    );
+}
