@@ -34,14 +34,122 @@ pub struct BenchArgs {
     pub eps: f64,
 }
 
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 12] = [
     "mlp_epoch",
     "cnn_epoch",
     "mlp_fgsm",
     "mlp_pgd20",
     "cnn_fgsm",
     "cnn_pgd20",
+    "pca_60k",
+    "kmeans_1_10",
+    "dbscan_60k_raw",
+    "ward_10k",
+    "ward_60k",
+    "tsne_5k",
 ];
+
+/// Peak resident memory of this process so far, in MB (Linux; 0 elsewhere).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The reduction and clustering workloads (scikit-learn's `benches/reference/sklearn_bench.py`).
+fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<BenchRow>> {
+    use crate::cluster::{agglomerative, dbscan, kmeans, AgglomerativeParams, DbscanParams, KMeansParams, Linkage};
+    use crate::reduce::{to_matrix, tsne, Pca, PcaParams, TsneParams};
+    let names = [
+        "pca_60k",
+        "kmeans_1_10",
+        "dbscan_60k_raw",
+        "ward_10k",
+        "ward_60k",
+        "tsne_5k",
+    ];
+    let mut rows = Vec::new();
+    if !names.iter().any(|n| wanted(n)) {
+        return Ok(rows);
+    }
+    let x = to_matrix(&data.train.images().flatten_from(1)?)?;
+    let n = x.nrows();
+    let t = Instant::now();
+    let points = Pca::fit(&x, &PcaParams { dims: 2 })?.transform(&x)?;
+    if wanted("pca_60k") {
+        rows.push(BenchRow {
+            name: "pca_60k".into(),
+            seconds: t.elapsed().as_secs_f64(),
+            samples: n,
+            accuracy: f64::NAN,
+        });
+        eprintln!("pca_60k: peak memory {:.0} MB", peak_rss_mb());
+    }
+    let mut timed = |name: &str, n: usize, f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+        let t = Instant::now();
+        f()?;
+        rows.push(BenchRow {
+            name: name.into(),
+            seconds: t.elapsed().as_secs_f64(),
+            samples: n,
+            accuracy: f64::NAN,
+        });
+        eprintln!("{name}: peak memory {:.0} MB", peak_rss_mb());
+        Ok(())
+    };
+    if wanted("kmeans_1_10") {
+        timed("kmeans_1_10", n, &mut || {
+            for k in 1..=10 {
+                kmeans(
+                    &points,
+                    &KMeansParams {
+                        seed: 1,
+                        ..KMeansParams::new(k)
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    if wanted("dbscan_60k_raw") {
+        timed("dbscan_60k_raw", n, &mut || {
+            Ok(dbscan(
+                &points,
+                &DbscanParams {
+                    eps: 0.1,
+                    min_points: 50,
+                },
+            )
+            .map(|_| ())?)
+        })?;
+    }
+    let ward = AgglomerativeParams {
+        k: 8,
+        linkage: Linkage::Ward,
+    };
+    if wanted("ward_10k") {
+        let small = points.slice(ndarray::s![..10000.min(n), ..]).to_owned();
+        timed("ward_10k", small.nrows(), &mut || {
+            Ok(agglomerative(&small, &ward).map(|_| ())?)
+        })?;
+    }
+    if wanted("ward_60k") {
+        timed("ward_60k", n, &mut || Ok(agglomerative(&points, &ward).map(|_| ())?))?;
+    }
+    if wanted("tsne_5k") {
+        let small = x.slice(ndarray::s![..5000.min(n), ..]).to_owned();
+        let p = TsneParams {
+            seed: 1,
+            ..TsneParams::default()
+        };
+        timed("tsne_5k", small.nrows(), &mut || {
+            Ok(tsne(&small, &p, |_| {}).map(|_| ())?)
+        })?;
+    }
+    Ok(rows)
+}
 
 /// One timed workload.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -134,6 +242,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             rows.push(time_attack(&names[2], &pgd, &model, &data)?);
         }
     }
+    rows.extend(cluster_rows(&data, &wanted)?);
     println!(
         "advlab {} bench on cpu ({} threads), train {} / test {} samples, eps {}",
         env!("CARGO_PKG_VERSION"),
@@ -144,7 +253,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
     );
     println!(
         "{:<11} {:>9} {:>11} {:>9} {:>10} {:>7}",
-        "workload", "seconds", "samples/s", "accuracy", "torch s", "ratio"
+        "workload", "seconds", "samples/s", "accuracy", "ref s", "ratio"
     );
     for r in &rows {
         let torch = reference
@@ -155,11 +264,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<11} {:>9.3} {:>11.0} {:>9.4} {:>10} {:>7}",
+            "{:<14} {:>9.3} {:>11.0} {:>9} {:>10} {:>7}",
             r.name,
             r.seconds,
             r.samples as f64 / r.seconds.max(1e-9),
-            r.accuracy,
+            if r.accuracy.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{:.4}", r.accuracy)
+            },
             ts,
             ratio
         );

@@ -203,3 +203,40 @@ impl fmt::Display for Splits {
         write!(f, "train: {}\ntest:  {}", self.train, self.test)
     }
 }
+
+/// Save a data set (images, labels, name, classes) as safetensors, atomically.
+pub fn save_dataset(d: &Dataset, path: &std::path::Path) -> Result<()> {
+    let werr = |reason: String| Error::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let images = d.images.to_device(&Device::Cpu)?;
+    let labels = d.labels.to_device(&Device::Cpu)?;
+    let meta = std::collections::HashMap::from([
+        ("advlab.dataset".to_string(), d.name.clone()),
+        ("advlab.classes".to_string(), d.classes.to_string()),
+    ]);
+    let bytes = safetensors::serialize([("images", &images), ("labels", &labels)], Some(meta))
+        .map_err(|e| werr(e.to_string()))?;
+    crate::output::write_atomic(path, &bytes)
+}
+
+/// Load a data set saved by [`save_dataset`].
+pub fn load_dataset(path: &std::path::Path, device: &Device) -> Result<Dataset> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |why: String| Error::Data(format!("{}: not a data set saved by advlab ({why})", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let info = meta.metadata().clone().unwrap_or_default();
+    let name = info
+        .get("advlab.dataset")
+        .cloned()
+        .ok_or_else(|| bad("no advlab.dataset metadata".into()))?;
+    let classes = info.get("advlab.classes").and_then(|c| c.parse().ok()).unwrap_or(10);
+    let mut t = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| bad(e.to_string()))?;
+    let images = t.remove("images").ok_or_else(|| bad("no images tensor".into()))?;
+    let labels = t.remove("labels").ok_or_else(|| bad("no labels tensor".into()))?;
+    Dataset::new(images, labels, classes, name)
+}

@@ -32,6 +32,212 @@ pub struct LineChart {
     pub y_label: String,
     pub x: Vec<f64>,
     pub series: Vec<(String, Vec<f64>)>,
+    /// Per series, optional ± error (e.g. a standard deviation) drawn as error bars.
+    pub errors: Vec<Option<Vec<f64>>>,
+}
+
+/// A grouped bar chart: one group per category, one bar per series, optional error bars.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarChart {
+    pub title: String,
+    pub y_label: String,
+    pub groups: Vec<String>,
+    pub series: Vec<(String, Vec<f64>)>,
+    pub errors: Vec<Option<Vec<f64>>>,
+}
+
+/// 2-D points coloured by an integer label (-1 = noise, grey), one label optionally highlighted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScatterChart {
+    pub title: String,
+    pub points: Vec<(f64, f64)>,
+    pub labels: Vec<i64>,
+    pub highlight: Option<i64>,
+}
+
+/// Any chart a script can save.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Chart {
+    Line(LineChart),
+    Bar(BarChart),
+    Scatter(ScatterChart),
+}
+
+impl Chart {
+    /// Render to `path` (`.png` or `.svg`), written atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        register_font()?;
+        let draw = |c: &Chart, svg: bool| -> Result<Vec<u8>> {
+            if svg {
+                let mut s = String::new();
+                c.draw_any(SVGBackend::with_string(&mut s, SIZE).into_drawing_area())?;
+                Ok(s.into_bytes())
+            } else {
+                let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+                c.draw_any(BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area())?;
+                encode_png(&buf, SIZE)
+            }
+        };
+        let bytes = draw(self, Format::from_path(path)? == Format::Svg)?;
+        crate::output::write_atomic(path, &bytes)
+    }
+
+    fn draw_any<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
+        match self {
+            Chart::Line(c) => c.draw(root),
+            Chart::Bar(c) => c.draw(root),
+            Chart::Scatter(c) => c.draw(root),
+        }
+    }
+}
+
+fn error_bar<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    points: &[(f64, f64, f64)],
+    color: RGBAColor,
+) -> Result<()> {
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&(x, y, e)| ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(2), 8)),
+        )
+        .map_err(perr)?;
+    Ok(())
+}
+
+impl BarChart {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(perr)?;
+        let g = self.groups.len().max(1) as f64;
+        let tops = self.series.iter().enumerate().flat_map(|(i, (_, v))| {
+            v.iter()
+                .enumerate()
+                .map(move |(j, y)| y + self.errors.get(i).and_then(|e| e.as_ref()).map_or(0.0, |e| e[j]))
+        });
+        let (_, y1) = range(tops.chain(std::iter::once(0.0)));
+        let groups = self.groups.clone();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, (FAMILY, 28))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..g, 0.0..y1)
+            .map_err(perr)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups.len() * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 0.26 {
+                    groups.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(&self.y_label)
+            .label_style((FAMILY, 16))
+            .axis_desc_style((FAMILY, 18))
+            .draw()
+            .map_err(perr)?;
+        let ns = self.series.len().max(1) as f64;
+        let width = 0.8 / ns;
+        for (i, (name, values)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let x = |j: usize| j as f64 + 0.1 + width * i as f64;
+            chart
+                .draw_series(
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &v)| Rectangle::new([(x(j), 0.0), (x(j) + width, v)], color.filled())),
+                )
+                .map_err(perr)?
+                .label(name)
+                .legend(move |(a, b)| Rectangle::new([(a, b - 6), (a + 16, b + 6)], color.filled()));
+            if let Some(Some(e)) = self.errors.get(i) {
+                let pts: Vec<(f64, f64, f64)> = values
+                    .iter()
+                    .zip(e)
+                    .enumerate()
+                    .map(|(j, (&v, &e))| (x(j) + width / 2.0, v, e))
+                    .collect();
+                error_bar(&mut chart, &pts, BLACK.to_rgba())?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, 16))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(perr)?;
+        root.present().map_err(perr)
+    }
+}
+
+impl ScatterChart {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(perr)?;
+        let (x0, x1) = range(self.points.iter().map(|p| p.0));
+        let (y0, y1) = range(self.points.iter().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, (FAMILY, 28))
+            .margin(20)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(perr)?;
+        chart.configure_mesh().label_style((FAMILY, 14)).draw().map_err(perr)?;
+        let mut labels: Vec<i64> = self.labels.clone();
+        labels.sort_unstable();
+        labels.dedup();
+        for &l in &labels {
+            let dim = self.highlight.is_some_and(|h| h != l);
+            let color = if l < 0 {
+                RGBAColor(150, 150, 150, 0.4)
+            } else {
+                let c = Palette99::pick(l as usize).to_rgba();
+                if dim {
+                    c.mix(0.15)
+                } else {
+                    c.mix(0.8)
+                }
+            };
+            let size = if self.highlight == Some(l) { 3 } else { 2 };
+            let pts = self
+                .points
+                .iter()
+                .zip(&self.labels)
+                .filter(|(_, &pl)| pl == l)
+                .map(|(p, _)| *p);
+            let name = if l < 0 { "noise".to_string() } else { l.to_string() };
+            chart
+                .draw_series(pts.map(|p| Circle::new(p, size, color.filled())))
+                .map_err(perr)?
+                .label(if self.highlight == Some(l) {
+                    format!("{name} (chosen)")
+                } else {
+                    name
+                })
+                .legend(move |(a, b)| Circle::new((a + 8, b), 5, color.filled()));
+        }
+        if labels.len() <= 20 {
+            chart
+                .configure_series_labels()
+                .label_font((FAMILY, 14))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(perr)?;
+        }
+        root.present().map_err(perr)
+    }
 }
 
 /// Output format, from the file extension.
@@ -82,7 +288,12 @@ impl LineChart {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(perr)?;
         let (x0, x1) = range(self.x.iter().copied());
-        let (y0, y1) = range(self.series.iter().flat_map(|(_, ys)| ys.iter().copied()));
+        let spread = |i: usize, j: usize| self.errors.get(i).and_then(|e| e.as_ref()).map_or(0.0, |e| e[j]);
+        let (y0, y1) = range(self.series.iter().enumerate().flat_map(|(i, (_, ys))| {
+            ys.iter()
+                .enumerate()
+                .flat_map(move |(j, &y)| [y - spread(i, j), y + spread(i, j)])
+        }));
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, (FAMILY, 28))
             .margin(20)
@@ -112,6 +323,10 @@ impl LineChart {
                 .map_err(perr)?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            if let Some(Some(e)) = self.errors.get(i) {
+                let bars: Vec<(f64, f64, f64)> = points.iter().zip(e).map(|(&(x, y), &e)| (x, y, e)).collect();
+                error_bar(&mut chart, &bars, color)?;
+            }
             chart
                 .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
                 .map_err(perr)?;
@@ -125,24 +340,6 @@ impl LineChart {
             .map_err(perr)?;
         // present() explicitly, so that a drawing failure is not ignored silently.
         root.present().map_err(perr)
-    }
-
-    /// Render to `path` (`.png` or `.svg`), written atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        register_font()?;
-        let bytes = match Format::from_path(path)? {
-            Format::Svg => {
-                let mut s = String::new();
-                self.draw(SVGBackend::with_string(&mut s, SIZE).into_drawing_area())?;
-                s.into_bytes()
-            }
-            Format::Png => {
-                let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-                self.draw(BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area())?;
-                encode_png(&buf, SIZE)?
-            }
-        };
-        crate::output::write_atomic(path, &bytes)
     }
 }
 

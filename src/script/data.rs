@@ -3,7 +3,7 @@
 use super::error::{to_rhai, RResult};
 use super::opts::{to_usize, usize_array, Opts};
 use super::{def, def_get, Reg};
-use crate::data::{load_mnist_like, synthetic, Dataset, Splits, SyntheticParams, Which};
+use crate::data::{load_dataset, load_mnist_like, save_dataset, synthetic, Dataset, Splits, SyntheticParams, Which};
 use candle_core::Tensor;
 use rhai::{Array, Map, INT};
 use std::path::Path;
@@ -161,5 +161,19 @@ pub(super) fn register(reg: &mut Reg) {
         "Dataset.to_string() -> String",
         "Name, size and image shape.",
         |d: &mut Dataset| d.to_string()
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Dataset.save(path: String)",
+        "Write the data set (e.g. adversarial samples) as safetensors, atomically; out/… follows --out.",
+        move |d: &mut Dataset, p: &str| -> RResult<()> { save_dataset(d, &s.resolve_out(p)).map_err(to_rhai) }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "load_dataset(path: String) -> Dataset",
+        "A data set written by Dataset.save.",
+        move |p: &str| -> RResult<Dataset> { load_dataset(&s.resolve_out(p), &s.device).map_err(to_rhai) }
     );
 }

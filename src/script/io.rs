@@ -4,7 +4,8 @@
 use super::error::{to_rhai, RResult};
 use super::opts::{number, Opts};
 use super::{def, Reg, Session};
-use crate::plot::LineChart;
+use crate::plot::{BarChart, Chart, LineChart, ScatterChart};
+use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map};
 
 /// Column names in order of first appearance over all rows.
@@ -45,9 +46,13 @@ fn maps(func: &str, rows: &Array) -> RResult<Vec<Map>> {
         .collect()
 }
 
-fn write_csv(s: &Session, path: &str, rows: &Array) -> RResult<()> {
+fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String]) -> RResult<()> {
     let rows = maps("write_csv", rows)?;
-    let cols = columns(&rows);
+    let cols = if order.is_empty() {
+        columns(&rows)
+    } else {
+        order.to_vec()
+    };
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&cols).map_err(to_rhai)?;
     for r in &rows {
@@ -87,38 +92,203 @@ fn column(rows: &[Map], name: &str, all: &[String]) -> RResult<Vec<f64>> {
         .collect()
 }
 
-fn line_chart(rows: &Array, opts: &Map) -> RResult<LineChart> {
-    let o = Opts::new("line_chart", opts, &["x", "y", "title", "x_label", "y_label"])?;
+/// The y series of `rows` and their optional error columns (`err`, same order as `y`).
+type Series = (Vec<(String, Vec<f64>)>, Vec<Option<Vec<f64>>>);
+
+fn series(func: &str, rows: &[Map], o: &Opts, x: &str, all: &[String]) -> RResult<Series> {
+    let ys = match o.strings("y")? {
+        Some(ys) if !ys.is_empty() => ys,
+        _ => all.iter().filter(|c| *c != x).cloned().collect(),
+    };
+    let errs = o.strings("err")?.unwrap_or_default();
+    if !errs.is_empty() && errs.len() != ys.len() {
+        return Err(to_rhai(format!(
+            "{func}: `err` names {} columns but `y` names {}",
+            errs.len(),
+            ys.len()
+        )));
+    }
+    let values = ys
+        .iter()
+        .map(|y| Ok((y.clone(), column(rows, y, all)?)))
+        .collect::<RResult<Vec<_>>>()?;
+    let errors = (0..ys.len())
+        .map(|i| {
+            errs.get(i)
+                .filter(|e| !e.is_empty())
+                .map(|e| column(rows, e, all))
+                .transpose()
+        })
+        .collect::<RResult<Vec<_>>>()?;
+    Ok((values, errors))
+}
+
+fn line_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
+    let o = Opts::new("line_chart", opts, &["x", "y", "err", "title", "x_label", "y_label"])?;
     let rows = maps("line_chart", rows)?;
     let all = columns(&rows);
     let x = o
         .string("x")?
         .ok_or_else(|| to_rhai("line_chart: option `x` (the column on the x axis) is required"))?;
-    let ys = match o.strings("y")? {
-        Some(ys) if !ys.is_empty() => ys,
-        _ => all.iter().filter(|c| **c != x).cloned().collect(),
-    };
-    let series = ys
-        .iter()
-        .map(|y| Ok((y.clone(), column(&rows, y, &all)?)))
-        .collect::<RResult<Vec<_>>>()?;
-    Ok(LineChart {
+    let (series, errors) = series("line_chart", &rows, &o, &x, &all)?;
+    Ok(Chart::Line(LineChart {
         title: o.string("title")?.unwrap_or_default(),
         x_label: o.string("x_label")?.unwrap_or_else(|| x.clone()),
         y_label: o.string("y_label")?.unwrap_or_default(),
         x: column(&rows, &x, &all)?,
         series,
-    })
+        errors,
+    }))
+}
+
+fn bar_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
+    let o = Opts::new("bar_chart", opts, &["x", "y", "err", "title", "y_label"])?;
+    let rows = maps("bar_chart", rows)?;
+    let all = columns(&rows);
+    let x = o
+        .string("x")?
+        .ok_or_else(|| to_rhai("bar_chart: option `x` (the column naming each group) is required"))?;
+    let groups = rows.iter().map(|r| cell(r.get(x.as_str()))).collect();
+    let (series, errors) = series("bar_chart", &rows, &o, &x, &all)?;
+    Ok(Chart::Bar(BarChart {
+        title: o.string("title")?.unwrap_or_default(),
+        y_label: o.string("y_label")?.unwrap_or_default(),
+        groups,
+        series,
+        errors,
+    }))
+}
+
+fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RResult<Chart> {
+    let o = Opts::new("scatter_chart", opts, &["title", "highlight"])?;
+    if points.rank() != 2 || points.dims()[1] != 2 {
+        return Err(to_rhai(format!(
+            "scatter_chart: expected (N, 2) points, got shape {:?}",
+            points.dims()
+        )));
+    }
+    let v = points
+        .to_dtype(candle_core::DType::F64)
+        .and_then(|t| t.to_vec2::<f64>())
+        .map_err(to_rhai)?;
+    if v.len() != labels.len() {
+        return Err(to_rhai(format!(
+            "scatter_chart: {} points but {} labels",
+            v.len(),
+            labels.len()
+        )));
+    }
+    Ok(Chart::Scatter(ScatterChart {
+        title: o.string("title")?.unwrap_or_default(),
+        points: v.into_iter().map(|p| (p[0], p[1])).collect(),
+        labels: labels.to_vec(),
+        highlight: o.usize("highlight")?.map(|h| h as i64),
+    }))
+}
+
+/// Rows grouped by the `by` columns, with the mean and sample standard deviation of each
+/// `values` column (`<v>_mean`, `<v>_std`) and the group size `n`, in order of first appearance.
+fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
+    let o = Opts::new("aggregate", opts, &["by", "values"])?;
+    let rows = maps("aggregate", rows)?;
+    let all = columns(&rows);
+    let by = o.strings("by")?.unwrap_or_default();
+    let values = o
+        .strings("values")?
+        .ok_or_else(|| to_rhai("aggregate: option `values` (columns to average) is required"))?;
+    let mut groups: Vec<(Vec<String>, Vec<&Map>)> = Vec::new();
+    for r in &rows {
+        let key: Vec<String> = by.iter().map(|b| cell(r.get(b.as_str()))).collect();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    let mut out = Array::new();
+    for (_, members) in groups {
+        let mut m = Map::new();
+        for b in &by {
+            m.insert(b.into(), members[0].get(b.as_str()).cloned().unwrap_or(Dynamic::UNIT));
+        }
+        let owned: Vec<Map> = members.iter().map(|r| (*r).clone()).collect();
+        for v in &values {
+            let xs = column(&owned, v, &all).map_err(|e| to_rhai(format!("aggregate: {e}")))?;
+            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+            let var = if xs.len() > 1 {
+                xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64
+            } else {
+                0.0
+            };
+            m.insert(format!("{v}_mean").into(), mean.into());
+            m.insert(format!("{v}_std").into(), var.sqrt().into());
+        }
+        m.insert("n".into(), (members.len() as rhai::INT).into());
+        out.push(m.into());
+    }
+    Ok(out)
+}
+
+/// An aligned text table of `rows` (floats to 3 decimals), columns in the given order (all of
+/// them, in order of first appearance, when `order` is empty).
+fn table(rows: &Array, order: &[String]) -> RResult<String> {
+    let rows = maps("print_table", rows)?;
+    let cols = if order.is_empty() {
+        columns(&rows)
+    } else {
+        order.to_vec()
+    };
+    let fmt = |v: Option<&Dynamic>| match v {
+        Some(d) if d.is_float() => format!("{:.3}", d.as_float().unwrap_or(f64::NAN)),
+        other => cell(other),
+    };
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| fmt(r.get(c.as_str()))).collect())
+        .collect();
+    let widths: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            cells
+                .iter()
+                .map(|r| r[j].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
+        .collect();
+    let line = |vals: Vec<String>| {
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:>w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(cols.clone())];
+    out.extend(cells.into_iter().map(line));
+    Ok(out.join("\n"))
 }
 
 pub(super) fn register(reg: &mut Reg) {
-    reg.engine.register_type_with_name::<LineChart>("Chart");
+    reg.engine.register_type_with_name::<Chart>("Chart");
     let s = reg.session.clone();
     def!(
         reg,
         "write_csv(path: String, rows: Array)",
         "Write an array of maps as CSV (one column per key), with a .meta.json sidecar (seed, device, parameters).",
-        move |p: &str, rows: Array| { write_csv(&s, p, &rows) }
+        move |p: &str, rows: Array| { write_csv(&s, p, &rows, &[]) }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "write_csv(path: String, rows: Array, columns: Array)",
+        "Write the given columns of rows as CSV, in that order.",
+        move |p: &str, rows: Array, cols: Array| {
+            let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            write_csv(&s, p, &rows, &cols)
+        }
     );
     let s = reg.session.clone();
     def!(
@@ -130,15 +300,78 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "line_chart(rows: Array, opts: Map) -> Chart",
-        "A line chart of rows: x (column), y (column or array of columns), title, x_label, y_label.",
+        "A line chart of rows: x (column), y (column or array of columns), err (± columns for error bars), title, x_label, y_label.",
         |rows: Array, o: Map| { line_chart(&rows, &o) }
+    );
+    def!(reg, "bar_chart(rows: Array, opts: Map) -> Chart", "A grouped bar chart: x (the column naming each group), y (columns, one bar each), err (± columns), title, y_label.", |rows: Array, o: Map| {
+        bar_chart(&rows, &o)
+    });
+    def!(reg, "scatter_chart(points: Tensor, labels: Array, opts: Map) -> Chart", "(N, 2) points coloured by integer labels (-1 = noise): title, highlight (a label drawn on top, the rest faded).", |p: Tensor, l: Array, o: Map| -> RResult<Chart> {
+        let labels = l.iter().map(|v| v.as_int().map_err(|_| to_rhai(format!("scatter_chart: labels must be integers, got {}", v.type_name())))).collect::<RResult<Vec<_>>>()?;
+        scatter_chart(&p, &labels, &o)
+    });
+    def!(
+        reg,
+        "scatter_chart(points: Tensor, labels: Tensor, opts: Map) -> Chart",
+        "(N, 2) points coloured by the labels in a tensor (e.g. Dataset.labels()).",
+        |p: Tensor, l: Tensor, o: Map| -> RResult<Chart> {
+            let labels: Vec<i64> = l
+                .to_dtype(candle_core::DType::I64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<i64>())
+                .map_err(to_rhai)?;
+            scatter_chart(&p, &labels, &o)
+        }
+    );
+    def!(reg, "aggregate(rows: Array, opts: Map) -> Array", "Group rows by the `by` columns; mean and standard deviation (<v>_mean, <v>_std) of the `values` columns, and n.", |rows: Array, o: Map| {
+        aggregate(&rows, &o)
+    });
+    def!(
+        reg,
+        "print_table(rows: Array)",
+        "Print rows as an aligned table (floats to 3 decimals).",
+        |rows: Array| -> RResult<()> {
+            println!("{}", table(&rows, &[])?);
+            Ok(())
+        }
+    );
+    def!(
+        reg,
+        "print_table(rows: Array, columns: Array)",
+        "Print the given columns of rows, in that order, as an aligned table.",
+        |rows: Array, cols: Array| -> RResult<()> {
+            let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            println!("{}", table(&rows, &cols)?);
+            Ok(())
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "file_exists(path: String) -> bool",
+        "Whether a file exists (out/… paths follow --out): lets a sweep resume.",
+        move |p: &str| s.resolve_out(p).is_file()
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "read_json(path: String) -> ?",
+        "Read a JSON file written by write_json (out/… paths follow --out).",
+        move |p: &str| -> RResult<Dynamic> {
+            let path = s.resolve_out(p);
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| to_rhai(format!("cannot read {}: {e}", path.display())))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| to_rhai(format!("{}: not JSON ({e})", path.display())))?;
+            rhai::serde::to_dynamic(v)
+        }
     );
     let s = reg.session.clone();
     def!(
         reg,
         "Chart.save(path: String)",
         "Render to .png or .svg (by extension), with a .meta.json sidecar.",
-        move |c: &mut LineChart, p: &str| -> RResult<()> {
+        move |c: &mut Chart, p: &str| -> RResult<()> {
             let path = s.resolve_out(p);
             c.save(&path).map_err(to_rhai)?;
             s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)

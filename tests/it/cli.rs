@@ -1,8 +1,6 @@
 //! The command line end to end: the quickstart, the MNIST baseline, functions, arguments.
 
-use crate::common::{advlab, mnist_dir, script};
-use crate::data::write_fixture;
-use advlab::data::{read_idx, write_idx};
+use crate::common::{advlab, script};
 use predicates::str::contains;
 use std::path::PathBuf;
 
@@ -96,23 +94,7 @@ fn mnist_baseline_script_runs_as_written_on_a_small_mnist() {
     // The script as written, on the first 1500/300 real MNIST samples when present (else
     // on a synthetic IDX fixture), found through $ADVLAB_DATA.
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mnist");
-    match mnist_dir() {
-        Some(real) => {
-            for (stem, n) in [("train", 1500usize), ("t10k", 300)] {
-                let (d, px) = read_idx(&real.join(format!("{stem}-images-idx3-ubyte.gz"))).unwrap();
-                write_idx(
-                    &dir.join(format!("{stem}-images-idx3-ubyte.gz")),
-                    &[n, d[1], d[2]],
-                    &px[..n * d[1] * d[2]],
-                )
-                .unwrap();
-                let (_, lb) = read_idx(&real.join(format!("{stem}-labels-idx1-ubyte.gz"))).unwrap();
-                write_idx(&dir.join(format!("{stem}-labels-idx1-ubyte.gz")), &[n], &lb[..n]).unwrap();
-            }
-        }
-        None => write_fixture(&dir, 1500, 300),
-    }
+    crate::common::small_mnist(&tmp.path().join("mnist"), 1500, 300);
     let out = tmp.path().join("out");
     advlab()
         .env("ADVLAB_DATA", tmp.path())

@@ -323,3 +323,63 @@ fn tsne_keeps_separated_blobs_apart_and_is_seeded() {
         ParamError::TsneIterations(10)
     );
 }
+
+#[test]
+fn the_reproduction_runs_quick_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::common::small_mnist(&tmp.path().join("mnist"), 2000, 300);
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/reproduce/cluster_adversarial_training.rhai");
+    let run = || {
+        let out = advlab()
+            .env("ADVLAB_DATA", tmp.path())
+            .arg("run")
+            .arg(&script)
+            .arg("quick=true")
+            .arg("--out")
+            .arg(tmp.path().join("out"))
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (first, _) = run();
+    assert!(
+        first.contains("Table 1") && first.contains("Table 2") && first.contains("Table 3"),
+        "{first}"
+    );
+    let dir = tmp.path().join("out/cluster_at/quick");
+    for f in [
+        "table1_fgsm.csv",
+        "table2_pgd.csv",
+        "table3.csv",
+        "figure1_fgsm_avg.svg",
+        "figure2_pgd_adv.png",
+        "figure3_reduction.png",
+        "scatter_clusters.png",
+        "scatter_labels.png",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+    let table: Vec<csv::StringRecord> = csv::Reader::from_path(dir.join("table1_fgsm.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(table.len(), 3, "k = 1..3 in quick mode");
+    // k = 1 is the whole adversarial set: it must equal classic adversarial training
+    let t3 = std::fs::read_to_string(dir.join("table3.csv")).unwrap();
+    assert!(
+        t3.contains("classic adversarial training") && t3.contains("kmeans k="),
+        "{t3}"
+    );
+    // a second run reuses every finished configuration: no training, identical tables
+    let (second, stderr) = run();
+    assert!(!stderr.contains("fit cnn"), "the rerun trained again:\n{stderr}");
+    let table_of = |s: &str| s[s.find("Table 1").unwrap()..].to_string();
+    assert_eq!(table_of(&first), table_of(&second));
+}

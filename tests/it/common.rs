@@ -74,3 +74,29 @@ pub fn script(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// An MNIST directory with the first `n` train and `m` test samples of the real data when
+/// present, else of the synthetic set, as gzip IDX files.
+pub fn small_mnist(dir: &std::path::Path, n: usize, m: usize) {
+    use advlab::data::{read_idx, write_idx};
+    let Some(real) = mnist_dir() else {
+        crate::data::write_fixture(dir, n, m);
+        return;
+    };
+    for (stem, count) in [("train", n), ("t10k", m)] {
+        let (d, px) = read_idx(&real.join(format!("{stem}-images-idx3-ubyte.gz"))).unwrap();
+        write_idx(
+            &dir.join(format!("{stem}-images-idx3-ubyte.gz")),
+            &[count, d[1], d[2]],
+            &px[..count * d[1] * d[2]],
+        )
+        .unwrap();
+        let (_, lb) = read_idx(&real.join(format!("{stem}-labels-idx1-ubyte.gz"))).unwrap();
+        write_idx(
+            &dir.join(format!("{stem}-labels-idx1-ubyte.gz")),
+            &[count],
+            &lb[..count],
+        )
+        .unwrap();
+    }
+}
