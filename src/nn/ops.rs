@@ -155,30 +155,11 @@ impl CustomOp3 for Linear {
         let dx = if x.track_op() { Some(grad.matmul(w)?) } else { None };
         let dw = if w.track_op() { Some(grad.t()?.matmul(x)?) } else { None };
         let db = if b.track_op() {
-            Some(grad.contiguous()?.apply_op1_no_bwd(&RowSum)?)
+            Some(grad.contiguous()?.apply_op1_no_bwd(&ChannelSum)?)
         } else {
             None
         };
         Ok((dx, dw, db))
-    }
-}
-
-/// Σ over rows of an (N, O) tensor: the bias gradient of a linear layer.
-struct RowSum;
-
-impl CustomOp1 for RowSum {
-    fn name(&self) -> &'static str {
-        "advlab-row-sum"
-    }
-
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, o) = l.shape().dims2()?;
-        let g = slice(st, l, "linear backward")?;
-        let mut out = vec![0f32; o];
-        for row in g.chunks(o.max(1)) {
-            out.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-        }
-        Ok((CpuStorage::F32(out), Shape::from(o)))
     }
 }
 
@@ -406,7 +387,8 @@ impl CustomOp3 for Conv2d {
     }
 }
 
-/// Σ over (N, H, W) of an (N, C, H, W) tensor: the bias gradient.
+/// Σ over every axis but the second of an (N, C, …) tensor: the bias gradient of a linear
+/// (N, O) or convolutional (N, C, H, W) layer.
 struct ChannelSum;
 
 impl CustomOp1 for ChannelSum {
@@ -415,15 +397,15 @@ impl CustomOp1 for ChannelSum {
     }
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l.shape().dims4()?;
-        let x = slice(st, l, "conv2d backward")?;
+        let dims = l.dims();
+        if dims.len() < 2 {
+            bail!("bias gradient: expected (N, C, …), got {dims:?}");
+        }
+        let (n, c, hw) = (dims[0], dims[1], dims[2..].iter().product::<usize>());
+        let x = slice(st, l, "bias gradient")?;
         let out: Vec<f32> = (0..c)
             .into_par_iter()
-            .map(|ch| {
-                (0..n)
-                    .map(|i| x[(i * c + ch) * h * w..][..h * w].iter().sum::<f32>())
-                    .sum()
-            })
+            .map(|ch| (0..n).map(|i| x[(i * c + ch) * hw..][..hw].iter().sum::<f32>()).sum())
             .collect();
         Ok((CpuStorage::F32(out), Shape::from(c)))
     }
