@@ -201,15 +201,57 @@ fn cut(n: usize, mut merges: Vec<Merge>, k: usize) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// The full merge tree of the rows of a point set: cut it at any `k` without recomputing.
+#[derive(Clone, Debug)]
+pub struct MergeTree {
+    n: usize,
+    merges: Vec<Merge>,
+    linkage: Linkage,
+}
+
+impl MergeTree {
+    /// Build the tree of the rows of `x` (at least one point).
+    pub fn build(x: &Array2<f64>, linkage: Linkage) -> Result<Self> {
+        if x.nrows() == 0 {
+            return Err(Error::Invalid("agglomerative: there are no points".into()));
+        }
+        let merges = match linkage {
+            Linkage::Ward => ward_merges(x)?,
+            Linkage::Single => single_merges(x)?,
+        };
+        Ok(Self {
+            n: x.nrows(),
+            merges,
+            linkage,
+        })
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True for a tree of no points (never built).
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The clustering into `k` clusters.
+    pub fn cut(&self, k: usize) -> Result<Clustering> {
+        let p = AgglomerativeParams {
+            k,
+            linkage: self.linkage,
+        };
+        p.check(self.n)?;
+        let name = format!("agglomerative(k={k}, linkage={:?})", self.linkage).to_lowercase();
+        Ok(Clustering::new(cut(self.n, self.merges.clone(), k), None, name))
+    }
+}
+
 /// Agglomerative clustering of the rows of `x` into `k` clusters.
 pub fn agglomerative(x: &Array2<f64>, p: &AgglomerativeParams) -> Result<Clustering> {
-    let p = p.check(x.nrows())?;
-    let merges = match p.linkage {
-        Linkage::Ward => ward_merges(x)?,
-        Linkage::Single => single_merges(x)?,
-    };
-    let name = format!("agglomerative(k={}, linkage={:?})", p.k, p.linkage).to_lowercase();
-    Ok(Clustering::new(cut(x.nrows(), merges, p.k), None, name))
+    p.check(x.nrows())?;
+    MergeTree::build(x, p.linkage)?.cut(p.k)
 }
 
 /// The textbook O(n³) algorithm with all pairwise cluster distances, for tests.

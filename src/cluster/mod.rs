@@ -5,7 +5,7 @@ mod agglomerative;
 mod kmeans;
 mod metrics;
 
-pub use agglomerative::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage};
+pub use agglomerative::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage, MergeTree};
 
 pub use kmeans::{kmeans, KMeansParams};
 pub use metrics::adjusted_rand;

@@ -4,7 +4,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::{to_usize, Opts};
 use super::{def, Reg, Session};
 use crate::cluster::{
-    adjusted_rand, agglomerative, dbscan, kmeans, AgglomerativeParams, Clustering, DbscanParams, KMeansParams, Linkage,
+    adjusted_rand, dbscan, kmeans, AgglomerativeParams, Clustering, DbscanParams, KMeansParams, Linkage, MergeTree,
 };
 use crate::reduce::to_matrix;
 use candle_core::Tensor;
@@ -18,6 +18,29 @@ pub(crate) enum Clusterer {
     Agglomerative(AgglomerativeParams),
 }
 
+thread_local! {
+    /// The last merge tree built, by points tensor and linkage: a sweep over k on the same
+    /// points builds the tree once.
+    static TREE: std::cell::RefCell<Option<(candle_core::TensorId, Linkage, MergeTree)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn cut_tree(points: &Tensor, x: &ndarray::Array2<f64>, p: &AgglomerativeParams) -> crate::Result<Clustering> {
+    p.check(x.nrows())?;
+    let cached = TREE.with(|t| {
+        t.borrow()
+            .as_ref()
+            .filter(|(id, l, _)| *id == points.id() && *l == p.linkage)
+            .map(|(_, _, tree)| tree.cut(p.k))
+    });
+    if let Some(c) = cached {
+        return c;
+    }
+    let tree = MergeTree::build(x, p.linkage)?;
+    let c = tree.cut(p.k);
+    TREE.with(|t| *t.borrow_mut() = Some((points.id(), p.linkage, tree)));
+    c
+}
+
 fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
     if points.rank() != 2 {
         return Err(to_rhai(format!(
@@ -29,7 +52,7 @@ fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
     let result = match c {
         Clusterer::KMeans(p) => kmeans(&x, p).map_err(|e| to_rhai(format!("kmeans: {e}")))?,
         Clusterer::Dbscan(p) => dbscan(&x, p).map_err(|e| to_rhai(format!("dbscan: {e}")))?,
-        Clusterer::Agglomerative(p) => agglomerative(&x, p).map_err(|e| to_rhai(format!("agglomerative: {e}")))?,
+        Clusterer::Agglomerative(p) => cut_tree(points, &x, p).map_err(|e| to_rhai(format!("agglomerative: {e}")))?,
     };
     s.record(
         serde_json::json!({ "op": "cluster", "algorithm": result.algorithm(), "points": x.nrows(),
