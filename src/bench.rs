@@ -61,7 +61,7 @@ fn peak_rss_mb() -> f64 {
 /// The reduction and clustering workloads (scikit-learn's `benches/reference/sklearn_bench.py`).
 fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<BenchRow>> {
     use crate::cluster::{agglomerative, dbscan, kmeans, AgglomerativeParams, DbscanParams, KMeansParams, Linkage};
-    use crate::reduce::{to_matrix, tsne, Pca, PcaParams, TsneParams};
+    use crate::reduce::{rows_f32, to_matrix, tsne, Pca, PcaParams, TsneParams};
     let names = [
         "pca_60k",
         "kmeans_1_10",
@@ -74,10 +74,12 @@ fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<
     if !names.iter().any(|n| wanted(n)) {
         return Ok(rows);
     }
-    let x = to_matrix(&data.train.images().flatten_from(1)?)?;
-    let n = x.nrows();
+    let images = data.train.images();
     let t = Instant::now();
-    let points = Pca::fit(&x, &PcaParams { dims: 2 })?.transform(&x)?;
+    let (values, n, d) = rows_f32(images)?;
+    let pca = Pca::fit_rows(values, n, d, &PcaParams { dims: 2 })?;
+    let (values, _, _) = rows_f32(images)?;
+    let points = pca.transform_rows(&values, n, d)?;
     if wanted("pca_60k") {
         rows.push(BenchRow {
             name: "pca_60k".into(),
@@ -139,7 +141,7 @@ fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<
         timed("ward_60k", n, &mut || Ok(agglomerative(&points, &ward).map(|_| ())?))?;
     }
     if wanted("tsne_5k") {
-        let small = x.slice(ndarray::s![..5000.min(n), ..]).to_owned();
+        let small = to_matrix(&images.narrow(0, 0, 5000.min(n))?)?;
         let p = TsneParams {
             seed: 1,
             ..TsneParams::default()

@@ -12,7 +12,8 @@ pub use tsne::{tsne, TsneParams};
 use crate::error::{Error, ParamError, Result};
 use candle_core::{DType, Device, Tensor};
 use linfa_linalg::eigh::EighInto;
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2};
+use rayon::prelude::*;
 
 /// An `(N, …)` tensor as an `(N, D)` f64 matrix, checking that every value is finite.
 pub fn to_matrix(t: &Tensor) -> Result<Array2<f64>> {
@@ -33,10 +34,76 @@ pub fn to_matrix(t: &Tensor) -> Result<Array2<f64>> {
     Array2::from_shape_vec((n, d), v).map_err(|e| Error::Shape(e.to_string()))
 }
 
+/// The rows of an `(N, …)` tensor as row-major f32 values, checking that every value is
+/// finite: `(values, N, D)`.
+pub fn rows_f32(t: &Tensor) -> Result<(Vec<f32>, usize, usize)> {
+    let n = t.dims().first().copied().unwrap_or(0);
+    let d = if n == 0 { 0 } else { t.elem_count() / n };
+    let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "the points contain a non-finite value ({}) at row {}, column {}",
+            v[i],
+            i / d.max(1),
+            i % d.max(1)
+        )));
+    }
+    Ok((v, n, d))
+}
+
 /// An `(N, d)` matrix as an f32 tensor.
 pub fn from_matrix(a: &Array2<f64>, device: &Device) -> Result<Tensor> {
     let v: Vec<f32> = a.iter().map(|&x| x as f32).collect();
     Ok(Tensor::from_vec(v, a.dim(), device)?)
+}
+
+/// Modified Gram–Schmidt: orthonormal columns spanning those of `q`.
+fn orthonormalise(q: &mut Array2<f64>) {
+    for j in 0..q.ncols() {
+        for i in 0..j {
+            let proj = q.column(i).dot(&q.column(j));
+            let prev = q.column(i).to_owned();
+            q.column_mut(j).scaled_add(-proj, &prev);
+        }
+        let norm = q.column(j).dot(&q.column(j)).sqrt().max(1e-300);
+        q.column_mut(j).mapv_inplace(|v| v / norm);
+    }
+}
+
+/// Eigenpairs of a symmetric matrix, at least its `dims` largest: for a few of a large
+/// matrix, subspace iteration (with 10 spare vectors) and a Rayleigh–Ritz step, else the full
+/// symmetric eigensolver. Eigenvectors are columns.
+fn top_eigen(c: Array2<f64>, dims: usize) -> Result<(Array1<f64>, Array2<f64>)> {
+    let d = c.nrows();
+    let k = (dims + 10).min(d);
+    let fail = |e: linfa_linalg::LinalgError| Error::Invalid(format!("pca: eigendecomposition failed: {e}"));
+    if k * 4 > d {
+        return c.eigh_into().map_err(fail);
+    }
+    // a fixed, well-spread start: deterministic without a seed
+    let mut q = Array2::from_shape_fn((d, k), |(i, j)| {
+        (((i * 7919 + j * 104729) % 1009) as f64 / 1009.0) - 0.5
+    });
+    orthonormalise(&mut q);
+    let mut last = Array1::<f64>::zeros(k);
+    for it in 0..500 {
+        q = c.dot(&q);
+        orthonormalise(&mut q);
+        if it % 10 == 9 {
+            let ritz = (0..k)
+                .map(|j| q.column(j).dot(&c.dot(&q.column(j))))
+                .collect::<Array1<f64>>();
+            let change = (&ritz - &last).iter().take(dims).fold(0f64, |m, v| m.max(v.abs()));
+            let scale = ritz.iter().take(dims).fold(0f64, |m, v| m.max(v.abs())).max(1e-300);
+            last = ritz;
+            if change <= 1e-12 * scale {
+                break;
+            }
+        }
+    }
+    let t = q.t().dot(&c).dot(&q);
+    let (vals, small) = t.eigh_into().map_err(fail)?;
+    Ok((vals, q.dot(&small)))
 }
 
 /// Unchecked PCA parameters.
@@ -71,38 +138,50 @@ impl Pca {
     /// Fit on the rows of `x` (N × D, N ≥ 2).
     pub fn fit(x: &Array2<f64>, params: &PcaParams) -> Result<Self> {
         let (n, d) = x.dim();
+        let data: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        Self::fit_rows(data, n, d, params)
+    }
+
+    /// Fit on `n` rows of `d` features given row-major in f32 (consumed: centred in place).
+    /// The covariance is one f32 GEMM (a mean is subtracted first, so the sums stay small);
+    /// the eigendecomposition is in f64.
+    pub fn fit_rows(mut data: Vec<f32>, n: usize, d: usize, params: &PcaParams) -> Result<Self> {
         let dims = params.check(d)?;
         if n < 2 {
             return Err(Error::Invalid(format!("pca needs at least 2 points, got {n}")));
         }
-        let mean = x
-            .mean_axis(Axis(0))
-            .ok_or_else(|| Error::Invalid("pca: no points".into()))?;
-        let centered = x - &mean;
-        let xs = centered.as_standard_layout();
-        let data = xs
-            .as_slice()
-            .ok_or_else(|| Error::Invalid("pca: non-contiguous data".into()))?;
+        if data.len() != n * d {
+            return Err(Error::Shape(format!("pca: {} values for {n} rows of {d}", data.len())));
+        }
+        let mut mean = vec![0f64; d];
+        for row in data.chunks(d) {
+            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v as f64);
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        data.par_chunks_mut(d)
+            .for_each(|row| row.iter_mut().zip(&mean32).for_each(|(v, m)| *v -= m));
         // covariance = Xcᵀ Xc / (n − 1), with the parallel GEMM
-        let mut cov = vec![0f64; d * d];
+        let mut cov = vec![0f32; d * d];
         crate::nn::ops::gemm_strided(
             (d, d, n),
             &mut cov,
             (d, 1),
             false,
-            data,
+            &data,
             (1, d),
-            data,
+            &data,
             (d, 1),
             true,
-            1.0f64,
+            1.0f32,
         );
-        let cov = Array2::from_shape_vec((d, d), cov).map_err(|e| Error::Shape(e.to_string()))? / (n as f64 - 1.0);
+        drop(data);
+        let cov: Vec<f64> = cov.into_iter().map(|v| v as f64 / (n as f64 - 1.0)).collect();
+        let cov = Array2::from_shape_vec((d, d), cov).map_err(|e| Error::Shape(e.to_string()))?;
+        let mean = Array1::from_vec(mean);
         let total_variance = cov.diag().sum();
-        let (vals, vecs) = cov
-            .eigh_into()
-            .map_err(|e| Error::Invalid(format!("pca: eigendecomposition failed: {e}")))?;
-        let mut order: Vec<usize> = (0..d).collect();
+        let (vals, vecs) = top_eigen(cov, dims)?;
+        let mut order: Vec<usize> = (0..vals.len()).collect();
         order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
         let mut components = Array2::zeros((dims, d));
         let mut explained_variance = Vec::with_capacity(dims);
@@ -137,6 +216,34 @@ impl Pca {
             )));
         }
         Ok((x - &self.mean).dot(&self.components.t()))
+    }
+
+    /// Project `n` rows of `d` f32 features (row-major) onto the principal axes, without a
+    /// centred copy: `x·Cᵀ − mean·Cᵀ`.
+    pub fn transform_rows(&self, data: &[f32], n: usize, d: usize) -> Result<Array2<f64>> {
+        if d != self.mean.len() || data.len() != n * d {
+            return Err(Error::Shape(format!(
+                "pca was fitted on {} features but the input has {d}",
+                self.mean.len()
+            )));
+        }
+        let k = self.components.nrows();
+        let comps: Vec<f32> = self.components.iter().map(|&v| v as f32).collect();
+        let mut y = vec![0f32; n * k];
+        crate::nn::ops::gemm_strided(
+            (n, k, d),
+            &mut y,
+            (k, 1),
+            false,
+            data,
+            (d, 1),
+            &comps,
+            (1, d),
+            true,
+            1.0f32,
+        );
+        let shift: Vec<f64> = (0..k).map(|j| self.components.row(j).dot(&self.mean)).collect();
+        Ok(Array2::from_shape_fn((n, k), |(i, j)| y[i * k + j] as f64 - shift[j]))
     }
 
     /// The principal axes, one per row.

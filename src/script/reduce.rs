@@ -4,7 +4,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, Reg, Session};
 use crate::data::Dataset;
-use crate::reduce::{from_matrix, to_matrix, tsne, Pca, PcaParams, TsneParams};
+use crate::reduce::{from_matrix, rows_f32, to_matrix, tsne, Pca, PcaParams, TsneParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map};
 use std::cell::RefCell;
@@ -32,15 +32,13 @@ fn flat(t: &Tensor) -> RResult<Tensor> {
 
 impl ReducerRef {
     fn fit(&self, s: &Session, x: &Tensor) -> RResult<()> {
-        let m = to_matrix(x).map_err(to_rhai)?;
         let mut state = self.0.borrow_mut();
         match &mut *state {
             Reducer::Pca(params, fitted) => {
-                let pca = Pca::fit(&m, params).map_err(|e| to_rhai(format!("pca: {e}")))?;
-                s.record(
-                    serde_json::json!({ "op": "pca", "dims": params.dims, "points": m.nrows(),
-                    "explained_variance_ratio": pca.explained_variance_ratio() }),
-                );
+                let (data, n, d) = rows_f32(x).map_err(to_rhai)?;
+                let pca = Pca::fit_rows(data, n, d, params).map_err(|e| to_rhai(format!("pca: {e}")))?;
+                s.record(serde_json::json!({ "op": "pca", "dims": params.dims, "points": n,
+                    "explained_variance_ratio": pca.explained_variance_ratio() }));
                 *fitted = Some(pca);
                 Ok(())
             }
@@ -55,8 +53,9 @@ impl ReducerRef {
                 let pca = fitted
                     .as_ref()
                     .ok_or_else(|| to_rhai("pca: call fit (or fit_transform) before transform"))?;
+                let (data, n, d) = rows_f32(x).map_err(to_rhai)?;
                 let out = pca
-                    .transform(&to_matrix(x).map_err(to_rhai)?)
+                    .transform_rows(&data, n, d)
                     .map_err(|e| to_rhai(format!("pca: {e}")))?;
                 from_matrix(&out, &s.device).map_err(to_rhai)
             }

@@ -383,3 +383,30 @@ fn the_reproduction_runs_quick_and_resumes() {
     let table_of = |s: &str| s[s.find("Table 1").unwrap()..].to_string();
     assert_eq!(table_of(&first), table_of(&second));
 }
+
+#[test]
+fn pca_of_many_features_takes_the_top_axes_by_subspace_iteration() {
+    // 100 features with standard deviations 5, 3, then 1: the axes are e0 and e1
+    let mut rng = StdRng::seed_from_u64(9);
+    let (n, d) = (5000, 100);
+    let x = Array2::from_shape_fn((n, d), |(_, j)| {
+        let s = match j {
+            0 => 5.0,
+            1 => 3.0,
+            _ => 1.0,
+        };
+        s * rng.random_range(-1.0..1.0) * 3f64.sqrt()
+    });
+    let pca = Pca::fit(&x, &PcaParams { dims: 2 }).unwrap();
+    assert!(
+        pca.components()[[0, 0]].abs() > 0.99 && pca.components()[[1, 1]].abs() > 0.99,
+        "{:?}",
+        pca.components().row(0)
+    );
+    let ratio = pca.explained_variance_ratio();
+    let total = 25.0 + 9.0 + 98.0;
+    assert!(
+        (ratio[0] - 25.0 / total).abs() < 0.02 && (ratio[1] - 9.0 / total).abs() < 0.02,
+        "{ratio:?}"
+    );
+}
