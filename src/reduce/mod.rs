@@ -38,7 +38,7 @@ pub fn to_matrix(t: &Tensor) -> Result<Array2<f64>> {
 /// finite: `(values, N, D)`.
 pub fn rows_f32(t: &Tensor) -> Result<(Vec<f32>, usize, usize)> {
     let n = t.dims().first().copied().unwrap_or(0);
-    let d = if n == 0 { 0 } else { t.elem_count() / n };
+    let d = t.elem_count().checked_div(n).unwrap_or(0);
     let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::Invalid(format!(
