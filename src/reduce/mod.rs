@@ -17,21 +17,8 @@ use rayon::prelude::*;
 
 /// An `(N, …)` tensor as an `(N, D)` f64 matrix, checking that every value is finite.
 pub fn to_matrix(t: &Tensor) -> Result<Array2<f64>> {
-    let n = t.dims().first().copied().unwrap_or(0);
-    let flat = t
-        .flatten_from(1.min(t.rank().saturating_sub(1)))?
-        .to_dtype(DType::F64)?;
-    let d = if t.rank() <= 1 { 1 } else { flat.dim(1)? };
-    let v = flat.flatten_all()?.to_vec1::<f64>()?;
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "the points contain a non-finite value ({}) at row {}, column {}",
-            v[i],
-            i / d.max(1),
-            i % d.max(1)
-        )));
-    }
-    Array2::from_shape_vec((n, d), v).map_err(|e| Error::Shape(e.to_string()))
+    let (v, n, d) = rows_f32(t)?;
+    Array2::from_shape_vec((n, d), v.into_iter().map(f64::from).collect()).map_err(|e| Error::Shape(e.to_string()))
 }
 
 /// The rows of an `(N, …)` tensor as row-major f32 values, checking that every value is
