@@ -62,14 +62,8 @@ fn peak_rss_mb() -> f64 {
 fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<BenchRow>> {
     use crate::cluster::{agglomerative, dbscan, kmeans, AgglomerativeParams, DbscanParams, KMeansParams, Linkage};
     use crate::reduce::{rows_f32, to_matrix, tsne, Pca, PcaParams, TsneParams};
-    let names = [
-        "pca_60k",
-        "kmeans_1_10",
-        "dbscan_60k_raw",
-        "ward_10k",
-        "ward_60k",
-        "tsne_5k",
-    ];
+    // the reduction and clustering part of WORKLOADS
+    let names = &WORKLOADS[6..];
     let mut rows = Vec::new();
     if !names.iter().any(|n| wanted(n)) {
         return Ok(rows);

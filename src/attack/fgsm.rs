@@ -1,6 +1,6 @@
 //! FGSM (Goodfellow et al.): one signed-gradient step of size ε, clipped to [0, 1].
 
-use super::{check_eps, input_grad, linf_step, Attack};
+use super::{check_eps, linf_step, probe, Attack};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -64,7 +64,7 @@ impl Attack for Fgsm {
             return Ok(x.clone());
         }
         // one step of size ε from x, projected on the ε-ball around x (a no-op) and on [0, 1]
-        linf_step(x, &input_grad(model, x, y)?, x, self.eps, self.eps)
+        linf_step(x, &probe(model, x, y)?.grad, x, self.eps, self.eps)
     }
 }
 

@@ -129,11 +129,6 @@ impl FirstSuccess {
     }
 }
 
-/// Gradient of the summed cross-entropy with respect to the input only.
-pub(crate) fn input_grad(model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    Ok(probe(model, x, y)?.grad)
-}
-
 /// One L∞ step of size `alpha` along `sign(grad)` (with `sign(0) = 0`) from `x`, projected
 /// onto the `eps`-ball around the original input `x0`, then clipped to [0, 1]:
 /// `clamp(x0 + clamp(x + α·sign(g) − x0, −ε, ε), 0, 1)`. One fused pass on the CPU.
