@@ -1,7 +1,7 @@
 //! `advlab bench`: the workloads that dominate every experiment, timed on MNIST, and compared
 //! with the PyTorch reference (`benches/reference/torch_bench.py`) when its JSON is given.
 
-use crate::attack::{perturb, Attack, FgsmParams, PgdParams};
+use crate::attack::{perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, Norm, PgdParams};
 use crate::data::{load_mnist_like, Splits, Which};
 use crate::error::Result;
 use crate::eval::accuracy;
@@ -34,13 +34,21 @@ pub struct BenchArgs {
     pub eps: f64,
 }
 
-const WORKLOADS: [&str; 12] = [
+const WORKLOADS: [&str; 20] = [
     "mlp_epoch",
     "cnn_epoch",
     "mlp_fgsm",
     "mlp_pgd20",
+    "mlp_bim20",
+    "mlp_pgdl2",
+    "mlp_cw",
+    "mlp_deepfool",
     "cnn_fgsm",
     "cnn_pgd20",
+    "cnn_bim20",
+    "cnn_pgdl2",
+    "cnn_cw",
+    "cnn_deepfool",
     "pca_60k",
     "kmeans_1_10",
     "dbscan_60k_raw",
@@ -63,7 +71,7 @@ fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<
     use crate::cluster::{agglomerative, dbscan, kmeans, AgglomerativeParams, DbscanParams, KMeansParams, Linkage};
     use crate::reduce::{rows_f32, to_matrix, tsne, Pca, PcaParams, TsneParams};
     // the reduction and clustering part of WORKLOADS
-    let names = &WORKLOADS[6..];
+    let names = &WORKLOADS[14..];
     let mut rows = Vec::new();
     if !names.iter().any(|n| wanted(n)) {
         return Ok(rows);
@@ -168,14 +176,17 @@ fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
     Ok((model, t.elapsed().as_secs_f64()))
 }
 
-fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &Splits) -> Result<BenchRow> {
+/// Samples the CW workloads attack (the first of the test set): CW runs up to 250 steps.
+const CW_SAMPLES: usize = 1000;
+
+fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &crate::data::Dataset) -> Result<BenchRow> {
     let t = Instant::now();
-    let adv = perturb(attack, model, &data.test)?;
+    let adv = perturb(attack, model, data)?;
     let seconds = t.elapsed().as_secs_f64();
     Ok(BenchRow {
         name: name.into(),
         seconds,
-        samples: data.test.len(),
+        samples: data.len(),
         accuracy: accuracy(model, &adv)?,
     })
 }
@@ -199,43 +210,90 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p)?)?),
         None => None,
     };
-    let fgsm = FgsmParams {
-        eps: args.eps,
-        batch_size: 128,
-    }
-    .check()?;
+    // the settings of benches/reference/torch_bench.py, batch 128 as there
     let pgd = PgdParams {
         steps: 20,
         seed: 1,
         batch_size: 128,
         ..PgdParams::new(args.eps)
-    }
-    .check()?;
+    };
+    let attacks: Vec<(&str, Box<dyn Attack>)> = vec![
+        (
+            "fgsm",
+            Box::new(
+                FgsmParams {
+                    batch_size: 128,
+                    ..FgsmParams::new(args.eps)
+                }
+                .check()?,
+            ),
+        ),
+        ("pgd20", Box::new(pgd.check()?)),
+        (
+            "bim20",
+            Box::new(
+                PgdParams {
+                    random_start: false,
+                    ..pgd.clone()
+                }
+                .check()?,
+            ),
+        ),
+        (
+            "pgdl2",
+            Box::new(
+                PgdParams {
+                    norm: Norm::L2,
+                    ..PgdParams { eps: 2.0, ..pgd }
+                }
+                .check()?,
+            ),
+        ),
+        (
+            "cw",
+            Box::new(
+                CwL2Params {
+                    batch_size: 128,
+                    ..CwL2Params::default()
+                }
+                .check()?,
+            ),
+        ),
+        (
+            "deepfool",
+            Box::new(
+                DeepFoolParams {
+                    batch_size: 128,
+                    ..DeepFoolParams::default()
+                }
+                .check()?,
+            ),
+        ),
+    ];
+    let cw_data = data.test.take(CW_SAMPLES)?;
     let mut rows = Vec::new();
     for (prefix, arch) in [("mlp", Arch::mlp(vec![784, 256, 256, 10])?), ("cnn", Arch::cnn())] {
-        let names = [
-            format!("{prefix}_epoch"),
-            format!("{prefix}_fgsm"),
-            format!("{prefix}_pgd20"),
-        ];
-        if !names.iter().any(|n| wanted(n)) {
+        let epoch = format!("{prefix}_epoch");
+        let needed = wanted(&epoch) || attacks.iter().any(|(a, _)| wanted(&format!("{prefix}_{a}")));
+        if !needed {
             continue;
         }
         let (model, secs) = train(arch, &data)?;
-        if wanted(&names[0]) {
+        if wanted(&epoch) {
             let acc = accuracy(&model, &data.test)?;
             rows.push(BenchRow {
-                name: names[0].clone(),
+                name: epoch,
                 seconds: secs,
                 samples: data.train.len(),
                 accuracy: acc,
             });
         }
-        if wanted(&names[1]) {
-            rows.push(time_attack(&names[1], &fgsm, &model, &data)?);
-        }
-        if wanted(&names[2]) {
-            rows.push(time_attack(&names[2], &pgd, &model, &data)?);
+        for (a, attack) in &attacks {
+            let name = format!("{prefix}_{a}");
+            if wanted(&name) {
+                let set = if *a == "cw" { &cw_data } else { &data.test };
+                rows.push(time_attack(&name, attack.as_ref(), &model, set)?);
+            }
         }
     }
     rows.extend(cluster_rows(&data, &wanted)?);

@@ -90,6 +90,28 @@ pub enum ParamError {
     TsneIterations(usize),
     #[error("theta (the Barnes-Hut opening angle) must be in [0, 1] (got {0})")]
     Theta(f64),
+    #[error("unknown norm \"{0}\": use \"linf\" or \"l2\"")]
+    UnknownNorm(String),
+    #[error("unknown target \"{0}\": use a class number, \"least_likely\" or \"random\"")]
+    UnknownTarget(String),
+    #[error("target must be a class number >= 0 (got {0})")]
+    TargetNegative(i64),
+    #[error("c (the weight of the classification term) must be a finite number > 0 (got {0})")]
+    CwConst(f64),
+    #[error("kappa (the confidence margin) must be a finite number >= 0 (got {0})")]
+    Kappa(f64),
+    #[error("binary_search_steps must be at least 1 (got 0)")]
+    BinarySearchStepsZero,
+    #[error("overshoot must be a finite number >= 0 (got {0})")]
+    Overshoot(f64),
+    #[error("num_classes (the candidate classes DeepFool considers) must be at least 2 (got {0})")]
+    CandidateClasses(usize),
+    #[error("max_iters must be at least 1 (got 0)")]
+    MaxItersZero,
+    #[error("fooling_rate (the target fraction of fooled images) must be in (0, 1] (got {0})")]
+    FoolingRate(f64),
+    #[error("unknown noise kind \"{0}\": use \"uniform\" or \"gaussian\"")]
+    UnknownNoise(String),
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

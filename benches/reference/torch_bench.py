@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU reference benchmark for advlab (MNIST training + FGSM/PGD attacks).
+"""PyTorch CPU reference benchmark for advlab (MNIST training + FGSM/PGD/BIM/PGD-L2/CW/DeepFool attacks).
 
 Example:
     python3 benches/reference/torch_bench.py --data ../shared/data/mnist --threads 2 --out torch.json
@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import random
+import sys
 import time
 
 import numpy as np
@@ -16,8 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20"]
+WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20",
+             "mlp_bim20", "cnn_bim20", "mlp_pgdl2", "cnn_pgdl2", "mlp_cw", "cnn_cw", "mlp_deepfool", "cnn_deepfool"]
 BATCH, LR, EPS, PGD_STEPS = 128, 1e-3, 0.3, 20
+EPS_L2 = 2.0      # PGD-L2 radius
+CW_SAMPLES = 1000  # CW runs on the first CW_SAMPLES test images only
 
 
 def read_idx(data_dir, name):
@@ -97,29 +101,195 @@ def fgsm(model, x, y, eps=EPS):
     return (x + eps * input_grad(model, x, y).sign()).clamp(0, 1)
 
 
-def pgd(model, x, y, eps=EPS, steps=PGD_STEPS):
-    alpha = 2.5 * eps / steps
-    adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+def pgd_linf(model, x, y, eps=EPS, steps=PGD_STEPS, alpha=None, random_start=True):
+    """PGD under L-inf: optional uniform random start in the eps box, steps of alpha*sign(grad),
+    projection to the eps box around x, clamp to [0, 1]. random_start=False is BIM."""
+    if alpha is None:
+        alpha = 2.5 * eps / steps
+    if random_start:
+        adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+    else:
+        adv = x.clone()
     for _ in range(steps):
         adv = adv + alpha * input_grad(model, adv, y).sign()
         adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
     return adv
 
 
+def pgd(model, x, y, eps=EPS, steps=PGD_STEPS):
+    return pgd_linf(model, x, y, eps, steps, random_start=True)
+
+
+def bim(model, x, y, eps=EPS, steps=PGD_STEPS, alpha=None):
+    """BIM = PGD-L-inf without random start."""
+    return pgd_linf(model, x, y, eps, steps, alpha, random_start=False)
+
+
+def _per_sample_norm(t):
+    """L2 norm of each sample of an (N, ...) tensor, shaped (N, 1, 1, ...) for broadcasting."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def pgd_l2(model, x, y, eps=EPS_L2, steps=PGD_STEPS, alpha=None, random_start=True):
+    """PGD under L2. Random start: randn normalised per sample to unit norm, times eps*r with
+    r ~ U(0,1) per sample (randn for the whole batch is drawn before r). Step: x += alpha*g/(|g|+1e-12);
+    delta = x - x0 scaled by min(1, eps/|delta|); x = clamp(x0 + delta, 0, 1)."""
+    if alpha is None:
+        alpha = 2.5 * eps / steps
+    if random_start:
+        d = torch.randn_like(x)
+        d = d / _per_sample_norm(d)
+        r = torch.rand(x.shape[0], dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        adv = (x + d * (eps * r)).clamp(0, 1)
+    else:
+        adv = x.clone()
+    for _ in range(steps):
+        g = input_grad(model, adv, y)
+        adv = adv + alpha * g / (_per_sample_norm(g) + 1e-12)
+        delta = adv - x
+        dn = _per_sample_norm(delta)
+        # min(1, eps/|delta|); written with where so that |delta| = 0 gives 1, not 0/0.
+        delta = delta * torch.where(dn > eps, eps / dn.clamp_min(1e-30), torch.ones_like(dn))
+        adv = (x + delta).clamp(0, 1)
+    return adv
+
+
+def cw_l2(model, x, y, c0=1.0, kappa=0.0, steps=50, search_steps=5, lr=0.01, abort_early=True):
+    """Carlini-Wagner L2, untargeted, with per-sample binary search over c.
+
+    Iteration s = 1..steps of a binary-search step: forward pass at the current w (for s = 1, w0);
+    the iterate counts as a success for its sample when argmax Z != y, and becomes the sample's best
+    if its L2 is the smallest so far (over all binary-search steps); then, if s % max(steps // 10, 1) == 0
+    (s = 5, 10, ..., 50 for 50 steps), the batch's summed loss at this iterate is compared with its value
+    at the previous check (+inf before the first): if loss > 0.9999 * previous, this binary-search step
+    stops; otherwise one Adam step. So iterates w_0 .. w_{steps-1} are evaluated, the last post-step
+    iterate never is. A sample 'succeeded during this binary-search step' if any of its iterates was a
+    success, whether or not it improved on the best."""
+    n = x.shape[0]
+    x0 = x.detach()
+    w0 = torch.atanh((2 * x0 - 1) * (1 - 1e-6))
+    lo = torch.zeros(n, dtype=torch.float64)
+    hi = torch.full((n,), 1e10, dtype=torch.float64)
+    c = torch.full((n,), float(c0), dtype=torch.float64)
+    best_l2 = torch.full((n,), float("inf"))
+    best_adv = x0.clone()
+    y_mask = F.one_hot(y, model_classes(model, x0)).bool()
+    check_every = max(steps // 10, 1)
+    for _ in range(search_steps):
+        w = w0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        succeeded = torch.zeros(n, dtype=torch.bool)
+        c32 = c.to(x0.dtype)
+        prev = float("inf")
+        for s in range(1, steps + 1):
+            xa = (torch.tanh(w) + 1) / 2
+            z = model(xa)
+            l2sq = (xa - x0).flatten(1).pow(2).sum(1)
+            z_y = z.gather(1, y[:, None]).squeeze(1)
+            z_other = z.masked_fill(y_mask, float("-inf")).max(1).values
+            loss = (l2sq + c32 * (z_y - z_other + kappa).clamp_min(0)).sum()
+            with torch.no_grad():
+                ok = z.argmax(1) != y
+                l2 = l2sq.sqrt()
+                better = ok & (l2 < best_l2)
+                best_l2 = torch.where(better, l2, best_l2)
+                best_adv[better] = xa.detach()[better]
+                succeeded |= ok
+            if abort_early and s % check_every == 0:
+                loss_v = loss.item()
+                if loss_v > 0.9999 * prev:
+                    break
+                prev = loss_v
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        # Per-sample binary search on c.
+        hi = torch.where(succeeded, torch.minimum(hi, c), hi)
+        lo = torch.where(succeeded, lo, torch.maximum(lo, c))
+        c = torch.where(succeeded | (hi < 1e10), (lo + hi) / 2, c * 10)
+    return best_adv
+
+
+def model_classes(model, x):
+    """Number of output classes (the last Linear's out_features, else one forward pass)."""
+    for m in reversed(list(model.modules())):
+        if isinstance(m, nn.Linear):
+            return m.out_features
+    with torch.no_grad():
+        return model(x[:1]).shape[1]
+
+
+def deepfool(model, x, y=None, steps=50, overshoot=0.02, candidates=10):
+    """DeepFool L2, batched. Candidates: the top `candidates` classes of the clean logits; k0 is the clean
+    prediction (the label y is not used). Only samples not yet flipped go through the model."""
+    x0 = x.detach()
+    with torch.no_grad():
+        z0 = model(x0)
+    cand = z0.topk(min(candidates, z0.shape[1]), dim=1).indices  # (N, K); cand[:, 0] = k0
+    k0 = z0.argmax(1)
+    r_tot = torch.zeros_like(x0)
+    active = torch.ones(x0.shape[0], dtype=torch.bool)
+    for _ in range(steps):
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        xa = (x0[idx] + (1 + overshoot) * r_tot[idx]).clamp(0, 1).requires_grad_(True)
+        z = model(xa)
+        k0a = k0[idx]
+        flipped = z.argmax(1) != k0a
+        active[idx[flipped]] = False
+        keep = ~flipped
+        if not keep.any():
+            break
+        idx, ca, k0a = idx[keep], cand[idx][keep], k0a[keep]
+        z = z[keep]  # gradients of the flipped rows' outputs are zero and unused
+        z_k0 = z.gather(1, k0a[:, None]).squeeze(1)
+        best_ratio = torch.full((idx.numel(),), float("inf"))
+        best_f = torch.zeros(idx.numel())
+        best_w = torch.zeros((idx.numel(),) + tuple(x0.shape[1:]))
+        for j in range(ca.shape[1]):
+            kj = ca[:, j]
+            if bool((kj == k0a).all()):
+                continue  # normally column 0: the clean prediction itself
+            f = z.gather(1, kj[:, None]).squeeze(1) - z_k0  # f_k = Z_k - Z_k0 (0 where k = k0)
+            w = torch.autograd.grad(f.sum(), xa, retain_graph=True)[0][keep]  # w_k = grad f_k
+            ratio = f.detach().abs() / w.flatten(1).norm(dim=1)
+            ratio = torch.where(kj == k0a, torch.full_like(ratio, float("inf")), ratio)  # skip k = k0
+            better = ratio < best_ratio  # strict: ties keep the earlier (higher-logit) candidate
+            best_ratio = torch.where(better, ratio, best_ratio)
+            best_f = torch.where(better, f.detach(), best_f)
+            best_w[better] = w[better]
+        wn2 = best_w.flatten(1).pow(2).sum(1).clamp_min(1e-30).view(-1, *([1] * (x0.dim() - 1)))
+        r_tot[idx] += (best_f.abs().view_as(wn2) + 1e-4) / wn2 * best_w
+    return (x0 + (1 + overshoot) * r_tot).clamp(0, 1)
+
+
 def run_attack(model, attack, x, y):
-    """Attack the whole set in batches; returns (seconds, robust accuracy)."""
+    """Attack the whole set in batches; returns (seconds, robust accuracy, adversarial images)."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     attack(model, x[:16], y[:16])  # warm-up
     correct = 0
+    advs = []
     t0 = time.perf_counter()
     for i in range(0, len(x), BATCH):
         xb, yb = x[i:i + BATCH], y[i:i + BATCH]
         adv = attack(model, xb, yb)
         with torch.no_grad():
             correct += (model(adv).argmax(1) == yb).sum().item()
-    return time.perf_counter() - t0, correct / len(x)
+        advs.append(adv.detach())
+    return time.perf_counter() - t0, correct / len(x), torch.cat(advs)
+
+
+def l2_stats(model, x, adv, y, ref):
+    """Median L2 of the perturbations whose prediction differs from `ref` (labels for CW,
+    clean predictions for DeepFool), and how many there are."""
+    with torch.no_grad():
+        pred = torch.cat([model(adv[i:i + 1000]).argmax(1) for i in range(0, len(adv), 1000)])
+    ok = pred != ref
+    l2 = (adv - x).flatten(1).norm(dim=1)[ok]
+    return (float(np.median(l2.numpy())) if len(l2) else float("nan")), int(ok.sum())
 
 
 def main():
@@ -142,7 +312,12 @@ def main():
     xte, yte = load_split(args.data, "t10k", args.limit)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, train={len(xtr)}, test={len(xte)}")
 
-    results = {}
+    class Progress(dict):  # prints each result to stderr as it lands, so long runs show progress
+        def __setitem__(self, name, r):
+            super().__setitem__(name, r)
+            print(f"  {name}: {r['seconds']:.2f} s, accuracy {r['accuracy']:.4f}", file=sys.stderr, flush=True)
+
+    results = Progress()
     for kind, make in (("mlp", make_mlp), ("cnn", make_cnn)):
         wanted = [w for w in only if w.startswith(kind + "_")]
         if not wanted:
@@ -154,18 +329,36 @@ def main():
         acc = accuracy(model, xte, yte)
         if f"{kind}_epoch" in wanted:
             results[f"{kind}_epoch"] = {"seconds": secs, "samples": len(xtr), "accuracy": acc}
-        for name, attack in ((f"{kind}_fgsm", fgsm), (f"{kind}_pgd20", pgd)):
+        for name, attack in ((f"{kind}_fgsm", fgsm), (f"{kind}_pgd20", pgd), (f"{kind}_bim20", bim),
+                             (f"{kind}_pgdl2", pgd_l2)):
             if name in wanted:
                 seed_all(args.seed)
-                secs, rob = run_attack(model, attack, xte, yte)
+                secs, rob, _ = run_attack(model, attack, xte, yte)
                 results[name] = {"seconds": secs, "samples": len(xte), "accuracy": rob}
+        if f"{kind}_cw" in wanted:
+            seed_all(args.seed)
+            xs, ys = xte[:CW_SAMPLES], yte[:CW_SAMPLES]
+            secs, rob, adv = run_attack(model, cw_l2, xs, ys)
+            med, n_ok = l2_stats(model, xs, adv, ys, ys)
+            results[f"{kind}_cw"] = {"seconds": secs, "samples": len(xs), "accuracy": rob,
+                                     "median_l2": med, "successes": n_ok}
+        if f"{kind}_deepfool" in wanted:
+            seed_all(args.seed)
+            secs, rob, adv = run_attack(model, deepfool, xte, yte)
+            with torch.no_grad():
+                k0 = torch.cat([model(xte[i:i + 1000]).argmax(1) for i in range(0, len(xte), 1000)])
+            med, n_ok = l2_stats(model, xte, adv, yte, k0)
+            results[f"{kind}_deepfool"] = {"seconds": secs, "samples": len(xte), "accuracy": rob,
+                                           "median_l2": med, "successes": n_ok}
 
-    print(f"\n{'workload':<12} {'seconds':>9} {'samples':>8} {'samples/s':>10} {'accuracy':>9}")
+    print(f"\n{'workload':<12} {'seconds':>9} {'samples':>8} {'samples/s':>10} {'accuracy':>9} {'median_l2':>9} "
+          f"{'successes':>9}")
     for name in WORKLOADS:
         if name in results:
             r = results[name]
+            extra = f" {r['median_l2']:>9.4f} {r['successes']:>9}" if "median_l2" in r else ""
             print(f"{name:<12} {r['seconds']:>9.3f} {r['samples']:>8} {r['samples'] / r['seconds']:>10.1f} "
-                  f"{r['accuracy']:>9.4f}")
+                  f"{r['accuracy']:>9.4f}{extra}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"torch_version": torch.__version__, "threads": args.threads, "device": "cpu",

@@ -1,6 +1,7 @@
-//! FGSM (Goodfellow et al.): one signed-gradient step of size ε, clipped to [0, 1].
+//! FGSM (Goodfellow et al.): one signed-gradient step of size ε, clipped to [0, 1]; targeted,
+//! it steps down the loss of the target class instead.
 
-use super::{check_eps, linf_step, probe, Attack};
+use super::{check_eps, linf_step, probe, Attack, Goal, Target};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -11,12 +12,17 @@ use std::fmt;
 pub struct FgsmParams {
     pub eps: f64,
     pub batch_size: usize,
+    pub target: Target,
 }
 
 impl FgsmParams {
-    /// FGSM with budget `eps` and the default batch size (256).
+    /// Untargeted FGSM with budget `eps` and the default batch size (256).
     pub fn new(eps: f64) -> Self {
-        Self { eps, batch_size: 256 }
+        Self {
+            eps,
+            batch_size: 256,
+            target: Target::Untargeted,
+        }
     }
 
     /// Check the rules: ε finite and ≥ 0, batch size ≥ 1.
@@ -25,18 +31,15 @@ impl FgsmParams {
         if self.batch_size == 0 {
             return Err(ParamError::BatchSizeZero);
         }
-        Ok(Fgsm {
-            eps,
-            batch_size: self.batch_size,
-        })
+        Ok(Fgsm { p: self.clone(), eps })
     }
 }
 
 /// Checked FGSM.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fgsm {
+    p: FgsmParams,
     eps: f64,
-    batch_size: usize,
 }
 
 impl Fgsm {
@@ -52,24 +55,40 @@ impl Attack for Fgsm {
     }
 
     fn params(&self) -> serde_json::Value {
-        serde_json::json!({ "attack": "fgsm", "norm": "linf", "eps": self.eps, "batch_size": self.batch_size })
+        serde_json::json!({
+            "attack": "fgsm", "norm": "linf", "eps": self.eps, "target": self.p.target.json(),
+            "batch_size": self.p.batch_size,
+        })
     }
 
     fn batch_size(&self) -> usize {
-        self.batch_size
+        self.p.batch_size
+    }
+
+    fn target(&self) -> Target {
+        self.p.target.clone()
+    }
+
+    fn with_eps(&self, eps: f64) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(FgsmParams { eps, ..self.p.clone() }.check()?))
     }
 
     fn perturb_batch(&self, model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let goal = Goal::new(&self.p.target, model, x, y)?;
         if self.eps == 0.0 {
             return Ok(x.clone());
         }
         // one step of size ε from x, projected on the ε-ball around x (a no-op) and on [0, 1]
-        linf_step(x, &probe(model, x, y)?.grad, x, self.eps, self.eps)
+        linf_step(x, &probe(model, x, &goal)?.grad, x, self.eps, self.eps)
     }
 }
 
 impl fmt::Display for Fgsm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FGSM(eps={}, norm=linf, batch_size={})", self.eps, self.batch_size)
+        write!(
+            f,
+            "FGSM(eps={}, norm=linf, target={}, batch_size={})",
+            self.eps, self.p.target, self.p.batch_size
+        )
     }
 }

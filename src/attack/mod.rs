@@ -1,19 +1,164 @@
 //! Attacks: one `Attack` trait, and the mechanics every attack shares written once here
-//! (input gradient of the summed cross-entropy on logits, L∞ projection around the original
-//! input, clipping to [0, 1], the seeded random start, batching over a data set).
+//! (input gradient of the summed cross-entropy on logits, targeted or not; L∞ and L2 steps and
+//! projections around the original input; clipping to [0, 1]; the seeded per-sample noise;
+//! batching over a data set).
 
+mod cw;
+mod deepfool;
 mod fgsm;
+mod noise;
 mod pgd;
+mod universal;
 
+pub use cw::{CwL2, CwL2Params};
+pub use deepfool::{DeepFool, DeepFoolParams};
 pub use fgsm::{Fgsm, FgsmParams};
+pub use noise::{Noise, NoiseKind, NoiseParams};
 pub use pgd::{Pgd, PgdParams};
+pub use universal::{fooling_rate, Universal, UniversalParams, UniversalSearch};
 
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, ParamError, Result};
 use crate::nn::Model;
 use candle_core::{DType, Tensor, Var, D};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::fmt;
+
+/// The norm a perturbation budget is measured in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    Linf,
+    L2,
+}
+
+impl Norm {
+    /// `"linf"` or `"l2"`, or the rule it breaks.
+    pub fn parse(s: &str) -> std::result::Result<Self, ParamError> {
+        match s {
+            "linf" | "inf" => Ok(Norm::Linf),
+            "l2" => Ok(Norm::L2),
+            _ => Err(ParamError::UnknownNorm(s.to_string())),
+        }
+    }
+
+    /// The name used in parameters and outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Norm::Linf => "linf",
+            Norm::L2 => "l2",
+        }
+    }
+}
+
+/// What an attack aims for: any wrong class (untargeted), or a target class per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Untargeted,
+    /// The same class for every sample.
+    Class(u32),
+    /// The class the model finds least likely on the clean input.
+    LeastLikely,
+    /// A class other than the true one, drawn per sample from this seed.
+    Random(u64),
+}
+
+impl Target {
+    /// Whether the attack aims for given classes.
+    pub fn is_targeted(&self) -> bool {
+        !matches!(self, Target::Untargeted)
+    }
+
+    /// How it is recorded beside outputs.
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            Target::Untargeted => serde_json::json!("untargeted"),
+            Target::Class(c) => serde_json::json!(c),
+            Target::LeastLikely => serde_json::json!("least_likely"),
+            Target::Random(seed) => serde_json::json!({ "random": seed }),
+        }
+    }
+
+    /// The target class of every sample of a batch (`None` when untargeted). A random target is
+    /// drawn from the seed and the sample itself, so it does not depend on batching.
+    pub fn resolve(&self, model: &Model, x: &Tensor, y: &Tensor) -> Result<Option<Tensor>> {
+        let classes = model.classes();
+        let t = match self {
+            Target::Untargeted => return Ok(None),
+            Target::Class(c) if *c as usize >= classes => {
+                return Err(Error::Invalid(format!(
+                    "target class {c} is outside the model's classes 0..={}",
+                    classes - 1
+                )))
+            }
+            Target::Class(c) => Tensor::full(*c, y.dims(), y.device())?,
+            Target::LeastLikely => model.forward(x)?.argmin(D::Minus1)?,
+            Target::Random(seed) => {
+                let labels = y.to_vec1::<u32>()?;
+                let flat = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let per = flat.len() / labels.len().max(1);
+                let t: Vec<u32> = labels
+                    .iter()
+                    .zip(flat.chunks(per.max(1)))
+                    .map(|(&label, sample)| {
+                        let mut rng = StdRng::seed_from_u64(seed ^ sample_hash(sample) ^ 0x7a72_6574);
+                        let r = rng.random_range(0..classes as u32 - 1);
+                        if r >= label {
+                            r + 1
+                        } else {
+                            r
+                        }
+                    })
+                    .collect();
+                Tensor::new(t, y.device())?
+            }
+        };
+        Ok(Some(t))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Untargeted => write!(f, "untargeted"),
+            Target::Class(c) => write!(f, "{c}"),
+            Target::LeastLikely => write!(f, "least_likely"),
+            Target::Random(seed) => write!(f, "random(seed={seed})"),
+        }
+    }
+}
+
+/// The labels a batch is attacked with: the true ones (untargeted: move away from them) or the
+/// targets (move towards them).
+pub(crate) struct Goal {
+    pub labels: Tensor,
+    pub targeted: bool,
+}
+
+impl Goal {
+    /// The goal of attacking `(x, y)` with `target`.
+    pub fn new(target: &Target, model: &Model, x: &Tensor, y: &Tensor) -> Result<Self> {
+        Ok(match target.resolve(model, x, y)? {
+            Some(t) => Goal {
+                labels: t,
+                targeted: true,
+            },
+            None => Goal {
+                labels: y.clone(),
+                targeted: false,
+            },
+        })
+    }
+
+    /// Per sample, whether predictions `pred` reach the goal.
+    pub fn reached(&self, pred: &[u32]) -> Result<Vec<bool>> {
+        let labels = self.labels.to_vec1::<u32>()?;
+        Ok(pred
+            .iter()
+            .zip(labels)
+            .map(|(&p, l)| if self.targeted { p == l } else { p != l })
+            .collect())
+    }
+}
 
 /// An adversarial attack: a small value holding only its resolved hyperparameters.
 pub trait Attack: fmt::Debug + fmt::Display {
@@ -26,6 +171,22 @@ pub trait Attack: fmt::Debug + fmt::Display {
     /// Perturb one batch: `x` `(N, C, H, W)` in [0, 1], `y` `(N,)` true labels. Returns the
     /// adversarial images, same shape, within the budget and in [0, 1].
     fn perturb_batch(&self, model: &Model, x: &Tensor, y: &Tensor) -> Result<Tensor>;
+    /// What the attack aims for (untargeted unless it says otherwise).
+    fn target(&self) -> Target {
+        Target::Untargeted
+    }
+    /// The same attack with another budget ε (for accuracy-versus-ε curves); an error for
+    /// attacks without one (CW, DeepFool).
+    fn with_eps(&self, _eps: f64) -> Result<Box<dyn Attack>> {
+        Err(Error::Invalid(format!(
+            "{} has no eps budget to vary (it looks for a minimal perturbation)",
+            self.name()
+        )))
+    }
+    /// The fixed perturbation a universal attack adds, `(1, C, H, W)`.
+    fn perturbation(&self) -> Option<Tensor> {
+        None
+    }
 }
 
 /// Attack every sample of `data`, batch by batch, with a progress bar. The result has the
@@ -54,29 +215,31 @@ pub fn perturb(attack: &dyn Attack, model: &Model, data: &Dataset) -> Result<Dat
     data.with_images(images, format!("{}({})", attack.name(), data.name()))
 }
 
-/// What one forward/backward pass at an iterate tells: the input gradient of the summed
-/// cross-entropy, and which samples are misclassified there.
+/// What one forward/backward pass at an iterate tells: the direction that serves the goal
+/// (the input gradient of the summed cross-entropy, negated for a targeted goal), and which
+/// samples already reach the goal there.
 pub(crate) struct Probe {
     pub grad: Tensor,
-    pub wrong: Vec<bool>,
+    pub success: Vec<bool>,
 }
 
 /// Gradient of the summed cross-entropy on logits (never on probabilities) with respect to the
 /// input only (the model's weights are not tracked). Summing keeps each sample's gradient
-/// independent of the batch size.
-pub(crate) fn probe(model: &Model, x: &Tensor, y: &Tensor) -> Result<Probe> {
+/// independent of the batch size. Untargeted attacks ascend the loss of the true label;
+/// targeted ones descend the loss of the target, so the gradient is negated for them.
+pub(crate) fn probe(model: &Model, x: &Tensor, goal: &Goal) -> Result<Probe> {
     let var = Var::from_tensor(x)?;
     let logits = model.forward(var.as_tensor())?;
     let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let loss = log_probs.gather(&y.unsqueeze(1)?, 1)?.sum_all()?.neg()?;
-    let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    let wrong = pred.iter().zip(y.to_vec1::<u32>()?).map(|(p, t)| *p != t).collect();
+    let loss = log_probs.gather(&goal.labels.unsqueeze(1)?, 1)?.sum_all()?;
+    let loss = if goal.targeted { loss } else { loss.neg()? };
+    let success = goal.reached(&logits.argmax(D::Minus1)?.to_vec1::<u32>()?)?;
     let grads = loss.backward()?;
     let grad = match grads.get(var.as_tensor()) {
         Some(g) => g.clone(),
         None => x.zeros_like()?,
     };
-    Ok(Probe { grad, wrong })
+    Ok(Probe { grad, success })
 }
 
 /// For each sample, the first iterate that was misclassified: a success that a later step
@@ -136,6 +299,29 @@ pub(crate) fn linf_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps:
     Ok(crate::nn::ops::linf_step(x, grad, x0, alpha, eps)?)
 }
 
+/// Per-sample L2 norms of an `(N, …)` tensor, shaped `(N, 1, …, 1)` for broadcasting.
+pub(crate) fn sample_norms(t: &Tensor) -> Result<Tensor> {
+    let mut shape = vec![1usize; t.rank()];
+    shape[0] = t.dim(0)?;
+    Ok(t.flatten_from(1)?.sqr()?.sum_keepdim(1)?.sqrt()?.reshape(shape)?)
+}
+
+/// Project `x` onto the L2 ball of radius `eps` around `x0` (per sample), then clip to [0, 1].
+/// Clipping only moves a coordinate towards `x0` (which is inside the box), so the result stays
+/// inside the ball.
+pub(crate) fn project_l2(x: &Tensor, x0: &Tensor, eps: f64) -> Result<Tensor> {
+    let delta = (x - x0)?;
+    let factor = (sample_norms(&delta)?.affine(1.0, 1e-12)?.recip()? * eps)?.clamp(0f32, 1f32)?;
+    Ok((x0 + delta.broadcast_mul(&factor)?)?.clamp(0f32, 1f32)?)
+}
+
+/// One L2 step of length `alpha` along the per-sample normalised gradient, projected onto the
+/// `eps`-ball around `x0` and clipped to [0, 1].
+pub(crate) fn l2_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
+    let g = grad.broadcast_div(&sample_norms(grad)?.affine(1.0, 1e-12)?)?;
+    project_l2(&(x + (g * alpha)?)?, x0, eps)
+}
+
 /// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed
 /// and on the sample itself, not on its position in the batch: attacking a batch and each
 /// sample alone give the same result.
@@ -145,18 +331,39 @@ fn sample_hash(values: &[f32]) -> u64 {
     })
 }
 
-/// Uniform noise in [−ε, ε] per element, seeded per sample (see [`sample_hash`]).
-pub(crate) fn uniform_noise(x: &Tensor, eps: f64, seed: u64) -> Result<Tensor> {
+/// Noise shaped like `x`, filled sample by sample by `fill` from a generator seeded by `seed`
+/// and the sample itself (see [`sample_hash`]).
+pub(crate) fn sample_noise(x: &Tensor, seed: u64, mut fill: impl FnMut(&mut StdRng, &mut [f32])) -> Result<Tensor> {
     let dims = x.dims().to_vec();
-    let per = x.elem_count() / dims[0].max(1);
+    let per = (x.elem_count() / dims[0].max(1)).max(1);
     let flat = x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let mut noise = Vec::with_capacity(flat.len());
-    let eps = eps as f32;
-    for sample in flat.chunks(per.max(1)) {
+    let mut noise = vec![0f32; flat.len()];
+    for (sample, out) in flat.chunks(per).zip(noise.chunks_mut(per)) {
         let mut rng = StdRng::seed_from_u64(seed ^ sample_hash(sample));
-        noise.extend((0..sample.len()).map(|_| rng.random_range(-eps..=eps)));
+        fill(&mut rng, out);
     }
     Ok(Tensor::from_vec(noise, dims, x.device())?)
+}
+
+/// Uniform noise in [−ε, ε] per element, seeded per sample.
+pub(crate) fn uniform_noise(x: &Tensor, eps: f64, seed: u64) -> Result<Tensor> {
+    let eps = eps as f32;
+    sample_noise(x, seed, |rng, out| out.iter_mut().for_each(|v| *v = rng.random_range(-eps..=eps)))
+}
+
+/// Fill `out` with a random direction scaled to L2 norm `radius` (Gaussian, normalised).
+pub(crate) fn sphere_fill(rng: &mut StdRng, out: &mut [f32], radius: f32) {
+    out.iter_mut().for_each(|v| *v = rng.sample(rand_distr::StandardNormal));
+    let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    out.iter_mut().for_each(|v| *v *= radius / norm);
+}
+
+/// The L2 random start: a random direction of length ε·r, r uniform in [0, 1], per sample.
+pub(crate) fn l2_ball_noise(x: &Tensor, eps: f64, seed: u64) -> Result<Tensor> {
+    sample_noise(x, seed, |rng, out| {
+        let r: f32 = rng.random_range(0.0..=1.0);
+        sphere_fill(rng, out, eps as f32 * r)
+    })
 }
 
 /// Check shared by every attack's parameters: a finite ε ≥ 0.

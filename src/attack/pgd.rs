@@ -1,11 +1,15 @@
-//! PGD-L∞ (Madry et al.): optional uniform random start in the ε-ball, then `steps` signed
-//! gradient steps of size α, each followed by projection onto the ε-ball around the
-//! original input and clipping to [0, 1]. By default a sample that was misclassified at some
-//! iterate keeps the first such iterate (a later step cannot undo a success, as AutoAttack and
-//! ART's restarts keep the best); other samples, and all with `keep_best: false` (as Madry et
-//! al.), take the last iterate.
+//! PGD (Madry et al.) under L∞ or L2, and BIM (Kurakin et al., PGD-L∞ without the random
+//! start). An optional random start in the ε-ball, then `steps` gradient steps of size α
+//! (L∞: along the sign of the gradient; L2: along the gradient normalised per sample), each
+//! followed by projection onto the ε-ball around the original input and clipping to [0, 1].
+//! Targeted, the steps descend the loss of the target class. By default a sample that reached
+//! the goal at some iterate keeps the first such iterate (a later step cannot undo a success, as
+//! AutoAttack and ART's restarts keep the best); other samples, and all with
+//! `keep_best: false` (as Madry et al.), take the last iterate.
 
-use super::{check_eps, linf_step, probe, uniform_noise, Attack, FirstSuccess};
+use super::{
+    check_eps, l2_ball_noise, l2_step, linf_step, probe, uniform_noise, Attack, FirstSuccess, Goal, Norm, Target,
+};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -17,23 +21,35 @@ pub struct PgdParams {
     pub eps: f64,
     pub alpha: Option<f64>,
     pub steps: usize,
+    pub norm: Norm,
     pub random_start: bool,
     pub seed: u64,
     pub batch_size: usize,
     pub keep_best: bool,
+    pub target: Target,
 }
 
 impl PgdParams {
-    /// PGD with budget `eps` and defaults: 10 steps, α = 2.5·ε/steps, random start, seed 0.
+    /// PGD-L∞ with budget `eps` and defaults: 10 steps, α = 2.5·ε/steps, random start, seed 0.
     pub fn new(eps: f64) -> Self {
         Self {
             eps,
             alpha: None,
             steps: 10,
+            norm: Norm::Linf,
             random_start: true,
             seed: 0,
             batch_size: 256,
             keep_best: true,
+            target: Target::Untargeted,
+        }
+    }
+
+    /// BIM (iterative FGSM): PGD-L∞ starting from the input itself.
+    pub fn bim(eps: f64) -> Self {
+        Self {
+            random_start: false,
+            ..Self::new(eps)
         }
     }
 
@@ -51,27 +67,19 @@ impl PgdParams {
             return Err(ParamError::BatchSizeZero);
         }
         Ok(Pgd {
+            p: self.clone(),
             eps,
             alpha,
-            steps: self.steps,
-            random_start: self.random_start,
-            seed: self.seed,
-            batch_size: self.batch_size,
-            keep_best: self.keep_best,
         })
     }
 }
 
-/// Checked PGD-L∞.
+/// Checked PGD (or BIM).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pgd {
+    p: PgdParams,
     eps: f64,
     alpha: f64,
-    steps: usize,
-    random_start: bool,
-    seed: u64,
-    batch_size: usize,
-    keep_best: bool,
 }
 
 impl Pgd {
@@ -88,39 +96,56 @@ impl Pgd {
 
 impl Attack for Pgd {
     fn name(&self) -> &'static str {
-        "pgd"
+        match (self.p.norm, self.p.random_start) {
+            (Norm::L2, _) => "pgd_l2",
+            (Norm::Linf, false) => "bim",
+            (Norm::Linf, true) => "pgd",
+        }
     }
 
     fn params(&self) -> serde_json::Value {
         serde_json::json!({
-            "attack": "pgd", "norm": "linf", "eps": self.eps, "alpha": self.alpha, "steps": self.steps,
-            "random_start": self.random_start, "seed": self.seed, "batch_size": self.batch_size,
-            "keep_best": self.keep_best,
+            "attack": self.name(), "norm": self.p.norm.as_str(), "eps": self.eps, "alpha": self.alpha,
+            "steps": self.p.steps, "random_start": self.p.random_start, "seed": self.p.seed,
+            "batch_size": self.p.batch_size, "keep_best": self.p.keep_best, "target": self.p.target.json(),
         })
     }
 
     fn batch_size(&self) -> usize {
-        self.batch_size
+        self.p.batch_size
+    }
+
+    fn target(&self) -> Target {
+        self.p.target.clone()
+    }
+
+    fn with_eps(&self, eps: f64) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(PgdParams { eps, ..self.p.clone() }.check()?))
     }
 
     fn perturb_batch(&self, model: &Model, x0: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let goal = Goal::new(&self.p.target, model, x0, y)?;
         if self.eps == 0.0 {
             return Ok(x0.clone());
         }
-        let mut x = if self.random_start {
-            (x0 + uniform_noise(x0, self.eps, self.seed)?)?.clamp(0f32, 1f32)?
-        } else {
-            x0.clone()
+        let mut x = match (self.p.random_start, self.p.norm) {
+            (false, _) => x0.clone(),
+            (true, Norm::Linf) => (x0 + uniform_noise(x0, self.eps, self.p.seed)?)?.clamp(0f32, 1f32)?,
+            (true, Norm::L2) => (x0 + l2_ball_noise(x0, self.eps, self.p.seed)?)?.clamp(0f32, 1f32)?,
         };
         let mut best = FirstSuccess::new(x0.dim(0)?);
-        for _ in 0..self.steps {
+        for _ in 0..self.p.steps {
             crate::interrupt::check()?;
-            let p = probe(model, &x, y)?;
-            if self.keep_best {
-                best.update(&x, &p.wrong)?;
+            let p = probe(model, &x, &goal)?;
+            if self.p.keep_best {
+                best.update(&x, &p.success)?;
             }
-            x = linf_step(&x, &p.grad, x0, self.alpha, self.eps)?;
+            x = match self.p.norm {
+                Norm::Linf => linf_step(&x, &p.grad, x0, self.alpha, self.eps)?,
+                Norm::L2 => l2_step(&x, &p.grad, x0, self.alpha, self.eps)?,
+            };
         }
+        // samples that never reached the goal take the last iterate
         best.finish(x)
     }
 }
@@ -129,8 +154,17 @@ impl fmt::Display for Pgd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PGD(eps={}, alpha={}, steps={}, random_start={}, seed={}, keep_best={}, norm=linf, batch_size={})",
-            self.eps, self.alpha, self.steps, self.random_start, self.seed, self.keep_best, self.batch_size
+            "{}(eps={}, alpha={}, steps={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, batch_size={})",
+            self.name().to_uppercase(),
+            self.eps,
+            self.alpha,
+            self.p.steps,
+            self.p.norm.as_str(),
+            self.p.random_start,
+            self.p.seed,
+            self.p.keep_best,
+            self.p.target,
+            self.p.batch_size
         )
     }
 }

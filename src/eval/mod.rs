@@ -1,5 +1,10 @@
 //! Evaluation: predictions, accuracy, and robust accuracy under a list of attacks (always
-//! against the true labels: a sample misclassified when clean is never robust).
+//! against the true labels: a sample misclassified when clean is never robust); the full
+//! robustness [`report`]; accuracy-versus-ε curves and transfer matrices.
+
+mod report;
+
+pub use report::{accuracy_vs_eps, report, transfer_matrix, AttackReport, Report, TransferCell};
 
 use crate::attack::{perturb, Attack};
 use crate::data::Dataset;
@@ -56,14 +61,52 @@ pub fn evaluate(model: &Model, data: &Dataset, attacks: &[&dyn Attack]) -> Resul
     for attack in attacks {
         let adv = perturb(*attack, model, data)?;
         let acc = accuracy(model, &adv)?;
-        let base = attack.name().to_string();
-        let mut key = base.clone();
-        let mut k = 2;
-        while rows.iter().any(|(name, _)| *name == key) {
-            key = format!("{base}_{k}");
-            k += 1;
-        }
+        let key = unique_key(rows.iter().map(|(name, _)| name.as_str()), attack.name());
         rows.push((key, acc));
     }
     Ok(Evaluation { rows })
+}
+
+/// A key for `base` that is not yet among `taken`: `base`, else `base_2`, `base_3`, …
+pub fn unique_key<'a>(taken: impl Iterator<Item = &'a str> + Clone, base: &str) -> String {
+    let mut key = base.to_string();
+    let mut k = 2;
+    while taken.clone().any(|name| name == key) {
+        key = format!("{base}_{k}");
+        k += 1;
+    }
+    key
+}
+
+/// Per sample: the predicted class, the probability of the true class, and the highest
+/// probability (the model's confidence).
+pub struct Predictions {
+    pub pred: Vec<u32>,
+    pub true_prob: Vec<f32>,
+    pub max_prob: Vec<f32>,
+}
+
+/// Predictions and probabilities of every sample, in batches.
+pub fn predictions(model: &Model, data: &Dataset) -> Result<Predictions> {
+    model.check_input(data.images().dims())?;
+    let n = data.len();
+    let mut out = Predictions {
+        pred: Vec::with_capacity(n),
+        true_prob: Vec::with_capacity(n),
+        max_prob: Vec::with_capacity(n),
+    };
+    let mut start = 0;
+    while start < n {
+        crate::interrupt::check()?;
+        let len = EVAL_BATCH.min(n - start);
+        let logits = model.forward(&data.images().narrow(0, start, len)?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+        let labels = data.labels().narrow(0, start, len)?;
+        out.pred.extend(logits.argmax(D::Minus1)?.to_vec1::<u32>()?);
+        out.true_prob
+            .extend(probs.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.to_vec1::<f32>()?);
+        out.max_prob.extend(probs.max(D::Minus1)?.to_vec1::<f32>()?);
+        start += len;
+    }
+    Ok(out)
 }

@@ -1,12 +1,18 @@
-//! Attacks: `fgsm`, `pgd`, and `Attack.perturb`.
+//! Attacks: `fgsm`, `bim`, `pgd` (L∞ and L2), `cw_l2`, `deepfool`, `noise`, `universal`, and
+//! what every attack can do (`perturb`, `params`, `with_eps`).
 
 use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, def_get, Reg, Session};
-use crate::attack::{perturb, Attack, FgsmParams, PgdParams};
+use crate::attack::{
+    fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, Norm, NoiseKind, NoiseParams, PgdParams,
+    Target, Universal, UniversalParams, UniversalSearch,
+};
 use crate::data::Dataset;
+use crate::error::ParamError;
 use crate::nn::Model;
-use rhai::{Dynamic, Map};
+use candle_core::Tensor;
+use rhai::{Dynamic, Map, INT};
 use std::rc::Rc;
 
 /// A script handle to a checked attack.
@@ -20,42 +26,227 @@ pub(crate) fn run_attack(s: &Session, a: &dyn Attack, m: &Model, d: &Dataset) ->
     Ok(adv)
 }
 
+/// A checked attack as a script value, or the broken rule prefixed with the function's name.
+fn attack<A: Attack + 'static>(func: &str, checked: Result<A, ParamError>) -> RResult<AttackRef> {
+    checked
+        .map(|a| AttackRef(Rc::new(a)))
+        .map_err(|e| to_rhai(format!("{func}: {e}")))
+}
+
+/// A rule broken while reading options, prefixed with the function's name.
+fn rule(o: &Opts, e: ParamError) -> Box<rhai::EvalAltResult> {
+    to_rhai(format!("{}: {e}", o.func()))
+}
+
+/// The required `eps` option.
+fn eps(o: &Opts, example: &str) -> RResult<f64> {
+    o.f64("eps")?
+        .ok_or_else(|| to_rhai(format!("{}: option `eps` is required, e.g. {example}", o.func())))
+}
+
+/// The `norm` option (`default` when absent).
+fn norm(o: &Opts, default: Norm) -> RResult<Norm> {
+    match o.string("norm")? {
+        Some(n) => Norm::parse(&n).map_err(|e| rule(o, e)),
+        None => Ok(default),
+    }
+}
+
+/// The `target` option: absent (untargeted), a class number, "least_likely" or "random"
+/// (drawn per sample from `seed`).
+fn target(o: &Opts, seed: u64) -> RResult<Target> {
+    let Some(v) = o.get("target") else {
+        return Ok(Target::Untargeted);
+    };
+    if let Some(c) = v.clone().try_cast::<INT>() {
+        return u32::try_from(c)
+            .map(Target::Class)
+            .map_err(|_| rule(o, ParamError::TargetNegative(c)));
+    }
+    match v.clone().into_string().as_deref() {
+        Ok("least_likely") => Ok(Target::LeastLikely),
+        Ok("random") => Ok(Target::Random(seed)),
+        Ok(other) => Err(rule(o, ParamError::UnknownTarget(other.to_string()))),
+        Err(_) => Err(rule(o, ParamError::UnknownTarget(v.to_string()))),
+    }
+}
+
+/// The options PGD and BIM share, on top of `base`.
+fn iterative(o: &Opts, s: &Session, base: PgdParams) -> RResult<PgdParams> {
+    let seed = o.u64("seed")?.unwrap_or(s.seed);
+    Ok(PgdParams {
+        steps: o.usize("steps")?.unwrap_or(base.steps),
+        alpha: o.f64("alpha")?,
+        seed,
+        batch_size: o.usize("batch_size")?.unwrap_or(base.batch_size),
+        keep_best: o.bool("keep_best")?.unwrap_or(base.keep_best),
+        target: target(o, seed)?,
+        ..base
+    })
+}
+
+fn attack_arg(a: &Dynamic, i: usize, func: &str) -> RResult<AttackRef> {
+    a.clone().try_cast::<AttackRef>().ok_or_else(|| {
+        to_rhai(format!(
+            "{func}: element {i} of the attack list is {}, not an Attack",
+            a.type_name()
+        ))
+    })
+}
+
+/// An array of attacks (or a single attack) as a list.
+pub(crate) fn attack_list(v: &Dynamic, func: &str) -> RResult<Vec<AttackRef>> {
+    if let Some(a) = v.clone().try_cast::<AttackRef>() {
+        return Ok(vec![a]);
+    }
+    match v.clone().into_array() {
+        Ok(arr) => arr.iter().enumerate().map(|(i, a)| attack_arg(a, i, func)).collect(),
+        Err(t) => Err(to_rhai(format!("{func}: expected an Attack or an array of attacks, got {t}"))),
+    }
+}
+
 pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<AttackRef>("Attack");
+    reg.engine.register_type_with_name::<UniversalSearch>("UniversalSearch");
+    let s = reg.session.clone();
     def!(
         reg,
         "fgsm(opts: Map) -> Attack",
-        "FGSM under L∞: options eps (required, >= 0), batch_size (256).",
-        |m: Map| -> RResult<AttackRef> {
-            let o = Opts::new("fgsm", &m, &["eps", "batch_size"])?;
-            let eps = o
-                .f64("eps")?
-                .ok_or_else(|| to_rhai("fgsm: option `eps` is required, e.g. fgsm(#{ eps: 0.3 })"))?;
-            let mut p = FgsmParams::new(eps);
-            p.batch_size = o.usize("batch_size")?.unwrap_or(p.batch_size);
-            Ok(AttackRef(Rc::new(
-                p.check().map_err(|e| to_rhai(format!("fgsm: {e}")))?,
-            )))
+        "FGSM under L∞: eps (required, >= 0), target (a class, \"least_likely\" or \"random\"; untargeted when absent), seed (random targets), batch_size (256).",
+        move |m: Map| -> RResult<AttackRef> {
+            let o = Opts::new("fgsm", &m, &["eps", "target", "seed", "batch_size"])?;
+            let seed = o.u64("seed")?.unwrap_or(s.seed);
+            let p = FgsmParams {
+                batch_size: o.usize("batch_size")?.unwrap_or(256),
+                target: target(&o, seed)?,
+                ..FgsmParams::new(eps(&o, "fgsm(#{ eps: 0.3 })")?)
+            };
+            attack("fgsm", p.check())
         }
     );
     let s = reg.session.clone();
-    def!(reg, "pgd(opts: Map) -> Attack", "PGD under L∞: eps (required), steps (10), alpha (2.5·eps/steps), random_start (true), seed (--seed), keep_best (true: a sample keeps its first misclassified iterate), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("pgd", &m, &["eps", "steps", "alpha", "random_start", "seed", "batch_size", "keep_best", "norm"])?;
-        if let Some(norm) = o.string("norm")? {
-            if norm != "linf" {
-                return Err(to_rhai(format!("pgd: norm \"{norm}\" is not supported yet; use \"linf\"")));
-            }
+    def!(
+        reg,
+        "bim(opts: Map) -> Attack",
+        "BIM (iterative FGSM, no random start) under L∞: eps (required), steps (10), alpha (2.5·eps/steps), target, keep_best (true), seed, batch_size (256).",
+        move |m: Map| -> RResult<AttackRef> {
+            let o = Opts::new("bim", &m, &["eps", "steps", "alpha", "target", "seed", "batch_size", "keep_best"])?;
+            let p = iterative(&o, &s, PgdParams::bim(eps(&o, "bim(#{ eps: 0.3 })")?))?;
+            attack("bim", p.check())
         }
-        let eps = o.f64("eps")?.ok_or_else(|| to_rhai("pgd: option `eps` is required, e.g. pgd(#{ eps: 0.3 })"))?;
-        let mut p = PgdParams::new(eps);
-        p.steps = o.usize("steps")?.unwrap_or(p.steps);
-        p.alpha = o.f64("alpha")?;
-        p.random_start = o.bool("random_start")?.unwrap_or(p.random_start);
-        p.seed = o.u64("seed")?.unwrap_or(s.seed);
-        p.batch_size = o.usize("batch_size")?.unwrap_or(p.batch_size);
-        p.keep_best = o.bool("keep_best")?.unwrap_or(p.keep_best);
-        Ok(AttackRef(Rc::new(p.check().map_err(|e| to_rhai(format!("pgd: {e}")))?)))
+    );
+    let s = reg.session.clone();
+    def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "target", "seed", "batch_size", "keep_best"])?;
+        let base = PgdParams {
+            norm: norm(&o, Norm::Linf)?,
+            random_start: o.bool("random_start")?.unwrap_or(true),
+            ..PgdParams::new(eps(&o, "pgd(#{ eps: 0.3 })")?)
+        };
+        attack("pgd", iterative(&o, &s, base)?.check())
     });
+    let s = reg.session.clone();
+    def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (50 per search step), lr (0.01), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("cw_l2", &m, &["c", "kappa", "steps", "lr", "binary_search_steps", "abort_early", "target", "seed", "batch_size"])?;
+        let d = CwL2Params::default();
+        let seed = o.u64("seed")?.unwrap_or(s.seed);
+        let p = CwL2Params {
+            c: o.f64("c")?.unwrap_or(d.c),
+            kappa: o.f64("kappa")?.unwrap_or(d.kappa),
+            steps: o.usize("steps")?.unwrap_or(d.steps),
+            lr: o.f64("lr")?.unwrap_or(d.lr),
+            binary_search_steps: o.usize("binary_search_steps")?.unwrap_or(d.binary_search_steps),
+            abort_early: o.bool("abort_early")?.unwrap_or(d.abort_early),
+            batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
+            target: target(&o, seed)?,
+        };
+        attack("cw_l2", p.check())
+    });
+    def!(
+        reg,
+        "deepfool(opts: Map) -> Attack",
+        "DeepFool L2, the minimal perturbation that flips the prediction: steps (50), overshoot (0.02), num_classes (10 candidate classes), batch_size (256).",
+        |m: Map| -> RResult<AttackRef> {
+            let o = Opts::new("deepfool", &m, &["steps", "overshoot", "num_classes", "batch_size"])?;
+            let d = DeepFoolParams::default();
+            let p = DeepFoolParams {
+                steps: o.usize("steps")?.unwrap_or(d.steps),
+                overshoot: o.f64("overshoot")?.unwrap_or(d.overshoot),
+                num_classes: o.usize("num_classes")?.unwrap_or(d.num_classes),
+                batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
+            };
+            attack("deepfool", p.check())
+        }
+    );
+    let s = reg.session.clone();
+    def!(reg, "noise(opts: Map) -> Attack", "Random noise of the same budget, the baseline: eps (required), kind (\"uniform\" | \"gaussian\"), norm (\"linf\" | \"l2\"), seed, batch_size (1024).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("noise", &m, &["eps", "kind", "norm", "seed", "batch_size"])?;
+        let base = NoiseParams::new(eps(&o, "noise(#{ eps: 0.3 })")?);
+        let kind = match o.string("kind")? {
+            Some(k) => NoiseKind::parse(&k).map_err(|e| rule(&o, e))?,
+            None => base.kind,
+        };
+        let p = NoiseParams {
+            kind,
+            norm: norm(&o, Norm::Linf)?,
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            batch_size: o.usize("batch_size")?.unwrap_or(base.batch_size),
+            ..base
+        };
+        attack("noise", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "universal(opts: Map) -> UniversalSearch", "A universal perturbation search (DeepFool over a set of images); call .fit(model, data): eps (required), norm (\"linf\" | \"l2\"), max_iters (5 passes), fooling_rate (0.8, stop there), overshoot (0.02), deepfool_steps (10), num_classes (10), batch_size (32), seed.", move |m: Map| -> RResult<UniversalSearch> {
+        let o = Opts::new("universal", &m, &["eps", "norm", "max_iters", "fooling_rate", "overshoot", "deepfool_steps", "num_classes", "batch_size", "seed"])?;
+        let d = UniversalParams::new(eps(&o, "universal(#{ eps: 0.2 })")?);
+        let p = UniversalParams {
+            norm: norm(&o, Norm::Linf)?,
+            max_iters: o.usize("max_iters")?.unwrap_or(d.max_iters),
+            fooling_rate: o.f64("fooling_rate")?.unwrap_or(d.fooling_rate),
+            overshoot: o.f64("overshoot")?.unwrap_or(d.overshoot),
+            deepfool_steps: o.usize("deepfool_steps")?.unwrap_or(d.deepfool_steps),
+            num_classes: o.usize("num_classes")?.unwrap_or(d.num_classes),
+            batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..d
+        };
+        p.check().map_err(|e| to_rhai(format!("universal: {e}")))
+    });
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "UniversalSearch.fit(model: Model, data: Dataset) -> Attack",
+        "Search the perturbation over the images of `data`; the attack adds it to any data set (perturbation() returns it).",
+        move |u: &mut UniversalSearch, m: Model, d: Dataset| -> RResult<AttackRef> {
+            let fitted = u.fit(&m, &d).map_err(to_rhai)?;
+            s.record(serde_json::json!({ "op": "universal.fit", "attack": fitted.params(), "model": m.arch(), "data": d.name() }));
+            Ok(AttackRef(Rc::new(fitted)))
+        }
+    );
+    def!(
+        reg,
+        "UniversalSearch.to_string() -> String",
+        "The search and its parameters.",
+        |u: &mut UniversalSearch| u.to_string()
+    );
+    def!(
+        reg,
+        "universal_from(perturbation: Tensor) -> Attack",
+        "The attack that adds a given (C, H, W) or (1, C, H, W) perturbation (e.g. one loaded with load_tensor) to every image.",
+        |t: Tensor| -> RResult<AttackRef> {
+            Ok(AttackRef(Rc::new(Universal::new(t, serde_json::Value::Null).map_err(to_rhai)?)))
+        }
+    );
+    def!(
+        reg,
+        "Dataset.add(perturbation: Tensor) -> Dataset",
+        "Every image plus a (C, H, W) or (1, C, H, W) perturbation, clipped to [0, 1] (same labels).",
+        |d: &mut Dataset, t: Tensor| -> RResult<Dataset> {
+            let u = Universal::new(t, serde_json::Value::Null).map_err(to_rhai)?;
+            let images = u.apply(d.images()).map_err(to_rhai)?;
+            d.with_images(images, format!("{} + perturbation", d.name())).map_err(to_rhai)
+        }
+    );
     let s = reg.session.clone();
     def!(
         reg,
@@ -63,10 +254,37 @@ pub(super) fn register(reg: &mut Reg) {
         "Adversarial versions of every sample (same labels), crafted against the model.",
         move |a: &mut AttackRef, m: Model, d: Dataset| { run_attack(&s, a.0.as_ref(), &m, &d) }
     );
+    def!(
+        reg,
+        "Attack.perturbation() -> Tensor",
+        "The (1, C, H, W) perturbation of a universal attack.",
+        |a: &mut AttackRef| -> RResult<Tensor> {
+            a.0.perturbation().ok_or_else(|| {
+                to_rhai(format!(
+                    "{} has no fixed perturbation: only universal attacks have one",
+                    a.0.name()
+                ))
+            })
+        }
+    );
+    def!(
+        reg,
+        "Attack.with_eps(eps: float) -> Attack",
+        "The same attack with another budget (alpha follows eps unless it was given).",
+        |a: &mut AttackRef, eps: f64| -> RResult<AttackRef> {
+            Ok(AttackRef(Rc::from(a.0.with_eps(eps).map_err(to_rhai)?)))
+        }
+    );
+    def!(
+        reg,
+        "fooling_rate(model: Model, data: Dataset, attack: Attack) -> float",
+        "Fraction of the samples whose prediction the attack changes (against the clean prediction, not the label).",
+        |m: Model, d: Dataset, a: AttackRef| -> RResult<f64> { fooling_rate(&m, &d, a.0.as_ref()).map_err(to_rhai) }
+    );
     def_get!(
         reg,
         "Attack.name",
-        "The attack's short name (fgsm, pgd).",
+        "The attack's short name (fgsm, bim, pgd, pgd_l2, cw_l2, deepfool, noise, universal).",
         |a: &mut AttackRef| a.0.name().to_string()
     );
     def!(

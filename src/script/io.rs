@@ -46,7 +46,7 @@ fn maps(func: &str, rows: &Array) -> RResult<Vec<Map>> {
         .collect()
 }
 
-fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String]) -> RResult<()> {
+pub(super) fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String]) -> RResult<()> {
     let rows = maps("write_csv", rows)?;
     let cols = if order.is_empty() {
         columns(&rows)
@@ -65,7 +65,7 @@ fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String]) -> RResult
     s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
 }
 
-fn write_json(s: &Session, path: &str, value: &Dynamic) -> RResult<()> {
+pub(super) fn write_json(s: &Session, path: &str, value: &Dynamic) -> RResult<()> {
     let json: serde_json::Value = rhai::serde::from_dynamic(value)
         .map_err(|e| to_rhai(format!("write_json: this value cannot be written as JSON ({e})")))?;
     let text = serde_json::to_string_pretty(&json).map_err(to_rhai)?;

@@ -44,8 +44,14 @@ impl<'a> Opts<'a> {
         Ok(Self { func, map })
     }
 
-    fn get(&self, key: &str) -> Option<&Dynamic> {
+    /// The raw value of an option that is present and not `()`.
+    pub fn get(&self, key: &str) -> Option<&Dynamic> {
         self.map.get(key).filter(|v| !v.is_unit())
+    }
+
+    /// The name of the function the options belong to.
+    pub fn func(&self) -> &'static str {
+        self.func
     }
 
     fn wrong(&self, key: &str, want: &str, v: &Dynamic) -> Box<rhai::EvalAltResult> {
