@@ -283,13 +283,19 @@ def run_attack(model, attack, x, y):
 
 
 def l2_stats(model, x, adv, y, ref):
-    """Median L2 of the perturbations whose prediction differs from `ref` (labels for CW,
-    clean predictions for DeepFool), and how many there are."""
+    """L2 statistics of the successes: the samples whose adversarial prediction differs from `ref`
+    (labels for CW, clean predictions for DeepFool). Returns median L2 over the successes, their number,
+    and the median L2 over the successes that were correctly classified when clean."""
     with torch.no_grad():
         pred = torch.cat([model(adv[i:i + 1000]).argmax(1) for i in range(0, len(adv), 1000)])
+        clean_ok = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)]) == y
     ok = pred != ref
-    l2 = (adv - x).flatten(1).norm(dim=1)[ok]
-    return (float(np.median(l2.numpy())) if len(l2) else float("nan")), int(ok.sum())
+    l2 = (adv - x).flatten(1).norm(dim=1)
+
+    def med(mask):
+        return float(np.median(l2[mask].numpy())) if mask.any() else float("nan")
+
+    return med(ok), int(ok.sum()), med(ok & clean_ok)
 
 
 def main():
@@ -339,17 +345,17 @@ def main():
             seed_all(args.seed)
             xs, ys = xte[:CW_SAMPLES], yte[:CW_SAMPLES]
             secs, rob, adv = run_attack(model, cw_l2, xs, ys)
-            med, n_ok = l2_stats(model, xs, adv, ys, ys)
+            med, n_ok, med_c = l2_stats(model, xs, adv, ys, ys)
             results[f"{kind}_cw"] = {"seconds": secs, "samples": len(xs), "accuracy": rob,
-                                     "median_l2": med, "successes": n_ok}
+                                     "median_l2": med, "successes": n_ok, "median_l2_clean_correct": med_c}
         if f"{kind}_deepfool" in wanted:
             seed_all(args.seed)
             secs, rob, adv = run_attack(model, deepfool, xte, yte)
             with torch.no_grad():
                 k0 = torch.cat([model(xte[i:i + 1000]).argmax(1) for i in range(0, len(xte), 1000)])
-            med, n_ok = l2_stats(model, xte, adv, yte, k0)
+            med, n_ok, med_c = l2_stats(model, xte, adv, yte, k0)
             results[f"{kind}_deepfool"] = {"seconds": secs, "samples": len(xte), "accuracy": rob,
-                                           "median_l2": med, "successes": n_ok}
+                                           "median_l2": med, "successes": n_ok, "median_l2_clean_correct": med_c}
 
     print(f"\n{'workload':<12} {'seconds':>9} {'samples':>8} {'samples/s':>10} {'accuracy':>9} {'median_l2':>9} "
           f"{'successes':>9}")

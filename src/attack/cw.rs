@@ -4,6 +4,12 @@
 //! `max(max_{j≠t} Z_j − Z_t + κ, 0)`) on the logits `Z`. A binary search over `c`, per sample,
 //! looks for the smallest weight that still succeeds; each sample keeps its successful iterate of
 //! smallest L2 norm, or its original image when none succeeded.
+//!
+//! Defaults: 5 binary-search steps of 100 Adam steps with lr 0.1. Carlini and Wagner ran
+//! 10,000 steps with lr 0.01; with 100 steps lr 0.01 cannot move the pixels that sit at 0 or 1
+//! (their tanh is saturated) and succeeded on 21% of MNIST test images against an MLP, where
+//! lr 0.1 succeeds on all of them with a median L2 within 1% of DeepFool's (measured on 500
+//! images, see README).
 
 use super::{Attack, Goal, Target};
 use crate::error::{ParamError, Result};
@@ -33,8 +39,8 @@ impl Default for CwL2Params {
         Self {
             c: 1.0,
             kappa: 0.0,
-            steps: 50,
-            lr: 0.01,
+            steps: 100,
+            lr: 0.1,
             binary_search_steps: 5,
             abort_early: true,
             batch_size: 256,

@@ -1,6 +1,10 @@
 //! Charts with plotters, saved as PNG or SVG (chosen by the file extension). The font is
 //! embedded from `assets/`, so charts render on a machine with no fonts installed.
 
+mod figures;
+
+pub use figures::{Heatmap, Histogram, ImageCell, ImageGrid};
+
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -61,21 +65,25 @@ pub enum Chart {
     Line(LineChart),
     Bar(BarChart),
     Scatter(ScatterChart),
+    Images(ImageGrid),
+    Histogram(Histogram),
+    Heatmap(Heatmap),
 }
 
 impl Chart {
     /// Render to `path` (`.png` or `.svg`), written atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         register_font()?;
+        let size = self.size();
         let draw = |c: &Chart, svg: bool| -> Result<Vec<u8>> {
             if svg {
                 let mut s = String::new();
-                c.draw_any(SVGBackend::with_string(&mut s, SIZE).into_drawing_area())?;
+                c.draw_any(SVGBackend::with_string(&mut s, size).into_drawing_area())?;
                 Ok(s.into_bytes())
             } else {
-                let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-                c.draw_any(BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area())?;
-                encode_png(&buf, SIZE)
+                let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+                c.draw_any(BitMapBackend::with_buffer(&mut buf, size).into_drawing_area())?;
+                encode_png(&buf, size)
             }
         };
         let bytes = draw(self, Format::from_path(path)? == Format::Svg)?;
@@ -87,6 +95,17 @@ impl Chart {
             Chart::Line(c) => c.draw(root),
             Chart::Bar(c) => c.draw(root),
             Chart::Scatter(c) => c.draw(root),
+            Chart::Images(c) => c.draw(root),
+            Chart::Histogram(c) => c.draw(root),
+            Chart::Heatmap(c) => c.draw(root),
+        }
+    }
+
+    /// The canvas size in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Chart::Images(g) => g.size(),
+            _ => SIZE,
         }
     }
 }

@@ -146,7 +146,7 @@ pub(super) fn register(reg: &mut Reg) {
         attack("pgd", iterative(&o, &s, base)?.check())
     });
     let s = reg.session.clone();
-    def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (50 per search step), lr (0.01), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+    def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (100 per search step), lr (0.1), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {
         let o = Opts::new("cw_l2", &m, &["c", "kappa", "steps", "lr", "binary_search_steps", "abort_early", "target", "seed", "batch_size"])?;
         let d = CwL2Params::default();
         let seed = o.u64("seed")?.unwrap_or(s.seed);

@@ -21,7 +21,7 @@ fn columns(rows: &[Map]) -> Vec<String> {
     cols
 }
 
-fn cell(v: Option<&Dynamic>) -> String {
+pub(super) fn cell(v: Option<&Dynamic>) -> String {
     match v {
         None => String::new(),
         Some(v) if v.is_unit() => String::new(),
@@ -29,7 +29,7 @@ fn cell(v: Option<&Dynamic>) -> String {
     }
 }
 
-fn maps(func: &str, rows: &Array) -> RResult<Vec<Map>> {
+pub(super) fn maps(func: &str, rows: &Array) -> RResult<Vec<Map>> {
     if rows.is_empty() {
         return Err(to_rhai(format!("{func}: there are no rows")));
     }

@@ -7,6 +7,7 @@ mod cluster;
 mod data;
 mod error;
 mod eval;
+mod figures;
 mod io;
 mod model;
 mod opts;
@@ -132,6 +133,7 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("model", model::register),
         ("attack", attack::register),
         ("eval", eval::register),
+        ("figures", figures::register),
         ("reduce", reduce::register),
         ("cluster", cluster::register),
         ("output", io::register),

@@ -98,6 +98,41 @@ pub(super) fn register(reg: &mut Reg) {
         sig: "Tensor[i: int] -> Tensor",
         doc: "Row i (negative counts from the end).",
     });
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Tensor.save(path: String)",
+        "Write the tensor as safetensors (name \"tensor\"), atomically, with a .meta.json sidecar; out/… follows --out.",
+        move |t: &mut Tensor, p: &str| -> RResult<()> {
+            let path = s.resolve_out(p);
+            let host = t.to_device(&candle_core::Device::Cpu).map_err(to_rhai)?;
+            let bytes = safetensors::serialize([("tensor", &host)], None).map_err(to_rhai)?;
+            crate::output::write_atomic(&path, &bytes).map_err(to_rhai)?;
+            s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "load_tensor(path: String) -> Tensor",
+        "A tensor written by Tensor.save (or the only tensor of any safetensors file).",
+        move |p: &str| -> RResult<Tensor> {
+            let path = s.resolve_out(p);
+            let bytes = std::fs::read(&path).map_err(|e| to_rhai(format!("cannot read {}: {e}", path.display())))?;
+            let mut all = candle_core::safetensors::load_buffer(&bytes, &s.device)
+                .map_err(|e| to_rhai(format!("{}: not a safetensors file ({e})", path.display())))?;
+            if let Some(t) = all.remove("tensor") {
+                return Ok(t);
+            }
+            match all.len() {
+                1 => Ok(all.into_values().next().expect("one tensor")),
+                n => Err(to_rhai(format!(
+                    "{}: holds {n} tensors and none is named \"tensor\"; it was not written by Tensor.save",
+                    path.display()
+                ))),
+            }
+        }
+    );
     def!(
         reg,
         "Tensor.to_string() -> String",
