@@ -7,7 +7,7 @@ Reads, from --dir, files written by advlab:
     fgsm.safetensors      FGSM, eps 0.1
     bim.safetensors       PGD-Linf without random start (BIM), eps 0.1, 10 steps, alpha 0.025, no keep-best
     pgdl2.safetensors     PGD-L2 without random start, eps 1.0, 10 steps, alpha 0.25, no keep-best
-    cw.safetensors        (optional) Carlini-Wagner L2 with the torch_bench.py defaults
+    cw.safetensors        (optional) Carlini-Wagner L2 with the torch_bench.py defaults (advlab's cw_l2 defaults)
     deepfool.safetensors  (optional) DeepFool L2 with the torch_bench.py defaults
 recomputes each attack from the clean samples with the algorithms of torch_bench.py, and compares.
 Missing attack files are skipped with a note. Exit status: 0 agreement good, 1 poor agreement
@@ -105,7 +105,7 @@ def load_dataset(path):
 
 # --------------------------------------------------------------------------------------------- attacks
 
-def attacks_table():
+def attacks_table(cw_steps=tb.CW_STEPS, cw_lr=tb.CW_LR):
     """name -> (parameters, torch reference fn(model, x, y), torchattacks factory or None, kind).
     kind "exact": deterministic, per-sample independent attacks, expected to agree to float rounding;
     "approx": CW / DeepFool, whose outputs sit on the decision boundary, checked more loosely."""
@@ -123,8 +123,8 @@ def attacks_table():
                   "exact"),
         # torchattacks' CW has no binary search and its DeepFool uses the labels and another step rule:
         # not the same computation, so no torchattacks comparison for these two.
-        "cw": ({"c": 1.0, "kappa": 0.0, "steps": 50, "binary_search_steps": 5, "lr": 0.01},
-               lambda m, x, y: tb.cw_l2(m, x, y), None, "approx"),
+        "cw": ({"c": 1.0, "kappa": 0.0, "steps": cw_steps, "binary_search_steps": 5, "lr": cw_lr},
+               lambda m, x, y: tb.cw_l2(m, x, y, steps=cw_steps, lr=cw_lr), None, "approx"),
         "deepfool": ({"steps": 50, "overshoot": 0.02, "candidates": 10},
                      lambda m, x, y: tb.deepfool(m, x, y), None, "approx"),
     }
@@ -169,6 +169,8 @@ def main():
                     help="fail if an exact attack's prediction agreement with advlab is below this")
     ap.add_argument("--min-agree-approx", type=float, default=0.95,
                     help="the same for CW and DeepFool (their outputs lie on the decision boundary)")
+    ap.add_argument("--cw-steps", type=int, default=tb.CW_STEPS, help="CW Adam steps per binary-search step")
+    ap.add_argument("--cw-lr", type=float, default=tb.CW_LR, help="CW Adam learning rate")
     ap.add_argument("--no-torchattacks", action="store_true", help="skip the torchattacks comparisons")
     ap.add_argument("--out", default=None, help="write the results as JSON to this file")
     args = ap.parse_args()
@@ -194,7 +196,7 @@ def main():
     print(f"model {arch_text}; clean {clean_meta.get('advlab.dataset', '?')}: n={len(x0)}, "
           f"clean accuracy {clean_acc:.4f}")
 
-    table = attacks_table()
+    table = attacks_table(args.cw_steps, args.cw_lr)
     only = [a.strip() for a in args.only.split(",")] if args.only else list(table)
     unknown = set(only) - set(table)
     if unknown:

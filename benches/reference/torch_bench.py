@@ -5,6 +5,7 @@ Example:
     python3 benches/reference/torch_bench.py --data ../shared/data/mnist --threads 2 --out torch.json
 """
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -22,6 +23,9 @@ WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn
 BATCH, LR, EPS, PGD_STEPS = 128, 1e-3, 0.3, 20
 EPS_L2 = 2.0      # PGD-L2 radius
 CW_SAMPLES = 1000  # CW runs on the first CW_SAMPLES test images only
+# advlab's CwL2Params::default(): 100 Adam steps with lr 0.1 per binary-search step. (With 50 steps at
+# lr 0.01, pixels at 0 or 1 cannot move in tanh space and CW is weak on MNIST; see the README.)
+CW_STEPS, CW_LR = 100, 0.1
 
 
 def read_idx(data_dir, name):
@@ -154,13 +158,13 @@ def pgd_l2(model, x, y, eps=EPS_L2, steps=PGD_STEPS, alpha=None, random_start=Tr
     return adv
 
 
-def cw_l2(model, x, y, c0=1.0, kappa=0.0, steps=50, search_steps=5, lr=0.01, abort_early=True):
+def cw_l2(model, x, y, c0=1.0, kappa=0.0, steps=CW_STEPS, search_steps=5, lr=CW_LR, abort_early=True):
     """Carlini-Wagner L2, untargeted, with per-sample binary search over c.
 
     Iteration s = 1..steps of a binary-search step: forward pass at the current w (for s = 1, w0);
     the iterate counts as a success for its sample when argmax Z != y, and becomes the sample's best
     if its L2 is the smallest so far (over all binary-search steps); then, if s % max(steps // 10, 1) == 0
-    (s = 5, 10, ..., 50 for 50 steps), the batch's summed loss at this iterate is compared with its value
+    (s = 10, 20, ..., 100 for 100 steps), the batch's summed loss at this iterate is compared with its value
     at the previous check (+inf before the first): if loss > 0.9999 * previous, this binary-search step
     stops; otherwise one Adam step. So iterates w_0 .. w_{steps-1} are evaluated, the last post-step
     iterate never is. A sample 'succeeded during this binary-search step' if any of its iterates was a
@@ -305,6 +309,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated subset of " + ",".join(WORKLOADS))
     ap.add_argument("--limit", type=int, default=None, help="cap train/test sample counts (smoke runs)")
+    ap.add_argument("--cw-steps", type=int, default=CW_STEPS, help="CW Adam steps per binary-search step")
+    ap.add_argument("--cw-lr", type=float, default=CW_LR, help="CW Adam learning rate")
     ap.add_argument("--out", default=None, help="write results as JSON to this file")
     args = ap.parse_args()
 
@@ -344,10 +350,12 @@ def main():
         if f"{kind}_cw" in wanted:
             seed_all(args.seed)
             xs, ys = xte[:CW_SAMPLES], yte[:CW_SAMPLES]
-            secs, rob, adv = run_attack(model, cw_l2, xs, ys)
+            cw = functools.partial(cw_l2, steps=args.cw_steps, lr=args.cw_lr)
+            secs, rob, adv = run_attack(model, cw, xs, ys)
             med, n_ok, med_c = l2_stats(model, xs, adv, ys, ys)
             results[f"{kind}_cw"] = {"seconds": secs, "samples": len(xs), "accuracy": rob,
-                                     "median_l2": med, "successes": n_ok, "median_l2_clean_correct": med_c}
+                                     "median_l2": med, "successes": n_ok, "median_l2_clean_correct": med_c,
+                                     "steps": args.cw_steps, "lr": args.cw_lr}
         if f"{kind}_deepfool" in wanted:
             seed_all(args.seed)
             secs, rob, adv = run_attack(model, deepfool, xte, yte)

@@ -189,7 +189,11 @@ impl Attack for CwL2 {
                     c[i] = (lo[i] + hi[i]) / 2.0;
                 } else {
                     lo[i] = lo[i].max(c[i]);
-                    c[i] = if hi[i] < C_MAX { (lo[i] + hi[i]) / 2.0 } else { c[i] * 10.0 };
+                    c[i] = if hi[i] < C_MAX {
+                        (lo[i] + hi[i]) / 2.0
+                    } else {
+                        c[i] * 10.0
+                    };
                 }
             }
         }

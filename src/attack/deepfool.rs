@@ -97,7 +97,12 @@ impl DeepFool {
             let na = active.len();
             let mut xa = Vec::with_capacity(na * d);
             for &i in &active {
-                xa.extend(x0_h[i].iter().zip(&r_tot[i]).map(|(&x, &r)| (x + scale * r).clamp(0.0, 1.0)));
+                xa.extend(
+                    x0_h[i]
+                        .iter()
+                        .zip(&r_tot[i])
+                        .map(|(&x, &r)| (x + scale * r).clamp(0.0, 1.0)),
+                );
             }
             let mut shape = dims.clone();
             shape[0] = na;
@@ -185,4 +190,3 @@ impl fmt::Display for DeepFool {
         )
     }
 }
-

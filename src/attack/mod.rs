@@ -348,7 +348,9 @@ pub(crate) fn sample_noise(x: &Tensor, seed: u64, mut fill: impl FnMut(&mut StdR
 /// Uniform noise in [−ε, ε] per element, seeded per sample.
 pub(crate) fn uniform_noise(x: &Tensor, eps: f64, seed: u64) -> Result<Tensor> {
     let eps = eps as f32;
-    sample_noise(x, seed, |rng, out| out.iter_mut().for_each(|v| *v = rng.random_range(-eps..=eps)))
+    sample_noise(x, seed, |rng, out| {
+        out.iter_mut().for_each(|v| *v = rng.random_range(-eps..=eps))
+    })
 }
 
 /// Fill `out` with a random direction scaled to L2 norm `radius` (Gaussian, normalised).

@@ -128,7 +128,11 @@ impl UniversalSearch {
                 crate::interrupt::check()?;
                 let idx = Tensor::from_vec(chunk.iter().map(|&i| i as u32).collect::<Vec<_>>(), chunk.len(), &dev)?;
                 let vt = Tensor::from_slice(&v, (1, c, h, w), &dev)?;
-                let xv = data.images().index_select(&idx, 0)?.broadcast_add(&vt)?.clamp(0f32, 1f32)?;
+                let xv = data
+                    .images()
+                    .index_select(&idx, 0)?
+                    .broadcast_add(&vt)?
+                    .clamp(0f32, 1f32)?;
                 let pred = model.forward(&xv)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
                 let keep: Vec<u32> = (0..chunk.len())
                     .filter(|&j| pred[j] == clean[chunk[j]])
@@ -187,7 +191,9 @@ impl Universal {
         let linf = v.abs()?.max_all()?.to_scalar::<f32>()?;
         let l2 = v.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
         if !(linf.is_finite() && l2.is_finite()) {
-            return Err(Error::Invalid("a universal perturbation must be finite (it holds NaN or ∞)".into()));
+            return Err(Error::Invalid(
+                "a universal perturbation must be finite (it holds NaN or ∞)".into(),
+            ));
         }
         let info = match info {
             serde_json::Value::Null => serde_json::json!({ "attack": "universal", "source": "tensor" }),
@@ -267,7 +273,11 @@ impl Attack for Universal {
 impl fmt::Display for Universal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (linf, l2) = self.norms().unwrap_or((f64::NAN, f64::NAN));
-        write!(f, "Universal(shape={}, linf={linf:.4}, l2={l2:.4}", dims_str(&self.v.dims()[1..]))?;
+        write!(
+            f,
+            "Universal(shape={}, linf={linf:.4}, l2={l2:.4}",
+            dims_str(&self.v.dims()[1..])
+        )?;
         if let Some(fit) = self.info.get("fit") {
             write!(f, ", fitted: {fit}")?;
         }
@@ -300,6 +310,10 @@ pub fn fooling_rate(model: &Model, data: &Dataset, attack: &dyn Attack) -> Resul
     }
     let clean = crate::eval::predict(model, data)?;
     let adv = crate::eval::predict(model, &super::perturb(attack, model, data)?)?;
-    let changed = clean.ne(&adv)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    let changed = clean
+        .ne(&adv)?
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
     Ok(changed as f64 / data.len() as f64)
 }

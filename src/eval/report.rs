@@ -176,7 +176,6 @@ pub fn report(model: &Model, data: &Dataset, attacks: &[&dyn Attack]) -> Result<
     })
 }
 
-
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -187,7 +186,18 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>8}",
-            "attack", "robust", "ASR", "gap", "L∞ mean", "L∞ med", "L2 mean", "L2 med", "L0 med", "conf", "succ", "seconds"
+            "attack",
+            "robust",
+            "ASR",
+            "gap",
+            "L∞ mean",
+            "L∞ med",
+            "L2 mean",
+            "L2 med",
+            "L0 med",
+            "conf",
+            "succ",
+            "seconds"
         )?;
         let num = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.4}") };
         for r in &self.attacks {

@@ -43,13 +43,18 @@ impl ImageGrid {
     pub(super) fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(perr)?;
         let title = (FAMILY, 24).into_font();
-        root.draw(&Text::new(self.title.clone(), (10, 12), title)).map_err(perr)?;
+        root.draw(&Text::new(self.title.clone(), (10, 12), title))
+            .map_err(perr)?;
         let small = (FAMILY, 13).into_font();
         for (r, row) in self.rows.iter().enumerate() {
             let y0 = (TITLE_H + r as u32 * (CELL + CAPTION + 10)) as i32;
             if let Some(label) = self.row_labels.get(r) {
-                root.draw(&Text::new(label.clone(), (8, y0 + CELL as i32 / 2), (FAMILY, 16).into_font()))
-                    .map_err(perr)?;
+                root.draw(&Text::new(
+                    label.clone(),
+                    (8, y0 + CELL as i32 / 2),
+                    (FAMILY, 16).into_font(),
+                ))
+                .map_err(perr)?;
             }
             for (c, cell) in row.iter().enumerate() {
                 let x0 = (LABEL_W + c as u32 * (CELL + 10)) as i32;
@@ -251,7 +256,10 @@ impl Heatmap {
                 let t = ((v - lo) / (hi - lo).max(1e-12)).clamp(0.0, 1.0);
                 let color = RGBColor(255 - (t * 200.0) as u8, 255 - (t * 120.0) as u8, 255);
                 chart
-                    .draw_series([Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], color.filled())])
+                    .draw_series([Rectangle::new(
+                        [(c as f64, y), (c as f64 + 1.0, y + 1.0)],
+                        color.filled(),
+                    )])
                     .map_err(perr)?;
                 chart
                     .draw_series([Text::new(

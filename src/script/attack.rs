@@ -5,7 +5,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, def_get, Reg, Session};
 use crate::attack::{
-    fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, Norm, NoiseKind, NoiseParams, PgdParams,
+    fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm, PgdParams,
     Target, Universal, UniversalParams, UniversalSearch,
 };
 use crate::data::Dataset;
@@ -101,7 +101,9 @@ pub(crate) fn attack_list(v: &Dynamic, func: &str) -> RResult<Vec<AttackRef>> {
     }
     match v.clone().into_array() {
         Ok(arr) => arr.iter().enumerate().map(|(i, a)| attack_arg(a, i, func)).collect(),
-        Err(t) => Err(to_rhai(format!("{func}: expected an Attack or an array of attacks, got {t}"))),
+        Err(t) => Err(to_rhai(format!(
+            "{func}: expected an Attack or an array of attacks, got {t}"
+        ))),
     }
 }
 
@@ -244,7 +246,8 @@ pub(super) fn register(reg: &mut Reg) {
         |d: &mut Dataset, t: Tensor| -> RResult<Dataset> {
             let u = Universal::new(t, serde_json::Value::Null).map_err(to_rhai)?;
             let images = u.apply(d.images()).map_err(to_rhai)?;
-            d.with_images(images, format!("{} + perturbation", d.name())).map_err(to_rhai)
+            d.with_images(images, format!("{} + perturbation", d.name()))
+                .map_err(to_rhai)
         }
     );
     let s = reg.session.clone();

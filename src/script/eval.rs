@@ -101,20 +101,22 @@ pub(super) fn register(reg: &mut Reg) {
         "One map per attack (attack, robust_accuracy, success_rate, gap, l2_median, …) for print_table, write_csv and charts.",
         |r: &mut Report| rows(r)
     );
-    reg.engine.register_indexer_get(|r: &mut Report, i: INT| -> RResult<Map> {
-        let a = usize::try_from(i)
-            .ok()
-            .and_then(|i| r.attacks.get(i))
-            .ok_or_else(|| to_rhai(format!("index {i} is outside the report's {} attacks", r.attacks.len())))?;
-        row(a)
-    });
-    reg.engine.register_indexer_get(|r: &mut Report, key: &str| -> RResult<Map> {
-        let a = r.attacks.iter().find(|a| a.key == key).ok_or_else(|| {
-            let keys: Vec<&str> = r.attacks.iter().map(|a| a.key.as_str()).collect();
-            to_rhai(format!("the report has no attack `{key}`; it has {}", keys.join(", ")))
-        })?;
-        row(a)
-    });
+    reg.engine
+        .register_indexer_get(|r: &mut Report, i: INT| -> RResult<Map> {
+            let a = usize::try_from(i)
+                .ok()
+                .and_then(|i| r.attacks.get(i))
+                .ok_or_else(|| to_rhai(format!("index {i} is outside the report's {} attacks", r.attacks.len())))?;
+            row(a)
+        });
+    reg.engine
+        .register_indexer_get(|r: &mut Report, key: &str| -> RResult<Map> {
+            let a = r.attacks.iter().find(|a| a.key == key).ok_or_else(|| {
+                let keys: Vec<&str> = r.attacks.iter().map(|a| a.key.as_str()).collect();
+                to_rhai(format!("the report has no attack `{key}`; it has {}", keys.join(", ")))
+            })?;
+            row(a)
+        });
     reg.docs.push(super::FnDoc {
         domain: reg.domain,
         sig: "Report[attack: String or int] -> Map",
@@ -162,8 +164,10 @@ pub(super) fn register(reg: &mut Reg) {
                 })
                 .collect::<RResult<Vec<f64>>>()?;
             let curve = crate::eval::accuracy_vs_eps(&m, &d, &refs(&list), &eps).map_err(to_rhai)?;
-            s.record(serde_json::json!({ "op": "accuracy_vs_eps", "model": m.arch(), "data": d.name(),
-                "attacks": list.iter().map(|a| a.0.params()).collect::<Vec<_>>(), "eps": eps }));
+            s.record(
+                serde_json::json!({ "op": "accuracy_vs_eps", "model": m.arch(), "data": d.name(),
+                "attacks": list.iter().map(|a| a.0.params()).collect::<Vec<_>>(), "eps": eps }),
+            );
             Ok(curve
                 .into_iter()
                 .map(|(e, cols)| {

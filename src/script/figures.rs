@@ -101,7 +101,10 @@ fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Ch
     let p = crate::eval::predictions(model, data).map_err(to_rhai)?;
     let labels = data.labels().to_vec1::<u32>().map_err(to_rhai)?;
     let all: Vec<f64> = p.max_prob.iter().map(|&v| v as f64).collect();
-    let correct: Vec<f64> = (0..all.len()).filter(|&i| p.pred[i] == labels[i]).map(|i| all[i]).collect();
+    let correct: Vec<f64> = (0..all.len())
+        .filter(|&i| p.pred[i] == labels[i])
+        .map(|i| all[i])
+        .collect();
     Ok(Chart::Histogram(Histogram {
         title: o
             .string("title")?
@@ -117,7 +120,11 @@ fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Ch
 }
 
 fn heatmap_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("heatmap_chart", opts, &["x", "y", "value", "title", "x_label", "y_label"])?;
+    let o = Opts::new(
+        "heatmap_chart",
+        opts,
+        &["x", "y", "value", "title", "x_label", "y_label"],
+    )?;
     let rows = maps("heatmap_chart", rows)?;
     let x = o.string("x")?.unwrap_or_else(|| "target".into());
     let y = o.string("y")?.unwrap_or_else(|| "source".into());
@@ -136,9 +143,10 @@ fn heatmap_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
     }
     let mut values = vec![vec![f64::NAN; xs.len()]; ys.len()];
     for (i, r) in rows.iter().enumerate() {
-        let v = r.get(value.as_str()).and_then(number).ok_or_else(|| {
-            to_rhai(format!("heatmap_chart: row {i} has no number in column `{value}`"))
-        })?;
+        let v = r
+            .get(value.as_str())
+            .and_then(number)
+            .ok_or_else(|| to_rhai(format!("heatmap_chart: row {i} has no number in column `{value}`")))?;
         let cx = xs.iter().position(|n| *n == cell(r.get(x.as_str()))).unwrap_or(0);
         let cy = ys.iter().position(|n| *n == cell(r.get(y.as_str()))).unwrap_or(0);
         values[cy][cx] = v;

@@ -37,7 +37,7 @@ fn unknown_function() {
 fn unknown_option_lists_the_valid_keys() {
     fails(
         "let a = fgsm(#{ epz: 0.1 });",
-        "unknown option `epz` (did you mean `eps`?); valid options are: eps, batch_size",
+        "unknown option `epz` (did you mean `eps`?); valid options are: eps, target, seed, batch_size",
         "1:9",
     );
     fails(

@@ -8,3 +8,4 @@ mod data;
 mod errors;
 mod model;
 mod ops;
+mod suite;
