@@ -86,13 +86,17 @@ const C_MAX: f64 = 1e10;
 
 impl Attack for CwL2 {
     fn name(&self) -> &'static str {
-        "cw_l2"
+        if self.p.target.is_targeted() {
+            "cw_l2_targeted"
+        } else {
+            "cw_l2"
+        }
     }
 
     fn params(&self) -> serde_json::Value {
         let p = &self.p;
         serde_json::json!({
-            "attack": "cw_l2", "norm": "l2", "c": p.c, "kappa": p.kappa, "steps": p.steps, "lr": p.lr,
+            "attack": self.name(), "norm": "l2", "c": p.c, "kappa": p.kappa, "steps": p.steps, "lr": p.lr,
             "binary_search_steps": p.binary_search_steps, "abort_early": p.abort_early,
             "batch_size": p.batch_size, "target": p.target.json(),
         })

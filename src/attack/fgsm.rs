@@ -51,12 +51,16 @@ impl Fgsm {
 
 impl Attack for Fgsm {
     fn name(&self) -> &'static str {
-        "fgsm"
+        if self.p.target.is_targeted() {
+            "fgsm_targeted"
+        } else {
+            "fgsm"
+        }
     }
 
     fn params(&self) -> serde_json::Value {
         serde_json::json!({
-            "attack": "fgsm", "norm": "linf", "eps": self.eps, "target": self.p.target.json(),
+            "attack": self.name(), "norm": "linf", "eps": self.eps, "target": self.p.target.json(),
             "batch_size": self.p.batch_size,
         })
     }

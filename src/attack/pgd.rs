@@ -96,10 +96,13 @@ impl Pgd {
 
 impl Attack for Pgd {
     fn name(&self) -> &'static str {
-        match (self.p.norm, self.p.random_start) {
-            (Norm::L2, _) => "pgd_l2",
-            (Norm::Linf, false) => "bim",
-            (Norm::Linf, true) => "pgd",
+        match (self.p.norm, self.p.random_start, self.p.target.is_targeted()) {
+            (Norm::L2, _, false) => "pgd_l2",
+            (Norm::L2, _, true) => "pgd_l2_targeted",
+            (Norm::Linf, false, false) => "bim",
+            (Norm::Linf, false, true) => "bim_targeted",
+            (Norm::Linf, true, false) => "pgd",
+            (Norm::Linf, true, true) => "pgd_targeted",
         }
     }
 
@@ -155,7 +158,7 @@ impl fmt::Display for Pgd {
         write!(
             f,
             "{}(eps={}, alpha={}, steps={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, batch_size={})",
-            self.name().to_uppercase(),
+            self.name().split('_').next().unwrap_or("pgd").to_uppercase(),
             self.eps,
             self.alpha,
             self.p.steps,

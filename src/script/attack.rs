@@ -287,7 +287,7 @@ pub(super) fn register(reg: &mut Reg) {
     def_get!(
         reg,
         "Attack.name",
-        "The attack's short name (fgsm, bim, pgd, pgd_l2, cw_l2, deepfool, noise, universal).",
+        "The attack's short name (fgsm, bim, pgd, pgd_l2, cw_l2, deepfool, noise, universal; targeted ones end in _targeted).",
         |a: &mut AttackRef| a.0.name().to_string()
     );
     def!(

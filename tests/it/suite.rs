@@ -410,7 +410,7 @@ fn report_metrics_follow_their_definitions() {
     .unwrap();
     let r = report(model, &test, &[&fgsm, &zero, &targeted, &fgsm]).unwrap();
     let keys: Vec<&str> = r.attacks.iter().map(|a| a.key.as_str()).collect();
-    assert_eq!(keys, ["fgsm", "universal", "pgd", "fgsm_2"]);
+    assert_eq!(keys, ["fgsm", "universal", "pgd_targeted", "fgsm_2"]);
     let ev = evaluate(model, &test, &[&fgsm]).unwrap();
     assert_eq!(r.clean_accuracy, ev.rows[0].1);
 
