@@ -636,3 +636,117 @@ confidence_histogram(m, d.test, #{ bins: 10 }).save("out/hist.png");
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["attacks"][1]["params"]["norm"], "l2");
 }
+
+/// Run a reproduction script with quick=true on the real data (skipped without it); returns
+/// the output directory and stdout.
+fn reproduce(name: &str) -> Option<(tempfile::TempDir, String)> {
+    let mnist = crate::common::mnist_dir()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/reproduce/{name}"));
+    let out = advlab()
+        .env("ADVLAB_DATA", mnist.parent().unwrap())
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "quick=true",
+            "--out",
+            tmp.path().join("out").to_str().unwrap(),
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    Some((tmp, String::from_utf8(out).unwrap()))
+}
+
+fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            headers
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn num(row: &std::collections::HashMap<String, String>, col: &str) -> f64 {
+    row[col].parse().unwrap_or_else(|_| panic!("{col} = {:?}", row[col]))
+}
+
+#[test]
+fn attack_suite_reproduction_runs_quick() {
+    let Some((tmp, stdout)) = reproduce("attack_suite.rhai") else {
+        return;
+    };
+    assert!(stdout.contains("Seed 001, Table 1"), "{stdout}");
+    let dir = tmp.path().join("out/attack_suite/quick");
+    for f in [
+        "cnn.safetensors",
+        "table1.csv",
+        "report.csv",
+        "report.json",
+        "report_cw.csv",
+        "universal.csv",
+        "universal.png",
+        "examples_pgd.png",
+        "examples_cw.png",
+        "examples_deepfool.png",
+        "confidence_clean.png",
+        "confidence_pgd.png",
+        "accuracy_vs_eps.svg",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+    let t1 = &csv_rows(&dir.join("table1.csv"))[0];
+    assert!(num(t1, "natural") > 0.6, "{t1:?}");
+    assert!(num(t1, "pgd") <= num(t1, "fgsm") + 0.02, "PGD weaker than FGSM: {t1:?}");
+    assert!(num(t1, "pgd") <= num(t1, "pgd_3_steps"), "{t1:?}");
+    let report = csv_rows(&dir.join("report.csv"));
+    let row = |k: &str| {
+        report
+            .iter()
+            .find(|r| r["attack"] == k)
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    assert!(num(row("noise"), "robust_accuracy") > num(row("pgd"), "robust_accuracy"));
+    assert!(num(row("deepfool"), "success_rate") > 0.95);
+    let u = csv_rows(&dir.join("universal.csv"));
+    assert!(
+        num(&u[0], "fooling_rate") > num(&u[1], "fooling_rate"),
+        "universal below noise: {u:?}"
+    );
+}
+
+#[test]
+fn universal_perturbations_reproduction_runs_quick() {
+    let Some((tmp, stdout)) = reproduce("universal_perturbations.rhai") else {
+        return;
+    };
+    assert!(stdout.contains("Table 2: cross-testing"), "{stdout}");
+    let root = tmp.path().join("out/universal/quick");
+    let t1 = csv_rows(&root.join("table1.csv"));
+    assert_eq!(t1.len(), 4, "mnist and fashion-mnist, mlp and cnn");
+    for r in &t1 {
+        assert!(num(r, "universal") < num(r, "original"), "{r:?}");
+        assert!(num(r, "universal") < num(r, "noise_same_bound"), "{r:?}");
+    }
+    let t2 = csv_rows(&root.join("table2.csv"));
+    assert_eq!(t2.len(), 16);
+    for ds in ["mnist", "fashion-mnist"] {
+        let dir = root.join(ds);
+        for f in [
+            "universal_mlp.png",
+            "universal_cnn.safetensors",
+            "transfer_pgd.png",
+            "noise_cnn.png",
+            "noise_mlp.csv",
+        ] {
+            assert!(dir.join(f).is_file(), "missing {ds}/{f}");
+        }
+    }
+}
