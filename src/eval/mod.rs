@@ -4,7 +4,7 @@
 
 mod report;
 
-pub use report::{accuracy_vs_eps, report, transfer_matrix, AttackReport, Report, TransferCell};
+pub use report::{accuracy_vs_eps, report, transfer_matrix, AttackReport, CurveRow, Report, TransferCell};
 
 use crate::attack::{perturb, Attack};
 use crate::data::Dataset;

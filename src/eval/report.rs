@@ -226,14 +226,12 @@ impl fmt::Display for Report {
     }
 }
 
+/// One point of an accuracy-versus-ε curve: ε and the accuracy under each attack, by key.
+pub type CurveRow = (f64, Vec<(String, f64)>);
+
 /// Accuracy under each attack at each budget: one row per ε, one column per attack (keyed by
 /// name), with ε = 0 meaning the clean accuracy.
-pub fn accuracy_vs_eps(
-    model: &Model,
-    data: &Dataset,
-    attacks: &[&dyn Attack],
-    eps: &[f64],
-) -> Result<Vec<(f64, Vec<(String, f64)>)>> {
+pub fn accuracy_vs_eps(model: &Model, data: &Dataset, attacks: &[&dyn Attack], eps: &[f64]) -> Result<Vec<CurveRow>> {
     let mut keys: Vec<String> = Vec::new();
     for a in attacks {
         keys.push(unique_key(keys.iter().map(String::as_str), a.name()));

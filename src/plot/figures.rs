@@ -187,14 +187,7 @@ impl Histogram {
                 .label(name)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 16))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
+        super::legend(&mut chart, SeriesLabelPosition::UpperLeft, 16)?;
         root.present().map_err(perr)
     }
 }

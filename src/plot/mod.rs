@@ -110,12 +110,28 @@ impl Chart {
     }
 }
 
+/// A chart with f64 axes, as every chart here draws on.
+type F64Chart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// The legend of a chart's labelled series, at `position`, in the shared style.
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut F64Chart<'a, DB>,
+    position: SeriesLabelPosition,
+    font: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FAMILY, font))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(perr)
+}
+
 fn error_bar<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &mut F64Chart<'_, DB>,
     points: &[(f64, f64, f64)],
     color: RGBAColor,
 ) -> Result<()> {
@@ -189,13 +205,7 @@ impl BarChart {
                 error_bar(&mut chart, &pts, BLACK.to_rgba())?;
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 16))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
+        legend(&mut chart, SeriesLabelPosition::MiddleRight, 16)?;
         root.present().map_err(perr)
     }
 }
@@ -247,13 +257,7 @@ impl ScatterChart {
                 .legend(move |(a, b)| Circle::new((a + 8, b), 5, color.filled()));
         }
         if labels.len() <= 20 {
-            chart
-                .configure_series_labels()
-                .label_font((FAMILY, 14))
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(perr)?;
+            legend(&mut chart, SeriesLabelPosition::MiddleRight, 14)?;
         }
         root.present().map_err(perr)
     }
@@ -350,13 +354,7 @@ impl LineChart {
                 .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
                 .map_err(perr)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 16))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
+        legend(&mut chart, SeriesLabelPosition::MiddleRight, 16)?;
         // present() explicitly, so that a drawing failure is not ignored silently.
         root.present().map_err(perr)
     }

@@ -190,7 +190,7 @@ pub(super) fn register(reg: &mut Reg) {
             s.record(serde_json::json!({ "op": "transfer_matrix", "attack": a.0.params(), "data": d.name(), "cells": cells }));
             cells
                 .iter()
-                .map(|c| rhai::serde::to_dynamic(c))
+                .map(rhai::serde::to_dynamic)
                 .collect()
         }
     );

@@ -11,8 +11,11 @@ use crate::plot::{Chart, Heatmap, Histogram, ImageCell, ImageGrid};
 use candle_core::{DType, Tensor};
 use rhai::{Array, Map};
 
+/// Images as host rows, one per image, with the `(C, H, W)` shape of one.
+type HostImages = (Vec<Vec<f32>>, (usize, usize, usize));
+
 /// The images of an `(N, C, H, W)` tensor as host rows, with their shape.
-fn images(t: &Tensor, func: &str) -> RResult<(Vec<Vec<f32>>, (usize, usize, usize))> {
+fn images(t: &Tensor, func: &str) -> RResult<HostImages> {
     let t = match t.rank() {
         3 => t.unsqueeze(0).map_err(to_rhai)?,
         4 => t.clone(),

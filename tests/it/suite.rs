@@ -367,29 +367,14 @@ fn the_same_seed_gives_the_same_adversarial_images() {
             a.name()
         );
     }
-    let n1 = perturb(
-        &NoiseParams {
-            seed: 1,
+    let noise = |seed| {
+        let a = NoiseParams {
+            seed,
             ..NoiseParams::new(0.2)
-        }
-        .check()
-        .unwrap(),
-        model,
-        &test,
-    )
-    .unwrap();
-    let n2 = perturb(
-        &NoiseParams {
-            seed: 2,
-            ..NoiseParams::new(0.2)
-        }
-        .check()
-        .unwrap(),
-        model,
-        &test,
-    )
-    .unwrap();
-    assert_ne!(values(n1.images()), values(n2.images()), "another seed, the same noise");
+        };
+        values(perturb(&a.check().unwrap(), model, &test).unwrap().images())
+    };
+    assert_ne!(noise(1), noise(2), "another seed, the same noise");
 }
 
 #[test]
