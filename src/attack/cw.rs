@@ -167,7 +167,8 @@ impl Attack for CwL2 {
                 }
                 if improved.contains(&1) {
                     let mask = Tensor::from_vec(improved, (n, 1, 1, 1), dev)?.broadcast_as(x.dims())?;
-                    best = mask.where_cond(&x, &best)?;
+                    // detached, or `best` would chain every step's graph
+                    best = mask.where_cond(&x.detach(), &best)?;
                 }
                 if p.abort_early && step % check_every == 0 {
                     let total = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -179,7 +180,10 @@ impl Attack for CwL2 {
 
                 // one Adam step on w
                 let grads = loss.backward()?;
-                let Some(g) = grads.get(w.as_tensor()) else { break };
+                let Some(g) = grads.get(w.as_tensor()).map(Tensor::detach) else {
+                    break;
+                };
+                let g = &g;
                 m = ((m * 0.9)? + (g * 0.1)?)?;
                 v = ((v * 0.999)? + (g.sqr()? * 0.001)?)?;
                 let m_hat = (&m / (1.0 - 0.9f64.powi(step as i32)))?;

@@ -235,8 +235,10 @@ pub(crate) fn probe(model: &Model, x: &Tensor, goal: &Goal) -> Result<Probe> {
     let loss = if goal.targeted { loss } else { loss.neg()? };
     let success = goal.reached(&logits.argmax(D::Minus1)?.to_vec1::<u32>()?)?;
     let grads = loss.backward()?;
+    // detached: a gradient tensor carries the graph of the backward pass (and through it the
+    // forward activations); an iterate built from it would keep every step's graph alive
     let grad = match grads.get(var.as_tensor()) {
-        Some(g) => g.clone(),
+        Some(g) => g.detach(),
         None => x.zeros_like()?,
     };
     Ok(Probe { grad, success })
