@@ -211,10 +211,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         None => None,
     };
     // the settings of benches/reference/torch_bench.py, batch 128 as there
+    // keep_best off: torch_bench.py returns the last iterate, as Madry et al.
     let pgd = PgdParams {
         steps: 20,
         seed: 1,
         batch_size: 128,
+        keep_best: false,
         ..PgdParams::new(args.eps)
     };
     let attacks: Vec<(&str, Box<dyn Attack>)> = vec![

@@ -159,10 +159,13 @@ impl Attack for CwL2 {
                 let (l2_h, f_h) = (l2.to_vec1::<f32>()?, f.to_vec1::<f32>()?);
                 let mut improved = vec![0u8; n];
                 for i in 0..n {
-                    if reached[i] && f_h[i] <= 0.0 && l2_h[i] < best_l2[i] {
-                        best_l2[i] = l2_h[i];
-                        improved[i] = 1;
+                    if reached[i] && f_h[i] <= 0.0 {
+                        // any success in this search step lowers the sample's upper bound on c
                         succeeded[i] = true;
+                        if l2_h[i] < best_l2[i] {
+                            best_l2[i] = l2_h[i];
+                            improved[i] = 1;
+                        }
                     }
                 }
                 if improved.contains(&1) {
