@@ -9,6 +9,26 @@ use crate::eval::{AttackReport, Report};
 use crate::nn::Model;
 use rhai::{Array, Dynamic, Map, INT};
 
+/// The columns of a saved report, in this order.
+const REPORT_COLUMNS: [&str; 16] = [
+    "attack",
+    "samples",
+    "clean_accuracy",
+    "robust_accuracy",
+    "success_rate",
+    "gap",
+    "attempted",
+    "successes",
+    "linf_mean",
+    "linf_median",
+    "l2_mean",
+    "l2_median",
+    "l0_mean",
+    "l0_median",
+    "true_confidence",
+    "seconds",
+];
+
 fn refs(list: &[AttackRef]) -> Vec<&dyn Attack> {
     list.iter().map(|r| r.0.as_ref()).collect()
 }
@@ -137,7 +157,8 @@ pub(super) fn register(reg: &mut Reg) {
             if p.to_ascii_lowercase().ends_with(".json") {
                 super::io::write_json(&s, p, &rhai::serde::to_dynamic(&*r)?)
             } else if p.to_ascii_lowercase().ends_with(".csv") {
-                super::io::write_csv(&s, p, &rows(r)?, &[])
+                let order: Vec<String> = REPORT_COLUMNS.iter().map(|c| c.to_string()).collect();
+                super::io::write_csv(&s, p, &rows(r)?, &order)
             } else {
                 Err(to_rhai(format!("Report.save: name the file .csv or .json (got {p})")))
             }
