@@ -136,7 +136,7 @@ impl Attack for CwL2 {
         for _ in 0..p.binary_search_steps {
             let c_t = Tensor::from_vec(c.iter().map(|&v| v as f32).collect::<Vec<_>>(), n, dev)?;
             let w = Var::from_tensor(&w0)?;
-            let (mut m, mut v) = (w0.zeros_like()?, w0.zeros_like()?);
+            let mut adam = crate::train::Opt::adam(vec![w.clone()], p.lr, dev)?;
             let mut succeeded = vec![false; n];
             let mut prev_loss = f64::INFINITY;
             for step in 1..=p.steps {
@@ -181,18 +181,8 @@ impl Attack for CwL2 {
                     prev_loss = total;
                 }
 
-                // one Adam step on w
-                let grads = loss.backward()?;
-                let Some(g) = grads.get(w.as_tensor()).map(Tensor::detach) else {
-                    break;
-                };
-                let g = &g;
-                m = ((m * 0.9)? + (g * 0.1)?)?;
-                v = ((v * 0.999)? + (g.sqr()? * 0.001)?)?;
-                let m_hat = (&m / (1.0 - 0.9f64.powi(step as i32)))?;
-                let v_hat = (&v / (1.0 - 0.999f64.powi(step as i32)))?;
-                let update = (m_hat / (v_hat.sqrt()? + 1e-8)?)?;
-                w.set(&(w.as_tensor() - (update * p.lr)?)?)?;
+                // one Adam step on w (w and the Adam state start afresh in every search step)
+                adam.step(&loss.backward()?)?;
             }
             for i in 0..n {
                 if succeeded[i] {

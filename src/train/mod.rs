@@ -97,7 +97,7 @@ pub struct EpochStats {
 }
 
 /// SGD with momentum, as PyTorch: `v = μ·v + g; p -= lr·v`.
-struct Sgd {
+pub(crate) struct Sgd {
     vars: Vec<Var>,
     velocity: Vec<Option<Tensor>>,
     lr: f64,
@@ -122,7 +122,7 @@ impl Sgd {
 
 /// Adam as PyTorch (and candle) define it, fused into one pass per parameter tensor on the
 /// CPU: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`, `p −= lr·m̂/(√v̂ + ε)`.
-struct Adam {
+pub(crate) struct Adam {
     vars: Vec<Var>,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
@@ -172,27 +172,36 @@ impl Adam {
     }
 }
 
-enum Opt {
+pub(crate) enum Opt {
     Adam(Adam),
     AdamW(AdamW),
     Sgd(Sgd),
 }
 
 impl Opt {
-    fn new(model: &Model, p: &FitValid) -> Result<Self> {
-        let vars = model.vars();
-        Ok(match p.optimizer {
-            OptimizerKind::Adam if model.device().is_cpu() => Opt::Adam(Adam::new(vars, p.lr)),
-            OptimizerKind::Adam => Opt::AdamW(AdamW::new(
+    /// Adam over `vars` with learning rate `lr`: the fused CPU version, else candle's AdamW
+    /// without weight decay (the same update).
+    pub(crate) fn adam(vars: Vec<Var>, lr: f64, device: &candle_core::Device) -> Result<Self> {
+        Ok(if device.is_cpu() {
+            Opt::Adam(Adam::new(vars, lr))
+        } else {
+            Opt::AdamW(AdamW::new(
                 vars,
                 ParamsAdamW {
-                    lr: p.lr,
+                    lr,
                     beta1: 0.9,
                     beta2: 0.999,
                     eps: 1e-8,
                     weight_decay: 0.0,
                 },
-            )?),
+            )?)
+        })
+    }
+
+    fn new(model: &Model, p: &FitValid) -> Result<Self> {
+        let vars = model.vars();
+        Ok(match p.optimizer {
+            OptimizerKind::Adam => Self::adam(vars, p.lr, model.device())?,
             OptimizerKind::Sgd => {
                 let n = vars.len();
                 Opt::Sgd(Sgd {
@@ -206,11 +215,15 @@ impl Opt {
     }
 
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
+        self.step(&loss.backward()?)
+    }
+
+    /// One update from the gradients in `grads`.
+    pub(crate) fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {
-            Opt::Adam(o) => o.step(&grads)?,
-            Opt::AdamW(o) => o.step(&grads)?,
-            Opt::Sgd(o) => o.step(&grads)?,
+            Opt::Adam(o) => o.step(grads)?,
+            Opt::AdamW(o) => o.step(grads)?,
+            Opt::Sgd(o) => o.step(grads)?,
         }
         Ok(())
     }

@@ -760,6 +760,10 @@ fn attacks_return_detached_tensors_so_no_graph_outlives_a_step() {
     ];
     for a in &attacks {
         let out = a.perturb_batch(model, test.images(), test.labels()).unwrap();
-        assert!(!out.track_op(), "{} returns a tensor that holds an autograd graph", a.name());
+        assert!(
+            !out.track_op(),
+            "{} returns a tensor that holds an autograd graph",
+            a.name()
+        );
     }
 }
