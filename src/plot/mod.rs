@@ -7,6 +7,9 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
+mod images;
+pub use images::ImageGrid;
+
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (900, 600);
@@ -61,21 +64,27 @@ pub enum Chart {
     Line(LineChart),
     Bar(BarChart),
     Scatter(ScatterChart),
+    /// A montage of images with captions (`plot/images.rs`).
+    Images(ImageGrid),
 }
 
 impl Chart {
     /// Render to `path` (`.png` or `.svg`), written atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         register_font()?;
+        let size = match self {
+            Chart::Images(g) => g.size(),
+            _ => SIZE,
+        };
         let draw = |c: &Chart, svg: bool| -> Result<Vec<u8>> {
             if svg {
                 let mut s = String::new();
-                c.draw_any(SVGBackend::with_string(&mut s, SIZE).into_drawing_area())?;
+                c.draw_any(SVGBackend::with_string(&mut s, size).into_drawing_area())?;
                 Ok(s.into_bytes())
             } else {
-                let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-                c.draw_any(BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area())?;
-                encode_png(&buf, SIZE)
+                let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+                c.draw_any(BitMapBackend::with_buffer(&mut buf, size).into_drawing_area())?;
+                encode_png(&buf, size)
             }
         };
         let bytes = draw(self, Format::from_path(path)? == Format::Svg)?;
@@ -87,6 +96,7 @@ impl Chart {
             Chart::Line(c) => c.draw(root),
             Chart::Bar(c) => c.draw(root),
             Chart::Scatter(c) => c.draw(root),
+            Chart::Images(c) => c.draw(root),
         }
     }
 }

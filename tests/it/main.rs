@@ -6,5 +6,7 @@ mod cluster;
 mod common;
 mod data;
 mod errors;
+mod explore;
 mod model;
 mod ops;
+mod repl;
