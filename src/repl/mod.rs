@@ -19,7 +19,20 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Ctrl-C presses since the last input started: the first asks the running call to stop, the
+/// third ends advlab (for a call that never polls the flag).
+static PRESSES: AtomicUsize = AtomicUsize::new(0);
+
+fn on_ctrl_c() {
+    crate::interrupt::request();
+    if PRESSES.fetch_add(1, Ordering::SeqCst) + 1 >= 3 {
+        eprintln!("\nadvlab: Ctrl-C three times, quitting");
+        std::process::exit(130);
+    }
+}
 
 /// How `advlab repl` was started.
 #[derive(Clone, Debug)]
@@ -153,6 +166,7 @@ impl Repl {
     /// return None when it fails.
     fn eval(&mut self, src: &str, origin: &str) -> Option<Dynamic> {
         crate::interrupt::clear();
+        PRESSES.store(0, Ordering::SeqCst);
         let ast = match self.engine.compile_with_scope(&self.scope, src) {
             Ok(a) => a,
             Err(e) => {
@@ -224,12 +238,12 @@ impl Repl {
         ok
     }
 
-    /// The inputs that succeeded, as a script for `advlab run`.
-    pub fn script(&self) -> String {
+    /// The inputs that succeeded, as a script for `advlab run` to be saved at `path`.
+    pub fn script(&self, path: &str) -> String {
         let s = &self.session;
         let mut out = format!(
             "// An advlab REPL session: the inputs that succeeded, in order.\n\
-             // Re-run with: advlab run FILE --seed {} --device {}{}\n",
+             // Re-run with: advlab run {path} --seed {} --device {}{}\n",
             s.seed,
             crate::device::name(&s.device),
             if s.out_dir == Path::new("out") {
@@ -248,7 +262,7 @@ impl Repl {
 
     fn save(&self, path: &str) {
         let resolved = self.session.resolve_out(path);
-        match crate::output::write_atomic(&resolved, self.script().as_bytes()) {
+        match crate::output::write_atomic(&resolved, self.script(&resolved.display().to_string()).as_bytes()) {
             Ok(()) => println!(
                 "saved {} inputs to {} (run it with `advlab run {}`)",
                 self.log.len(),
@@ -308,6 +322,8 @@ impl Repl {
             let (ty, detail) = self.shower.brief(&self.engine, v);
             rows.push((name.to_string(), ty, detail));
         }
+        // The scope lists the newest first; show them in the order they were defined.
+        rows.reverse();
         if rows.is_empty() {
             println!("no variables yet");
             return;
@@ -407,7 +423,7 @@ pub fn run(args: ReplArgs) -> anyhow::Result<ExitCode> {
     let session = Rc::new(Session::new(device, args.seed, args.out));
     session.provenance.borrow_mut().script = Some("<repl>".into());
     let mut repl = Repl::new(session.clone());
-    if let Err(e) = ctrlc::set_handler(crate::interrupt::request) {
+    if let Err(e) = ctrlc::set_handler(on_ctrl_c) {
         eprintln!("warning: Ctrl-C will end advlab instead of stopping a call ({e})");
     }
     let config = Config::builder()
@@ -547,7 +563,7 @@ mod tests {
         ] {
             assert!(r.input(s), "{s}");
         }
-        let text = r.script();
+        let text = r.script("s.rhai");
         let mut e = Engine::new();
         e.set_max_expr_depths(64, 64);
         let mut scope = script::scope_with_args(Vec::new());

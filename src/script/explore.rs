@@ -268,8 +268,14 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def!(
         reg,
+        "samples_grid(data: Dataset) -> Chart",
+        "A grid of the first 64 images, each captioned `#index: label`.",
+        |d: Dataset| samples_grid(&d, &Map::new())
+    );
+    def!(
+        reg,
         "samples_grid(data: Dataset, opts: Map) -> Chart",
-        "A grid of images captioned #index: label: n (64), seed (a random sample of n; without it the first n), title, cols.",
+        "The image grid with options n (64), seed (a random sample of n; without it the first n), title, cols.",
         |d: Dataset, o: Map| samples_grid(&d, &o)
     );
     let s = reg.session.clone();
