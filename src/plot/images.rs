@@ -23,6 +23,8 @@ pub struct ImageGrid {
 const PAD: u32 = 8;
 const CAPTION: u32 = 18;
 const TITLE: u32 = 40;
+/// The largest picture drawn (about 150 MB of RGB while it is encoded).
+const MAX_PIXELS: u64 = 50_000_000;
 
 impl ImageGrid {
     /// Check the image sizes and the caption count.
@@ -41,6 +43,15 @@ impl ImageGrid {
             return Err(Error::Plot(format!(
                 "image {i} has {} values, expected {px}",
                 self.images[i].len()
+            )));
+        }
+        let (w, h) = self.size64();
+        if w.saturating_mul(h) > MAX_PIXELS {
+            return Err(Error::Plot(format!(
+                "{} images of {}×{} make a {w}×{h} picture, more than {MAX_PIXELS} pixels: draw fewer",
+                self.images.len(),
+                self.height,
+                self.width
             )));
         }
         if self.captions.len() > self.images.len() {
@@ -64,28 +75,34 @@ impl ImageGrid {
     }
 
     /// Pixels per image pixel: bigger for few or small images.
-    fn scale(&self) -> u32 {
-        let side = self.height.max(self.width).max(1) as u32;
+    fn scale(&self) -> u64 {
+        let side = self.height.max(self.width).max(1) as u64;
         let target = if self.images.len() <= 16 { 140 } else { 84 };
         (target / side).clamp(1, 8)
     }
 
-    fn cell(&self) -> (u32, u32) {
+    fn cell(&self) -> (u64, u64) {
         let s = self.scale();
-        (self.width as u32 * s, self.height as u32 * s)
+        (self.width as u64 * s, self.height as u64 * s)
+    }
+
+    fn size64(&self) -> (u64, u64) {
+        let (cols, rows) = self.grid();
+        let (cw, ch) = self.cell();
+        let (pad, caption) = (PAD as u64, CAPTION as u64);
+        let title = if self.title.is_empty() { 0 } else { TITLE as u64 };
+        // wide enough for the title (about 13 px a character at 24 px)
+        let w = (cols as u64 * (cw + pad) + pad)
+            .max(200)
+            .max(self.title.chars().count() as u64 * 13 + 2 * pad);
+        let h = rows as u64 * (ch + caption + pad) + pad + title;
+        (w, h)
     }
 
     /// The picture size in pixels.
     pub fn size(&self) -> (u32, u32) {
-        let (cols, rows) = self.grid();
-        let (cw, ch) = self.cell();
-        let title = if self.title.is_empty() { 0 } else { TITLE };
-        // wide enough for the title (about 13 px a character at 24 px)
-        let w = (cols as u32 * (cw + PAD) + PAD)
-            .max(200)
-            .max(self.title.chars().count() as u32 * 13 + 2 * PAD);
-        let h = rows as u32 * (ch + CAPTION + PAD) + PAD + title;
-        (w, h)
+        let (w, h) = self.size64();
+        (w.min(u32::MAX as u64) as u32, h.min(u32::MAX as u64) as u32)
     }
 
     pub(super) fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
@@ -101,8 +118,8 @@ impl ImageGrid {
         let s = self.scale() as i32;
         let plane = self.height * self.width;
         for (k, img) in self.images.iter().enumerate() {
-            let x0 = (PAD + (k % cols) as u32 * (cw + PAD)) as i32;
-            let y0 = (PAD + (k / cols) as u32 * (ch + CAPTION + PAD)) as i32;
+            let x0 = (PAD as u64 + (k % cols) as u64 * (cw + PAD as u64)) as i32;
+            let y0 = (PAD as u64 + (k / cols) as u64 * (ch + CAPTION as u64 + PAD as u64)) as i32;
             area.draw(&Rectangle::new(
                 [(x0, y0), (x0 + cw as i32, y0 + ch as i32)],
                 BLACK.filled(),
@@ -132,5 +149,34 @@ impl ImageGrid {
             }
         }
         root.present().map_err(perr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(n: usize) -> ImageGrid {
+        ImageGrid {
+            title: "t".into(),
+            channels: 1,
+            height: 28,
+            width: 28,
+            images: vec![vec![0.5; 784]; n],
+            captions: (0..n).map(|i| i.to_string()).collect(),
+            cols: 0,
+        }
+    }
+
+    #[test]
+    fn the_grid_is_about_square_and_bounded() {
+        let g = grid(64);
+        assert_eq!(g.grid(), (8, 8));
+        assert!(g.check().is_ok());
+        let err = grid(8000).check().unwrap_err().to_string();
+        assert!(err.contains("draw fewer"), "{err}");
+        let mut bad = grid(2);
+        bad.images[1].pop();
+        assert!(bad.check().unwrap_err().to_string().contains("image 1 has 783 values"));
     }
 }

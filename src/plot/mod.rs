@@ -73,7 +73,10 @@ impl Chart {
     pub fn save(&self, path: &Path) -> Result<()> {
         register_font()?;
         let size = match self {
-            Chart::Images(g) => g.size(),
+            Chart::Images(g) => {
+                g.check()?;
+                g.size()
+            }
             _ => SIZE,
         };
         let draw = |c: &Chart, svg: bool| -> Result<Vec<u8>> {

@@ -18,6 +18,9 @@ pub const SUMMARY_COLUMNS: [&str; 6] = ["cluster", "size", "share", "majority", 
 /// Default number of points above which the silhouette is computed on a sample.
 const SILHOUETTE_POINTS: usize = 2000;
 
+/// Labels are class indices below this (histograms have one column per class).
+const MAX_LABEL: usize = 100_000;
+
 /// Integer class labels from a tensor of any dtype, checked.
 fn labels_of(func: &str, t: &Tensor) -> RResult<Vec<usize>> {
     let v = t
@@ -28,11 +31,11 @@ fn labels_of(func: &str, t: &Tensor) -> RResult<Vec<usize>> {
     v.iter()
         .enumerate()
         .map(|(i, &x)| {
-            if x >= 0.0 && x.fract() == 0.0 && x < 1e9 {
+            if x >= 0.0 && x.fract() == 0.0 && x < MAX_LABEL as f64 {
                 Ok(x as usize)
             } else {
                 Err(to_rhai(format!(
-                    "{func}: labels must be integers >= 0, element {i} is {x}"
+                    "{func}: labels must be class indices, integers in 0..{MAX_LABEL}; element {i} is {x}"
                 )))
             }
         })

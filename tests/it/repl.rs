@@ -75,8 +75,14 @@ fn keys(p: &mut PtySession, text: &str) {
 }
 
 fn start(dir: &Path) -> PtySession {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, args: &[&str]) -> PtySession {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_advlab"));
-    cmd.args(["repl", "--seed", "3", "--out"])
+    cmd.arg("repl")
+        .args(args)
+        .args(["--seed", "3", "--out"])
         .arg(dir.join("out"))
         .current_dir(dir)
         .env("ADVLAB_OFFLINE", "1")
@@ -245,6 +251,45 @@ fn history_persists_and_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     p.send_line("").unwrap();
     let out = entered(&mut p, PROMPT);
     assert!(out.contains("answer 42"), "history not recalled: {out}");
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn load_help_time_and_method_completion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("setup.rhai"),
+        "let d = synthetic(#{ train: 20, test: 10 }).test;\nfn twice(x) { x * 2 }\nlet loaded = twice(21);\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.rhai"), "let fine = 1;\nlet broken = d.take(-1);\n").unwrap();
+    let mut p = start_with(dir, &["--load", "setup.rhai"]);
+    // --load ran the script into the session, functions included
+    assert!(line(&mut p, "twice(loaded)").contains("84"));
+    // an error inside a loaded file names the file, line and column
+    let err = line(&mut p, ":load bad.rhai");
+    assert!(err.contains("bad.rhai:2:"), "{err}");
+    assert!(err.contains("take: n must be >= 0, got -1"), "{err}");
+    // a method of the variable's type, completed with Tab
+    keys(&mut p, "d.label_c");
+    keys(&mut p, "\t");
+    let counts = line(&mut p, ")");
+    assert!(counts.contains("[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"), "{counts}");
+    let help = line(&mut p, ":help");
+    for part in [
+        "[data]",
+        "[explore]",
+        "Clustering.summary(data: Dataset) -> Array",
+        "[commands]",
+        ":save",
+    ] {
+        assert!(help.contains(part), "{part} missing from :help");
+    }
+    let timed = line(&mut p, ":time d.len()");
+    assert!(timed.contains("10") && timed.contains("time: "), "{timed}");
+    assert!(line(&mut p, ":device").contains("device cpu, default seed 3"));
     p.send_line(":quit").unwrap();
     p.exp_eof().unwrap();
 }
