@@ -18,6 +18,11 @@ fn columns(rows: &[Map]) -> Vec<String> {
             }
         }
     }
+    // A cluster summary keeps its own column order (a map's keys come sorted).
+    let summary = super::SUMMARY_COLUMNS;
+    if cols.len() == summary.len() && cols.iter().all(|c| summary.contains(&c.as_str())) {
+        return summary.iter().map(|c| c.to_string()).collect();
+    }
     cols
 }
 

@@ -133,7 +133,11 @@ scatter_chart(points, c, #{ highlight: 1 }).save("out/scatter.png");
         .stdout(contains("histogram 5x10"))
         .stdout(contains("silhouette sampled true points 100 of 200"));
     let csv = std::fs::read_to_string(tmp.path().join("summary.csv")).unwrap();
-    assert!(csv.lines().next().unwrap().contains("majority"), "{csv}");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "cluster,size,share,majority,purity,histogram"
+    );
+    assert_eq!(csv.lines().count(), 6, "{csv}");
     for f in ["means.png", "c0.png", "scatter.png"] {
         let png = std::fs::read(tmp.path().join(f)).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{f}");
