@@ -546,6 +546,8 @@ mod tests {
         assert!(r.input("let a = 41; fn inc(x) { x + 1 }"));
         assert!(!r.input("let b = a + ;"));
         assert!(!r.input("undefined_fn(1)"));
+        // endless recursion stops at the call-depth limit instead of overflowing the stack
+        assert!(!r.input("fn deeper(x) { deeper(x + 1) } deeper(0)"));
         assert_eq!(r.eval("inc(a)", "input").unwrap().as_int().unwrap(), 42);
         assert_eq!(r.log.len(), 1);
     }
