@@ -70,7 +70,15 @@ pub fn is_incomplete(engine: &Engine, input: &str) -> bool {
         return false;
     };
     match e.err_type() {
-        ParseErrorType::UnexpectedEOF | ParseErrorType::BadInput(LexError::UnterminatedString) => true,
+        ParseErrorType::UnexpectedEOF => true,
+        // a back-tick string spans lines, a "…" string only after a `\` at the end of a line
+        ParseErrorType::BadInput(LexError::UnterminatedString) => {
+            let opening = e.position().line().and_then(|l| {
+                let col = e.position().position()?;
+                input.lines().nth(l - 1)?.chars().nth(col - 1)
+            });
+            opening == Some('`') || input.trim_end().ends_with('\\')
+        }
         ParseErrorType::MissingToken(..) | ParseErrorType::MissingSymbol(..) | ParseErrorType::BadInput(_) => {
             at_end(input, e.position())
         }
@@ -529,13 +537,21 @@ mod tests {
             "fn f(a) {",
             "if true {",
             "kmeans(#{ k: 3",
-            "let s = \"abc",
+            "let s = `abc",
+            "let s = \"abc\\",
             "let y = 1 +",
             "let m = #{ a: 1,",
         ] {
             assert!(is_incomplete(&e, s), "{s}");
         }
-        for s in ["let x = [1, 2];", "1 +* 2", "let = 3;", "x)", "let y = 1"] {
+        for s in [
+            "let x = [1, 2];",
+            "1 +* 2",
+            "let = 3;",
+            "x)",
+            "let y = 1",
+            "let s = \"abc",
+        ] {
             assert!(!is_incomplete(&e, s), "{s}");
         }
     }
