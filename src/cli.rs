@@ -1,4 +1,4 @@
-//! The command line: `advlab run`, `advlab functions`, `advlab bench`.
+//! The command line: `advlab run`, `advlab repl`, `advlab functions`, `advlab bench`.
 
 use crate::script::{self, report, Session};
 use anyhow::Context;
@@ -42,6 +42,21 @@ pub enum Command {
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
+    /// An interactive prompt: variables survive every input, Tab completes, :help lists the functions.
+    Repl {
+        /// A script to run into the session before the first prompt.
+        #[arg(long, value_name = "SCRIPT")]
+        load: Option<PathBuf>,
+        /// Default seed for every call not given one.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Device to run on.
+        #[arg(long, value_enum, default_value_t)]
+        device: DeviceArg,
+        /// Directory that paths starting with out/ are written to.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
     /// List every script function with its signature and a one-line doc.
     Functions {
         /// Print a Markdown table (for README.md).
@@ -70,6 +85,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             device,
             out,
         } => run_script(&script, &args, seed, device, out),
+        Command::Repl {
+            load,
+            seed,
+            device,
+            out,
+        } => crate::repl::run(crate::repl::ReplArgs {
+            load,
+            seed,
+            device: device_name(device).to_string(),
+            out,
+        }),
         Command::Functions { markdown } => {
             print!("{}", functions_text(markdown));
             Ok(ExitCode::SUCCESS)

@@ -1,7 +1,8 @@
 //! advlab: a scriptable workbench for adversarial machine-learning research.
 //!
 //! The library holds the algorithms (data, models, training, attacks, evaluation, charts);
-//! `script` exposes them to Rhai, and `cli` is the command line on top.
+//! `script` exposes them to Rhai, `cli` is the command line on top, and `repl` its
+//! interactive prompt.
 
 pub mod attack;
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod output;
 pub mod plot;
 pub mod progress;
 pub mod reduce;
+pub mod repl;
 pub mod script;
 pub mod train;
 

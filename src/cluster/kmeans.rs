@@ -67,12 +67,13 @@ fn assign(x: &Array2<f64>, c: &Array2<f64>) -> Vec<(usize, f64)> {
 }
 
 /// k-means++: the first centroid uniform, each next one with probability ∝ squared distance.
-fn seed_centroids(x: &Array2<f64>, k: usize, rng: &mut StdRng) -> Array2<f64> {
+fn seed_centroids(x: &Array2<f64>, k: usize, rng: &mut StdRng) -> Result<Array2<f64>> {
     let n = x.nrows();
     let mut c = Array2::zeros((k, x.ncols()));
     c.row_mut(0).assign(&x.row(rng.random_range(0..n)));
     let mut d: Vec<f64> = (0..n).map(|i| dist2(x.row(i), c.row(0))).collect();
     for j in 1..k {
+        crate::interrupt::check()?;
         let total: f64 = d.iter().sum();
         let pick = if total > 0.0 {
             let mut r = rng.random_range(0.0..total);
@@ -90,14 +91,15 @@ fn seed_centroids(x: &Array2<f64>, k: usize, rng: &mut StdRng) -> Array2<f64> {
             *di = di.min(dist2(x.row(i), c.row(j)));
         }
     }
-    c
+    Ok(c)
 }
 
-fn run(x: &Array2<f64>, p: &KMeansParams, rng: &mut StdRng, tol: f64) -> (Vec<usize>, f64) {
+fn run(x: &Array2<f64>, p: &KMeansParams, rng: &mut StdRng, tol: f64) -> Result<(Vec<usize>, f64)> {
     let (n, d) = x.dim();
-    let mut c = seed_centroids(x, p.k, rng);
+    let mut c = seed_centroids(x, p.k, rng)?;
     let mut a = assign(x, &c);
     for _ in 0..p.max_iter {
+        crate::interrupt::check()?;
         let mut sums = Array2::<f64>::zeros((p.k, d));
         let mut counts = vec![0usize; p.k];
         for (i, &(j, _)) in a.iter().enumerate() {
@@ -122,7 +124,7 @@ fn run(x: &Array2<f64>, p: &KMeansParams, rng: &mut StdRng, tol: f64) -> (Vec<us
         }
     }
     let inertia = a.iter().map(|&(_, d)| d).sum();
-    (a.into_iter().map(|(j, _)| j).collect(), inertia)
+    Ok((a.into_iter().map(|(j, _)| j).collect(), inertia))
 }
 
 /// Cluster the rows of `x`; the run (of `n_init`, seeded `seed`, `seed + 1`, …) with the lowest
@@ -139,7 +141,7 @@ pub fn kmeans(x: &Array2<f64>, p: &KMeansParams) -> Result<Clustering> {
     for r in 0..p.n_init {
         crate::interrupt::check()?;
         let mut rng = StdRng::seed_from_u64(p.seed.wrapping_add(r as u64));
-        let (labels, inertia) = run(x, p, &mut rng, tol);
+        let (labels, inertia) = run(x, p, &mut rng, tol)?;
         if best.as_ref().is_none_or(|b| inertia < b.1) {
             best = Some((labels, inertia));
         }

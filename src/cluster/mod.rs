@@ -2,11 +2,13 @@
 //! with a k-d tree), and the `Clustering` result that scripts query.
 
 mod agglomerative;
+mod explore;
 mod kmeans;
 mod metrics;
 
 pub use agglomerative::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage, MergeTree};
 
+pub use explore::{inertia_curve, label_histogram, mean_images, purity, silhouette, summary, ClusterRow, Silhouette};
 pub use kmeans::{kmeans, KMeansParams};
 pub use metrics::adjusted_rand;
 

@@ -19,7 +19,7 @@ pub struct ImageCell {
 
 /// Rows of images, each row with a label on its left.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ImageGrid {
+pub struct ImageRows {
     pub title: String,
     pub row_labels: Vec<String>,
     pub rows: Vec<Vec<ImageCell>>,
@@ -31,7 +31,7 @@ const CAPTION: u32 = 40;
 const LABEL_W: u32 = 130;
 const TITLE_H: u32 = 50;
 
-impl ImageGrid {
+impl ImageRows {
     /// The canvas size the grid needs.
     pub fn size(&self) -> (u32, u32) {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(1).max(1) as u32;

@@ -3,13 +3,16 @@
 
 mod figures;
 
-pub use figures::{Heatmap, Histogram, ImageCell, ImageGrid};
+pub use figures::{Heatmap, Histogram, ImageCell, ImageRows};
 
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
+
+mod images;
+pub use images::ImageGrid;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
@@ -65,7 +68,10 @@ pub enum Chart {
     Line(LineChart),
     Bar(BarChart),
     Scatter(ScatterChart),
+    /// A montage of images with captions (`plot/images.rs`).
     Images(ImageGrid),
+    /// Rows of images with row labels, signed ones in blue/red (`plot/figures.rs`).
+    ImageRows(ImageRows),
     Histogram(Histogram),
     Heatmap(Heatmap),
 }
@@ -74,6 +80,9 @@ impl Chart {
     /// Render to `path` (`.png` or `.svg`), written atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         register_font()?;
+        if let Chart::Images(g) = self {
+            g.check()?;
+        }
         let size = self.size();
         let draw = |c: &Chart, svg: bool| -> Result<Vec<u8>> {
             if svg {
@@ -96,6 +105,7 @@ impl Chart {
             Chart::Bar(c) => c.draw(root),
             Chart::Scatter(c) => c.draw(root),
             Chart::Images(c) => c.draw(root),
+            Chart::ImageRows(c) => c.draw(root),
             Chart::Histogram(c) => c.draw(root),
             Chart::Heatmap(c) => c.draw(root),
         }
@@ -105,6 +115,7 @@ impl Chart {
     pub fn size(&self) -> (u32, u32) {
         match self {
             Chart::Images(g) => g.size(),
+            Chart::ImageRows(g) => g.size(),
             _ => SIZE,
         }
     }

@@ -74,6 +74,7 @@ fn top_eigen(c: Array2<f64>, dims: usize) -> Result<(Array1<f64>, Array2<f64>)> 
     orthonormalise(&mut q);
     let mut last = Array1::<f64>::zeros(k);
     for it in 0..500 {
+        crate::interrupt::check()?;
         q = c.dot(&q);
         orthonormalise(&mut q);
         if it % 10 == 9 {

@@ -69,6 +69,10 @@ fn affinities(x: &Array2<f64>, perplexity: f64) -> Affinities {
     let cond: Vec<Vec<(usize, f64)>> = (0..n)
         .into_par_iter()
         .map(|i| {
+            // stopped: the caller checks the flag and discards the rows
+            if crate::interrupt::check().is_err() {
+                return Vec::new();
+            }
             let mut dist: Vec<(f64, usize)> = (0..n).filter(|&j| j != i).map(|j| (sq(row(i), row(j)), j)).collect();
             dist.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
             dist.truncate(k);
@@ -250,6 +254,7 @@ pub fn tsne(x: &Array2<f64>, p: &TsneParams, mut progress: impl FnMut(usize)) ->
         x.to_owned()
     };
     let pij = affinities(&reduced, p.perplexity);
+    crate::interrupt::check()?;
     let mut rng = StdRng::seed_from_u64(p.seed);
     // random initialisation N(0, 1e-4²), as van der Maaten; Box–Muller from the seed
     let mut y: Vec<(f64, f64)> = (0..n)

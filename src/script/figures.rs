@@ -7,7 +7,7 @@ use super::opts::{number, Opts};
 use super::{def, Reg};
 use crate::data::Dataset;
 use crate::nn::Model;
-use crate::plot::{Chart, Heatmap, Histogram, ImageCell, ImageGrid};
+use crate::plot::{Chart, Heatmap, Histogram, ImageCell, ImageRows};
 use candle_core::{DType, Tensor};
 use rhai::{Array, Map};
 
@@ -86,7 +86,7 @@ fn adversarial_grid(model: &Model, clean: &Dataset, adv: &Dataset, opts: &Map) -
             caption: format!("pred {}\n{:.2}", after.pred[i], after.max_prob[i]),
         });
     }
-    Ok(Chart::Images(ImageGrid {
+    Ok(Chart::ImageRows(ImageRows {
         title: o
             .string("title")?
             .unwrap_or_else(|| format!("{} → {}", clean.name(), adv.name())),
@@ -190,7 +190,7 @@ fn image_chart(t: &Tensor, opts: &Map) -> RResult<Chart> {
             }
         })
         .collect();
-    Ok(Chart::Images(ImageGrid {
+    Ok(Chart::ImageRows(ImageRows {
         title: o.string("title")?.unwrap_or_default(),
         row_labels: Vec::new(),
         rows: cells.chunks(cols).map(|c| c.to_vec()).collect(),

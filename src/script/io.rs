@@ -18,6 +18,11 @@ fn columns(rows: &[Map]) -> Vec<String> {
             }
         }
     }
+    // A cluster summary keeps its own column order (a map's keys come sorted).
+    let summary = super::SUMMARY_COLUMNS;
+    if cols.len() == summary.len() && cols.iter().all(|c| summary.contains(&c.as_str())) {
+        return summary.iter().map(|c| c.to_string()).collect();
+    }
     cols
 }
 
@@ -159,7 +164,7 @@ fn bar_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
     }))
 }
 
-fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RResult<Chart> {
+pub(super) fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RResult<Chart> {
     let o = Opts::new("scatter_chart", opts, &["title", "highlight"])?;
     if points.rank() != 2 || points.dims()[1] != 2 {
         return Err(to_rhai(format!(
@@ -230,7 +235,7 @@ fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
 
 /// An aligned text table of `rows` (floats to 3 decimals), columns in the given order (all of
 /// them, in order of first appearance, when `order` is empty).
-fn table(rows: &Array, order: &[String]) -> RResult<String> {
+pub(crate) fn table(rows: &Array, order: &[String]) -> RResult<String> {
     let rows = maps("print_table", rows)?;
     let cols = if order.is_empty() {
         columns(&rows)

@@ -7,6 +7,7 @@ mod cluster;
 mod data;
 mod error;
 mod eval;
+mod explore;
 mod figures;
 mod io;
 mod model;
@@ -16,6 +17,8 @@ pub mod report;
 mod tensor;
 
 pub use error::to_rhai;
+pub use explore::SUMMARY_COLUMNS;
+pub(crate) use io::table;
 
 use crate::output::Provenance;
 use candle_core::Device;
@@ -136,6 +139,7 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("figures", figures::register),
         ("reduce", reduce::register),
         ("cluster", cluster::register),
+        ("explore", explore::register),
         ("output", io::register),
     ] {
         let mut reg = Reg {

@@ -6,6 +6,8 @@ mod cluster;
 mod common;
 mod data;
 mod errors;
+mod explore;
 mod model;
 mod ops;
+mod repl;
 mod suite;
