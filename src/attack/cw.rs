@@ -141,7 +141,7 @@ impl Attack for CwL2 {
             let mut prev_loss = f64::INFINITY;
             for step in 1..=p.steps {
                 crate::interrupt::check()?;
-                let x = ((w.as_tensor().tanh()? + 1.0)? * 0.5)?;
+                let x = crate::nn::ops::tanh_box(w.as_tensor())?;
                 let logits = model.forward(&x)?;
                 let l2 = (&x - x0)?.sqr()?.flatten_from(1)?.sum(1)?;
                 let z_goal = logits.gather(&label_idx, 1)?.squeeze(1)?;

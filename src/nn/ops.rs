@@ -696,6 +696,45 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CW's change of variables, fused
+
+/// `(tanh(w) + 1) / 2`, computed as the equal `1 / (1 + e^(−2w))` (libm's tanhf was 29% of a
+/// CW-L2 run), with the backward pass `2·x·(1 − x)` from the output.
+struct TanhBox;
+
+impl CustomOp1 for TanhBox {
+    fn name(&self) -> &'static str {
+        "advlab-tanh-box"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let w = slice(st, l, "tanh box")?;
+        let mut x = vec![0f32; w.len()];
+        x.par_chunks_mut(1 << 14)
+            .zip(w.par_chunks(1 << 14))
+            .for_each(|(xs, ws)| {
+                for (o, &v) in xs.iter_mut().zip(ws) {
+                    *o = 1.0 / (1.0 + (-2.0 * v).exp());
+                }
+            });
+        Ok((CpuStorage::F32(x), l.shape().clone()))
+    }
+
+    fn bwd(&self, _w: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let slope = (res * (1.0 - res)?)?.affine(2.0, 0.0)?;
+        Ok(Some((grad * slope)?))
+    }
+}
+
+/// `(tanh(w) + 1) / 2`: maps any `w` into (0, 1); its gradient is `2·x·(1 − x)`.
+pub fn tanh_box(w: &Tensor) -> Result<Tensor> {
+    if !w.device().is_cpu() {
+        return (w.tanh()? + 1.0)? * 0.5;
+    }
+    w.contiguous()?.apply_op1(TanhBox)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The L∞ attack step, fused
 
 /// One signed-gradient step with projection: `clamp(x0 + clamp(x + α·sign(g) − x0, −ε, ε), 0, 1)`,

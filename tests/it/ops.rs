@@ -227,6 +227,26 @@ fn relu_matches_candle_and_finite_differences() {
 }
 
 #[test]
+fn tanh_box_matches_candle_and_finite_differences() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let w = (rand_tensor(&mut rng, &[5, 11]) * 3.0).unwrap();
+    let ours = |a: &[Tensor]| ops::tanh_box(&a[0]).unwrap();
+    let reference = |a: &[Tensor]| ((a[0].tanh().unwrap() + 1.0).unwrap() * 0.5).unwrap();
+    assert_close(
+        &ours(std::slice::from_ref(&w)),
+        &reference(std::slice::from_ref(&w)),
+        1e-6,
+        "tanh box forward",
+    );
+    let r = rand_tensor(&mut rng, &[5, 11]);
+    let vars = [Var::from_tensor(&w).unwrap()];
+    let (g1, g2) = (grads(&ours, &vars, &r), grads(&reference, &vars, &r));
+    let a = g1.get(vars[0].as_tensor()).unwrap();
+    assert_close(a, g2.get(vars[0].as_tensor()).unwrap(), 1e-5, "tanh box grad");
+    check_fd(&ours, std::slice::from_ref(&w), &r, 0, a, "tanh box");
+}
+
+#[test]
 fn linf_step_projects_around_the_original_and_clips() {
     let dev = Device::Cpu;
     let x0 = Tensor::new(&[0.0f32, 0.5, 1.0, 0.5, 0.5], &dev).unwrap();
