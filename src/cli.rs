@@ -23,6 +23,20 @@ pub enum DeviceArg {
     Cuda,
 }
 
+/// The options every script session takes (`run` and `repl`).
+#[derive(Debug, clap::Args)]
+pub struct SessionArgs {
+    /// Default seed for every call not given one.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Device to run on.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceArg,
+    /// Directory that paths starting with out/ are written to.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a .rhai script. NAME=VALUE arguments reach the script in the constant map `args`.
@@ -32,30 +46,16 @@ pub enum Command {
         /// Script arguments, each NAME=VALUE with VALUE a Rhai literal (quick=true, n=1000, name="x").
         #[arg(value_name = "NAME=VALUE")]
         args: Vec<String>,
-        /// Default seed for every call not given one.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Device to run on.
-        #[arg(long, value_enum, default_value_t)]
-        device: DeviceArg,
-        /// Directory that script paths starting with out/ are written to.
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
     },
     /// An interactive prompt: variables survive every input, Tab completes, :help lists the functions.
     Repl {
         /// A script to run into the session before the first prompt.
         #[arg(long, value_name = "SCRIPT")]
         load: Option<PathBuf>,
-        /// Default seed for every call not given one.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Device to run on.
-        #[arg(long, value_enum, default_value_t)]
-        device: DeviceArg,
-        /// Directory that paths starting with out/ are written to.
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
+        #[command(flatten)]
+        session: SessionArgs,
     },
     /// List every script function with its signature and a one-line doc.
     Functions {
@@ -63,7 +63,7 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
-    /// Time training and attacks on MNIST (one epoch MLP and CNN, FGSM and PGD-20 on the test set).
+    /// Time training, every attack and the clustering workloads on MNIST (ratios against the PyTorch / scikit-learn references).
     Bench(crate::bench::BenchArgs),
 }
 
@@ -78,23 +78,12 @@ fn device_name(d: DeviceArg) -> &'static str {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     configure_threads();
     match cli.command {
-        Command::Run {
-            script,
-            args,
-            seed,
-            device,
-            out,
-        } => run_script(&script, &args, seed, device, out),
-        Command::Repl {
+        Command::Run { script, args, session } => run_script(&script, &args, session),
+        Command::Repl { load, session } => crate::repl::run(crate::repl::ReplArgs {
             load,
-            seed,
-            device,
-            out,
-        } => crate::repl::run(crate::repl::ReplArgs {
-            load,
-            seed,
-            device: device_name(device).to_string(),
-            out,
+            seed: session.seed,
+            device: device_name(session.device).to_string(),
+            out: session.out,
         }),
         Command::Functions { markdown } => {
             print!("{}", functions_text(markdown));
@@ -152,13 +141,8 @@ pub fn functions_text(markdown: bool) -> String {
     out
 }
 
-fn run_script(
-    path: &PathBuf,
-    raw_args: &[String],
-    seed: u64,
-    device: DeviceArg,
-    out: PathBuf,
-) -> anyhow::Result<ExitCode> {
+fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs) -> anyhow::Result<ExitCode> {
+    let SessionArgs { seed, device, out } = s;
     let source = std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))?;
     let args = raw_args
         .iter()

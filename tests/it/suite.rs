@@ -490,19 +490,24 @@ fn parameter_rules_of_the_new_attacks() {
     assert_eq!(NoiseKind::parse("pink"), Err(ParamError::UnknownNoise("pink".into())));
 }
 
+/// `advlab run SCRIPT --out DIR/out` inside DIR.
+fn run_in(dir: &std::path::Path, script: &std::path::Path) -> assert_cmd::assert::Assert {
+    advlab()
+        .current_dir(dir)
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            dir.join("out").to_str().unwrap(),
+        ])
+        .assert()
+}
+
 /// Run `text` as a script; it must fail with `what` at `line:col`.
 fn fails(text: &str, what: &str, line_col: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let s = script(tmp.path(), "bad.rhai", text);
-    advlab()
-        .current_dir(tmp.path())
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
+    run_in(tmp.path(), &s)
         .code(1)
         .stderr(contains(what))
         .stderr(contains(format!("bad.rhai:{line_col}")));
@@ -587,15 +592,7 @@ adversarial_grid(m, d.test, fgsm(#{ eps: 0.2 }).perturb(m, d.test), #{ n: 4 }).s
 confidence_histogram(m, d.test, #{ bins: 10 }).save("out/hist.png");
 "#,
     );
-    advlab()
-        .current_dir(tmp.path())
-        .args([
-            "run",
-            s.to_str().unwrap(),
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
+    run_in(tmp.path(), &s)
         .success()
         .stdout(contains("robust="))
         .stdout(contains("same=true"))
