@@ -121,16 +121,14 @@ pub(super) fn register(reg: &mut Reg) {
             let bytes = std::fs::read(&path).map_err(|e| to_rhai(format!("cannot read {}: {e}", path.display())))?;
             let mut all = candle_core::safetensors::load_buffer(&bytes, &s.device)
                 .map_err(|e| to_rhai(format!("{}: not a safetensors file ({e})", path.display())))?;
-            if let Some(t) = all.remove("tensor") {
-                return Ok(t);
-            }
-            match all.len() {
-                1 => Ok(all.into_values().next().expect("one tensor")),
-                n => Err(to_rhai(format!(
+            let n = all.len();
+            let only = if n == 1 { all.values().next().cloned() } else { None };
+            all.remove("tensor").or(only).ok_or_else(|| {
+                to_rhai(format!(
                     "{}: holds {n} tensors and none is named \"tensor\"; it was not written by Tensor.save",
                     path.display()
-                ))),
-            }
+                ))
+            })
         }
     );
     def!(
