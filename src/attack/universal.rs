@@ -187,19 +187,21 @@ impl Universal {
                 )))
             }
         };
-        let v = v.to_dtype(candle_core::DType::F32)?;
-        let linf = v.abs()?.max_all()?.to_scalar::<f32>()?;
-        let l2 = v.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        let info = match info {
+            serde_json::Value::Null => serde_json::json!({ "attack": "universal", "source": "tensor" }),
+            i => i,
+        };
+        let u = Self {
+            v: v.to_dtype(candle_core::DType::F32)?,
+            info,
+        };
+        let (linf, l2) = u.norms()?;
         if !(linf.is_finite() && l2.is_finite()) {
             return Err(Error::Invalid(
                 "a universal perturbation must be finite (it holds NaN or ∞)".into(),
             ));
         }
-        let info = match info {
-            serde_json::Value::Null => serde_json::json!({ "attack": "universal", "source": "tensor" }),
-            i => i,
-        };
-        Ok(Self { v, info })
+        Ok(u)
     }
 
     /// `x + v`, clipped to [0, 1], or an error when `v` does not have the images' shape.

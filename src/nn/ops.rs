@@ -637,6 +637,15 @@ pub fn max_pool2d(x: &Tensor, s: usize) -> Result<Tensor> {
     x.contiguous()?.apply_op1(MaxPool { s })
 }
 
+/// `f` applied to every element, in parallel chunks.
+fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(1 << 14)
+        .zip(x.par_chunks(1 << 14))
+        .for_each(|(ys, xs)| ys.iter_mut().zip(xs).for_each(|(o, &v)| *o = f(v)));
+    y
+}
+
 // ---------------------------------------------------------------------------------------------
 // ReLU with a one-pass backward
 
@@ -648,15 +657,7 @@ impl CustomOp1 for Relu {
     }
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(st, l, "relu")?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(1 << 14)
-            .zip(x.par_chunks(1 << 14))
-            .for_each(|(ys, xs)| {
-                for (o, &v) in ys.iter_mut().zip(xs) {
-                    *o = v.max(0.0);
-                }
-            });
+        let y = par_map(slice(st, l, "relu")?, |v| v.max(0.0));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -708,15 +709,7 @@ impl CustomOp1 for TanhBox {
     }
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let w = slice(st, l, "tanh box")?;
-        let mut x = vec![0f32; w.len()];
-        x.par_chunks_mut(1 << 14)
-            .zip(w.par_chunks(1 << 14))
-            .for_each(|(xs, ws)| {
-                for (o, &v) in xs.iter_mut().zip(ws) {
-                    *o = 1.0 / (1.0 + (-2.0 * v).exp());
-                }
-            });
+        let x = par_map(slice(st, l, "tanh box")?, |v| 1.0 / (1.0 + (-2.0 * v).exp()));
         Ok((CpuStorage::F32(x), l.shape().clone()))
     }
 
