@@ -5,7 +5,6 @@ Example:
     python3 benches/reference/sklearn_bench.py --data ../shared/data/mnist --threads 2 --out sklearn.json
 """
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -30,6 +29,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(args.threads)
 
 import numpy as np  # noqa: E402
+from mnist_idx import read_idx  # noqa: E402  (imports numpy: after the thread settings)
 import sklearn  # noqa: E402
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
@@ -41,24 +41,6 @@ try:
     threadpool_limits(limits=args.threads)
 except ImportError:
     pass
-
-
-def read_idx(data_dir, name):
-    """Read an IDX file (gzipped or plain) into a numpy array."""
-    for fname in (name + ".gz", name):
-        path = os.path.join(data_dir, fname)
-        if os.path.exists(path):
-            opener = gzip.open if fname.endswith(".gz") else open
-            with opener(path, "rb") as f:
-                raw = f.read()
-            break
-    else:
-        raise FileNotFoundError(f"{name}(.gz) not found in {data_dir}")
-    magic = int.from_bytes(raw[0:4], "big")
-    ndim = magic & 0xFF
-    assert magic >> 8 == 0x08, f"{name}: unsupported IDX magic {magic:#x} (expected ubyte)"
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def peak_rss_mb():

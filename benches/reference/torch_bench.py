@@ -6,9 +6,7 @@ Example:
 """
 import argparse
 import functools
-import gzip
 import json
-import os
 import random
 import sys
 import time
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mnist_idx import read_idx
 
 WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20",
              "mlp_bim20", "cnn_bim20", "mlp_pgdl2", "cnn_pgdl2", "mlp_cw", "cnn_cw", "mlp_deepfool", "cnn_deepfool"]
@@ -26,24 +25,6 @@ CW_SAMPLES = 1000  # CW runs on the first CW_SAMPLES test images only
 # advlab's CwL2Params::default(): 100 Adam steps with lr 0.1 per binary-search step. (With 50 steps at
 # lr 0.01, pixels at 0 or 1 cannot move in tanh space and CW is weak on MNIST; see the README.)
 CW_STEPS, CW_LR = 100, 0.1
-
-
-def read_idx(data_dir, name):
-    """Read an IDX file (gzipped or plain) into a numpy array."""
-    for fname in (name + ".gz", name):
-        path = os.path.join(data_dir, fname)
-        if os.path.exists(path):
-            opener = gzip.open if fname.endswith(".gz") else open
-            with opener(path, "rb") as f:
-                raw = f.read()
-            break
-    else:
-        raise FileNotFoundError(f"{name}(.gz) not found in {data_dir}")
-    magic = int.from_bytes(raw[0:4], "big")
-    ndim = magic & 0xFF
-    assert magic >> 8 == 0x08, f"{name}: unsupported IDX magic {magic:#x} (expected ubyte)"
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def load_split(data_dir, prefix, limit):

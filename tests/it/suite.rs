@@ -54,6 +54,17 @@ fn pgd_l2(eps: f64, steps: usize, alpha: Option<f64>, random_start: bool) -> adv
     .unwrap()
 }
 
+/// CW-L2 with fewer steps, for tests that check properties rather than strength.
+fn short_cw(steps: usize, binary_search_steps: usize) -> advlab::attack::CwL2 {
+    CwL2Params {
+        steps,
+        binary_search_steps,
+        ..CwL2Params::default()
+    }
+    .check()
+    .unwrap()
+}
+
 fn median(mut v: Vec<f32>) -> f32 {
     v.sort_by(f32::total_cmp);
     v[v.len() / 2]
@@ -337,15 +348,7 @@ fn the_same_seed_gives_the_same_adversarial_images() {
             .check()
             .unwrap(),
         ),
-        Box::new(
-            CwL2Params {
-                steps: 10,
-                binary_search_steps: 2,
-                ..CwL2Params::default()
-            }
-            .check()
-            .unwrap(),
-        ),
+        Box::new(short_cw(10, 2)),
         Box::new(DeepFoolParams::default().check().unwrap()),
         Box::new(
             NoiseParams {
@@ -744,15 +747,7 @@ fn attacks_return_detached_tensors_so_no_graph_outlives_a_step() {
         Box::new(FgsmParams::new(0.1).check().unwrap()),
         Box::new(PgdParams::new(0.1).check().unwrap()),
         Box::new(pgd_l2(1.0, 5, None, true)),
-        Box::new(
-            CwL2Params {
-                steps: 5,
-                binary_search_steps: 1,
-                ..CwL2Params::default()
-            }
-            .check()
-            .unwrap(),
-        ),
+        Box::new(short_cw(5, 1)),
         Box::new(DeepFoolParams::default().check().unwrap()),
     ];
     for a in &attacks {
