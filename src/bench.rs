@@ -7,7 +7,6 @@ use crate::error::Result;
 use crate::eval::accuracy;
 use crate::nn::{Arch, Model};
 use crate::train::{fit, FitParams};
-use candle_core::Device;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -32,6 +31,10 @@ pub struct BenchArgs {
     /// L∞ budget of the attacks.
     #[arg(long, default_value_t = 0.3)]
     pub eps: f64,
+    /// Where the training and attack workloads run: cpu, or cuda (a build with `--features cuda`).
+    /// Reduction and clustering always run on the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 const WORKLOADS: [&str; 20] = [
@@ -165,7 +168,8 @@ pub struct BenchRow {
 }
 
 fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
-    let model = Model::new(arch, &Device::Cpu, 1)?;
+    let device = data.train.device().clone();
+    let model = Model::new(arch, &device, 1)?;
     let p = FitParams {
         seed: 1,
         ..FitParams::default()
@@ -173,6 +177,7 @@ fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
     .check()?;
     let t = Instant::now();
     fit(&model, &data.train, &p)?;
+    device.synchronize()?;
     Ok((model, t.elapsed().as_secs_f64()))
 }
 
@@ -182,6 +187,7 @@ const CW_SAMPLES: usize = 1000;
 fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &crate::data::Dataset) -> Result<BenchRow> {
     let t = Instant::now();
     let adv = perturb(attack, model, data)?;
+    model.device().synchronize()?;
     let seconds = t.elapsed().as_secs_f64();
     Ok(BenchRow {
         name: name.into(),
@@ -199,7 +205,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         }
     }
     let wanted = |w: &str| args.only.is_empty() || args.only.iter().any(|o| o == w);
-    let mut data = load_mnist_like(Which::Mnist, args.data.as_deref(), &Device::Cpu)?;
+    let device = crate::device::select(&args.device)?;
+    let mut data = load_mnist_like(Which::Mnist, args.data.as_deref(), &device)?;
     if let Some(n) = args.limit {
         data = Splits {
             train: data.train.take(n)?,
@@ -300,8 +307,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
     }
     rows.extend(cluster_rows(&data, &wanted)?);
     println!(
-        "advlab {} bench on cpu ({} threads), train {} / test {} samples, eps {}",
+        "advlab {} bench on {} ({} CPU threads), train {} / test {} samples, eps {}",
         env!("CARGO_PKG_VERSION"),
+        crate::device::name(&device),
         candle_core::utils::get_num_threads(),
         data.train.len(),
         data.test.len(),
@@ -334,7 +342,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         );
     }
     if let Some(p) = &args.json {
-        let j = serde_json::json!({ "advlab": env!("CARGO_PKG_VERSION"), "device": "cpu", "eps": args.eps, "results": rows });
+        let j = serde_json::json!({ "advlab": env!("CARGO_PKG_VERSION"), "device": crate::device::name(&device), "eps": args.eps, "results": rows });
         crate::output::write_atomic(p, serde_json::to_string_pretty(&j)?.as_bytes())?;
     }
     Ok(rows)

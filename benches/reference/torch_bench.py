@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch CPU reference benchmark for advlab (MNIST training + FGSM/PGD/BIM/PGD-L2/CW/DeepFool attacks).
+"""PyTorch reference benchmark for advlab (MNIST training + FGSM/PGD/BIM/PGD-L2/CW/DeepFool attacks),
+on the CPU (default) or on a CUDA GPU (--device cuda, timed with a synchronize before each clock read).
 
 Example:
     python3 benches/reference/torch_bench.py --data ../shared/data/mnist --threads 2 --out torch.json
@@ -31,7 +32,8 @@ def load_split(data_dir, prefix, limit):
     x = read_idx(data_dir, f"{prefix}-images-idx3-ubyte")[:limit]
     y = read_idx(data_dir, f"{prefix}-labels-idx1-ubyte")[:limit]
     x = torch.from_numpy(x.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    return x, torch.from_numpy(y.astype(np.int64))
+    dev = torch.get_default_device()
+    return x.to(dev), torch.from_numpy(y.astype(np.int64)).to(dev)
 
 
 def make_mlp():
@@ -58,6 +60,12 @@ def accuracy(model, x, y):
     return correct / len(x)
 
 
+def sync():
+    """Wait for queued GPU work before a clock is read (a no-op on the CPU)."""
+    if torch.cuda.is_available() and torch.get_default_device().type == "cuda":
+        torch.cuda.synchronize()
+
+
 def train_epoch(model, x, y, seed):
     """One Adam epoch over (x, y); returns elapsed seconds (warm-up excluded)."""
     opt = torch.optim.Adam(model.parameters(), lr=LR)
@@ -65,7 +73,8 @@ def train_epoch(model, x, y, seed):
     # Warm-up: forward/backward on a small batch without an optimizer step (params unchanged).
     F.cross_entropy(model(x[:16]), y[:16]).backward()
     opt.zero_grad(set_to_none=True)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed), device="cpu").to(x.device)
+    sync()
     t0 = time.perf_counter()
     for i in range(0, len(x), BATCH):
         idx = perm[i:i + BATCH]
@@ -73,6 +82,7 @@ def train_epoch(model, x, y, seed):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    sync()
     return time.perf_counter() - t0
 
 
@@ -257,6 +267,7 @@ def run_attack(model, attack, x, y):
     attack(model, x[:16], y[:16])  # warm-up
     correct = 0
     advs = []
+    sync()
     t0 = time.perf_counter()
     for i in range(0, len(x), BATCH):
         xb, yb = x[i:i + BATCH], y[i:i + BATCH]
@@ -264,6 +275,7 @@ def run_attack(model, attack, x, y):
         with torch.no_grad():
             correct += (model(adv).argmax(1) == yb).sum().item()
         advs.append(adv.detach())
+    sync()
     return time.perf_counter() - t0, correct / len(x), torch.cat(advs)
 
 
@@ -278,7 +290,7 @@ def l2_stats(model, x, adv, y, ref):
     l2 = (adv - x).flatten(1).norm(dim=1)
 
     def med(mask):
-        return float(np.median(l2[mask].numpy())) if mask.any() else float("nan")
+        return float(np.median(l2[mask].cpu().numpy())) if mask.any() else float("nan")
 
     return med(ok), int(ok.sum()), med(ok & clean_ok)
 
@@ -293,6 +305,7 @@ def main():
     ap.add_argument("--cw-steps", type=int, default=CW_STEPS, help="CW Adam steps per binary-search step")
     ap.add_argument("--cw-lr", type=float, default=CW_LR, help="CW Adam learning rate")
     ap.add_argument("--out", default=None, help="write results as JSON to this file")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (every tensor is created there)")
     args = ap.parse_args()
 
     only = [w.strip() for w in args.only.split(",") if w.strip()]
@@ -300,6 +313,7 @@ def main():
     if unknown:
         ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
+    torch.set_default_device(args.device)
     seed_all(args.seed)
     xtr, ytr = load_split(args.data, "train", args.limit)
     xte, yte = load_split(args.data, "t10k", args.limit)
@@ -356,7 +370,7 @@ def main():
                   f"{r['accuracy']:>9.4f}{extra}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"torch_version": torch.__version__, "threads": args.threads, "device": "cpu",
+            json.dump({"torch_version": torch.__version__, "threads": args.threads, "device": args.device,
                        "results": results}, f, indent=2)
         print(f"\nwrote {args.out}")
 
