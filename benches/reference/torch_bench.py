@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from mnist_idx import read_idx
 
 WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20",
-             "mlp_bim20", "cnn_bim20", "mlp_pgdl2", "cnn_pgdl2", "mlp_cw", "cnn_cw", "mlp_deepfool", "cnn_deepfool"]
+             "mlp_bim20", "cnn_bim20", "mlp_pgdl2", "cnn_pgdl2", "mlp_cw", "cnn_cw", "mlp_deepfool", "cnn_deepfool",
+             "mlp_pgd_training", "mlp_fast_fgsm_training", "mlp_trades",
+             "cnn_pgd_training", "cnn_fast_fgsm_training", "cnn_trades"]
+RECIPE_STEPS, TRADES_BETA = 10, 1.0  # advlab's pgd_training / trades defaults (alpha = 2.5 eps / steps)
 BATCH, LR, EPS, PGD_STEPS = 128, 1e-3, 0.3, 20
 EPS_L2 = 2.0      # PGD-L2 radius
 CW_SAMPLES = 1000  # CW runs on the first CW_SAMPLES test images only
@@ -84,6 +87,54 @@ def train_epoch(model, x, y, seed):
         opt.step()
     sync()
     return time.perf_counter() - t0
+
+
+def train_epoch_recipe(model, x, y, seed, recipe, eps=EPS):
+    """One Adam epoch of an adversarial-training recipe, the samples crafted from the current weights
+    for every batch (advlab's pgd_training, fast_fgsm_training without its guard, trades)."""
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed), device="cpu").to(x.device)
+    params = list(model.parameters())
+    sync()
+    t0 = time.perf_counter()
+    for i in range(0, len(x), BATCH):
+        idx = perm[i:i + BATCH]
+        xb, yb = x[idx], y[idx]
+        for p in params:
+            p.requires_grad_(False)
+        if recipe == "pgd_training":
+            xa = pgd_linf(model, xb, yb, eps, RECIPE_STEPS)
+        elif recipe == "fast_fgsm_training":
+            xa = pgd_linf(model, xb, yb, eps, 1, alpha=1.25 * eps)
+        else:
+            xa = trades_inner(model, xb, eps, RECIPE_STEPS)
+        for p in params:
+            p.requires_grad_(True)
+        if recipe == "trades":
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb) + TRADES_BETA * F.kl_div(
+                F.log_softmax(model(xa), 1), F.softmax(logits, 1), reduction="batchmean")
+        else:
+            loss = F.cross_entropy(model(xa), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync()
+    return time.perf_counter() - t0
+
+
+def trades_inner(model, x, eps, steps, alpha=None):
+    """TRADES' inner maximisation: ascend KL(p(x) || p(x')) from x + 0.001 N(0, 1) by signed steps."""
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    with torch.no_grad():
+        p_clean = F.softmax(model(x), 1)
+    adv = (x + 0.001 * torch.randn_like(x)).clamp(0, 1)
+    for _ in range(steps):
+        adv = adv.detach().requires_grad_(True)
+        kl = F.kl_div(F.log_softmax(model(adv), 1), p_clean, reduction="sum")
+        g = torch.autograd.grad(kl, adv)[0]
+        adv = torch.min(torch.max(adv.detach() + alpha * g.sign(), x - eps), x + eps).clamp(0, 1)
+    return adv.detach()
 
 
 def input_grad(model, x, y):
@@ -336,6 +387,14 @@ def main():
         acc = accuracy(model, xte, yte)
         if f"{kind}_epoch" in wanted:
             results[f"{kind}_epoch"] = {"seconds": secs, "samples": len(xtr), "accuracy": acc}
+        for recipe in ("pgd_training", "fast_fgsm_training", "trades"):
+            if f"{kind}_{recipe}" in wanted:
+                # one epoch of the recipe from a fresh model (same init as above)
+                seed_all(args.seed)
+                fresh = make()
+                secs_r = train_epoch_recipe(fresh, xtr, ytr, args.seed, recipe)
+                results[f"{kind}_{recipe}"] = {"seconds": secs_r, "samples": len(xtr),
+                                               "accuracy": accuracy(fresh, xte, yte)}
         for name, attack in ((f"{kind}_fgsm", fgsm), (f"{kind}_pgd20", pgd), (f"{kind}_bim20", bim),
                              (f"{kind}_pgdl2", pgd_l2)):
             if name in wanted:
