@@ -112,6 +112,23 @@ pub enum ParamError {
     FoolingRate(f64),
     #[error("unknown noise kind \"{0}\": use \"uniform\" or \"gaussian\"")]
     UnknownNoise(String),
+    #[error("input must be [channels, height, width], each at least 1 (got {0:?})")]
+    InputShape(Vec<usize>),
+    #[error("the cnn pools twice by 2: the images must be at least 4×4 (got {0}×{1})")]
+    CnnInputTooSmall(usize, usize),
+    #[error("classes must be at least 2 (got {0})")]
+    ClassesTooFew(usize),
+    #[error("blocks must list 1 to 4 stages of at least one residual block each, e.g. [1, 1, 1] (got {0:?})")]
+    ResnetBlocks(Vec<usize>),
+    #[error("width (the channels of the first stage) must be at least 1 (got 0)")]
+    ResnetWidthZero,
+    #[error("a resnet of {stages} stages halves the resolution {} times: height and width must be divisible by {factor} (got {height}×{width})", stages - 1)]
+    ResnetInputNotDivisible {
+        height: usize,
+        width: usize,
+        stages: usize,
+        factor: usize,
+    },
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

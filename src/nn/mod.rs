@@ -1,194 +1,21 @@
-//! Models: an MLP and a small CNN, whose parameters are named and laid out exactly as the
-//! equivalent PyTorch `nn.Sequential`, so weights move between advlab and PyTorch.
+//! Models: an MLP, a small CNN and a small resnet, whose parameters are named and laid out
+//! exactly as the equivalent PyTorch module, so weights move between advlab and PyTorch.
 
+mod arch;
 mod checkpoint;
+mod net;
 pub mod ops;
 
+pub use arch::{Arch, Input};
 pub use checkpoint::{load_model, save_model};
 
-use crate::error::{Error, ParamError, Result};
+use crate::error::{Error, Result};
+use arch::Init;
 use candle_core::{Device, Tensor, Var};
+use net::Net;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
-
-/// The architecture of a model: enough to rebuild it from a checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Arch {
-    /// `Flatten, Linear, ReLU, …, Linear`: `layers[0]` inputs, `layers[last]` classes.
-    Mlp { layers: Vec<usize> },
-    /// `Conv2d(c,32,3,p=1), ReLU, MaxPool2d(2), Conv2d(32,64,3,p=1), ReLU, MaxPool2d(2),
-    /// Flatten, Linear(64·(h/4)·(w/4), 128), ReLU, Linear(128, classes)`.
-    Cnn {
-        channels: usize,
-        height: usize,
-        width: usize,
-        classes: usize,
-    },
-}
-
-impl Arch {
-    /// The MLP with these layer sizes, checked.
-    pub fn mlp(layers: Vec<usize>) -> std::result::Result<Self, ParamError> {
-        if layers.len() < 2 {
-            return Err(ParamError::MlpTooFewLayers(layers));
-        }
-        if layers.contains(&0) {
-            return Err(ParamError::LayerSizeZero(layers));
-        }
-        Ok(Arch::Mlp { layers })
-    }
-
-    /// The small CNN for 1×28×28 images and 10 classes.
-    pub fn cnn() -> Self {
-        Arch::Cnn {
-            channels: 1,
-            height: 28,
-            width: 28,
-            classes: 10,
-        }
-    }
-
-    /// Number of outputs (classes).
-    pub fn classes(&self) -> usize {
-        match self {
-            Arch::Mlp { layers } => *layers.last().unwrap_or(&0),
-            Arch::Cnn { classes, .. } => *classes,
-        }
-    }
-
-    /// Parameter names and shapes, in `nn.Sequential` order, with each layer's fan-in.
-    fn param_specs(&self) -> Vec<(String, Vec<usize>, usize)> {
-        let mut specs = Vec::new();
-        let linear = |idx: usize, i: usize, o: usize, specs: &mut Vec<_>| {
-            specs.push((format!("{idx}.weight"), vec![o, i], i));
-            specs.push((format!("{idx}.bias"), vec![o], i));
-        };
-        match self {
-            Arch::Mlp { layers } => {
-                for (k, w) in layers.windows(2).enumerate() {
-                    linear(1 + 2 * k, w[0], w[1], &mut specs);
-                }
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-            } => {
-                let c = *channels;
-                specs.push(("0.weight".into(), vec![32, c, 3, 3], c * 9));
-                specs.push(("0.bias".into(), vec![32], c * 9));
-                specs.push(("3.weight".into(), vec![64, 32, 3, 3], 32 * 9));
-                specs.push(("3.bias".into(), vec![64], 32 * 9));
-                linear(7, 64 * (height / 4) * (width / 4), 128, &mut specs);
-                linear(9, 128, *classes, &mut specs);
-            }
-        }
-        specs
-    }
-
-    /// The equivalent PyTorch module, for documentation and error messages.
-    pub fn torch_module(&self) -> String {
-        match self {
-            Arch::Mlp { layers } => {
-                let mut parts = vec!["nn.Flatten()".to_string()];
-                for (k, w) in layers.windows(2).enumerate() {
-                    if k > 0 {
-                        parts.push("nn.ReLU()".into());
-                    }
-                    parts.push(format!("nn.Linear({}, {})", w[0], w[1]));
-                }
-                format!("nn.Sequential({})", parts.join(", "))
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-            } => format!(
-                "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), \
-                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), \
-                 nn.Linear({}, 128), nn.ReLU(), nn.Linear(128, {classes}))",
-                64 * (height / 4) * (width / 4)
-            ),
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Arch::Mlp { layers } => write!(f, "mlp({layers:?})"),
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-            } => {
-                write!(
-                    f,
-                    "cnn({channels}×{height}×{width} → conv32-pool-conv64-pool-fc128-fc{classes})"
-                )
-            }
-        }
-    }
-}
-
-/// Weight and bias of one layer.
-struct Layer {
-    w: Tensor,
-    b: Tensor,
-}
-
-/// The layers of a network, holding either the trainable variables or detached views of
-/// them (same storage, no gradient tracking) for attacks and evaluation.
-enum Net {
-    Mlp(Vec<Layer>),
-    Cnn { c1: Layer, c2: Layer, f1: Layer, f2: Layer },
-}
-
-impl Net {
-    fn build(arch: &Arch, tensors: &[Tensor]) -> Self {
-        let layer = |i: usize| Layer {
-            w: tensors[i].clone(),
-            b: tensors[i + 1].clone(),
-        };
-        match arch {
-            Arch::Mlp { layers } => Net::Mlp((0..layers.len() - 1).map(|k| layer(2 * k)).collect()),
-            Arch::Cnn { .. } => Net::Cnn {
-                c1: layer(0),
-                c2: layer(2),
-                f1: layer(4),
-                f2: layer(6),
-            },
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Net::Mlp(layers) => {
-                let mut h = x.flatten_from(1)?;
-                for (k, l) in layers.iter().enumerate() {
-                    h = ops::linear(&h, &l.w, &l.b)?;
-                    if k + 1 < layers.len() {
-                        h = ops::relu(&h)?;
-                    }
-                }
-                Ok(h)
-            }
-            Net::Cnn { c1, c2, f1, f2 } => {
-                // max_pool(relu(z)) = relu(max_pool(z)) (both monotone), with 4× less relu work
-                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(x, &c1.w, &c1.b, 1, 1)?, 2)?)?;
-                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(&h, &c2.w, &c2.b, 1, 1)?, 2)?)?;
-                let h = ops::relu(&ops::linear(&h.flatten_from(1)?, &f1.w, &f1.b)?)?;
-                ops::linear(&h, &f2.w, &f2.b)
-            }
-        }
-    }
-}
 
 struct Inner {
     arch: Arch,
@@ -211,11 +38,22 @@ impl Model {
         let tensors = arch
             .param_specs()
             .into_iter()
-            .map(|(name, shape, fan_in)| {
-                let bound = 1.0 / (fan_in as f32).sqrt();
-                let n: usize = shape.iter().product();
-                let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-                Ok((name, Tensor::from_vec(data, shape, device)?))
+            .map(|spec| {
+                let n: usize = spec.shape.iter().product();
+                let data: Vec<f32> = match spec.init {
+                    Init::Uniform { fan_in } => {
+                        let bound = 1.0 / (fan_in as f32).sqrt();
+                        (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+                    }
+                    Init::KaimingNormal { fan_out } => {
+                        let std = (2.0 / fan_out as f32).sqrt();
+                        (0..n)
+                            .map(|_| std * rng.sample::<f32, _>(rand_distr::StandardNormal))
+                            .collect()
+                    }
+                    Init::Zeros => vec![0.0; n],
+                };
+                Ok((spec.name, Tensor::from_vec(data, spec.shape, device)?))
             })
             .collect::<Result<Vec<_>>>()?;
         Self::from_tensors(arch, tensors, device)
@@ -225,7 +63,8 @@ impl Model {
     pub fn from_tensors(arch: Arch, tensors: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
         let specs = arch.param_specs();
         let mut params = Vec::with_capacity(specs.len());
-        for (name, shape, _) in &specs {
+        for spec in &specs {
+            let (name, shape) = (&spec.name, &spec.shape);
             let t = tensors
                 .iter()
                 .find(|(n, _)| n == name)
@@ -240,11 +79,17 @@ impl Model {
             let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
             params.push((name.clone(), Var::from_tensor(&t)?));
         }
-        let live: Vec<Tensor> = params.iter().map(|(_, v)| v.as_tensor().clone()).collect();
-        let detached: Vec<Tensor> = live.iter().map(|t| t.detach()).collect();
+        let find = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_tensor().clone())
+                .expect("every parameter of the architecture was checked above")
+        };
+        let (net, frozen) = (Net::build(&arch, &find), Net::build(&arch, &|n| find(n).detach()));
         Ok(Model(Arc::new(Inner {
-            net: Net::build(&arch, &live),
-            frozen: Net::build(&arch, &detached),
+            net,
+            frozen,
             arch,
             params,
             device: device.clone(),
@@ -296,19 +141,14 @@ impl Model {
     pub fn check_input(&self, dims: &[usize]) -> Result<()> {
         let per_sample: usize = dims.iter().skip(1).product();
         let shape = dims.iter().skip(1).map(|d| d.to_string()).collect::<Vec<_>>().join("×");
-        match &self.0.arch {
-            Arch::Mlp { layers } if layers[0] != per_sample => Err(Error::Shape(format!(
-                "{} takes {} input features per sample, but the images are {shape} = {per_sample}: \
+        match self.0.arch.input() {
+            Input::Features(f) if f != per_sample => Err(Error::Shape(format!(
+                "{} takes {f} input features per sample, but the images are {shape} = {per_sample}: \
                  make the first layer {per_sample}",
-                self.0.arch, layers[0]
+                self.0.arch
             ))),
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                ..
-            } if dims.len() != 4 || dims[1..] != [*channels, *height, *width] => Err(Error::Shape(format!(
-                "{} takes {channels}×{height}×{width} images, but the images are {shape}",
+            Input::Image(c, h, w) if dims.len() != 4 || dims[1..] != [c, h, w] => Err(Error::Shape(format!(
+                "{} takes {c}×{h}×{w} images, but the images are {shape}",
                 self.0.arch
             ))),
             _ => Ok(()),

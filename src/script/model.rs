@@ -1,4 +1,5 @@
-//! Models: `mlp`, `cnn`, `load_model`, and `fit`, `accuracy`, `predict`, `clone`, `save`.
+//! Models: `mlp`, `cnn`, `resnet`, `load_model`, and `fit`, `accuracy`, `predict`, `clone`,
+//! `save`.
 
 use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
@@ -17,6 +18,66 @@ fn build(s: &Session, arch: Arch, opts: Option<&Map>, func: &'static str) -> RRe
     };
     s.record(serde_json::json!({ "op": "init", "arch": arch, "seed": seed }));
     Model::new(arch, &s.device, seed).map_err(to_rhai)
+}
+
+/// The seed of an option map (the session's when absent), recorded with the architecture.
+fn init(s: &Session, arch: Arch, seed: Option<u64>) -> RResult<Model> {
+    let seed = seed.unwrap_or(s.seed);
+    s.record(serde_json::json!({ "op": "init", "arch": arch, "seed": seed }));
+    Model::new(arch, &s.device, seed).map_err(to_rhai)
+}
+
+/// `input: [C, H, W]`, or `default`.
+fn input_shape(o: &Opts, default: [usize; 3]) -> RResult<[usize; 3]> {
+    match o.get("input") {
+        None => Ok(default),
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "{}: option `input` must be an array [channels, height, width], got {}",
+                    o.func(),
+                    v.type_name()
+                ))
+            })?;
+            let dims = usize_array(&format!("{}: input", o.func()), &arr)?;
+            <[usize; 3]>::try_from(dims.as_slice()).map_err(|_| {
+                to_rhai(format!(
+                    "{}: option `input` must be [channels, height, width], got {dims:?}",
+                    o.func()
+                ))
+            })
+        }
+    }
+}
+
+fn cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new("cnn", m, &["input", "classes", "seed"])?;
+    let arch = Arch::cnn_for(input_shape(&o, [1, 28, 28])?, o.usize("classes")?.unwrap_or(10)).map_err(to_rhai)?;
+    init(s, arch, o.u64("seed")?)
+}
+
+fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new("resnet", m, &["input", "width", "blocks", "classes", "seed"])?;
+    let blocks = match o.get("blocks") {
+        None => vec![1, 1, 1],
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "resnet: option `blocks` must be an array such as [1, 1, 1], got {}",
+                    v.type_name()
+                ))
+            })?;
+            usize_array("resnet: blocks", &arr)?
+        }
+    };
+    let arch = Arch::resnet(
+        input_shape(&o, [3, 32, 32])?,
+        o.usize("width")?.unwrap_or(16),
+        blocks,
+        o.usize("classes")?.unwrap_or(10),
+    )
+    .map_err(to_rhai)?;
+    init(s, arch, o.u64("seed")?)
 }
 
 fn mlp_arch(layers: &Array) -> RResult<Arch> {
@@ -81,8 +142,22 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "cnn(opts: Map) -> Model",
-        "The small CNN with options: seed (weight initialisation).",
-        move |m: Map| build(&s, Arch::cnn(), Some(&m), "cnn")
+        "The small CNN with options: input ([1, 28, 28]; e.g. [3, 32, 32] for CIFAR-10), classes (10), seed (weight initialisation).",
+        move |m: Map| cnn_opts(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "resnet() -> Model",
+        "A small residual network for 3×32×32 images: stem conv16, stages of [1, 1, 1] basic blocks of widths 16-32-64, global average pooling, fc10 (no batch norm).",
+        move || resnet_opts(&s, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "resnet(opts: Map) -> Model",
+        "A residual network with options: input ([3, 32, 32]; H and W divisible by 2^(stages-1)), width (16, doubled each stage), blocks ([1, 1, 1]: blocks per stage, 1 to 4 stages), classes (10), seed.",
+        move |m: Map| resnet_opts(&s, &m)
     );
     let s = reg.session.clone();
     def!(

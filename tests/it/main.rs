@@ -11,4 +11,5 @@ mod explore;
 mod model;
 mod ops;
 mod repl;
+mod resnet;
 mod suite;
