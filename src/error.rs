@@ -129,6 +129,8 @@ pub enum ParamError {
         stages: usize,
         factor: usize,
     },
+    #[error("unknown noise_injection \"{0}\": use \"weights\" or \"activations\"")]
+    UnknownNoiseInjection(String),
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

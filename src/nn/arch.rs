@@ -10,7 +10,12 @@ use std::fmt;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Arch {
     /// `Flatten, Linear, ReLU, …, Linear`: `layers[0]` inputs, `layers[last]` classes.
-    Mlp { layers: Vec<usize> },
+    Mlp {
+        layers: Vec<usize>,
+        /// Parametric noise injection (He et al. 2019), when present.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise_injection: Option<NoiseSite>,
+    },
     /// `Conv2d(c,32,3,p=1), ReLU, MaxPool2d(2), Conv2d(32,64,3,p=1), ReLU, MaxPool2d(2),
     /// Flatten, Linear(64·(h/4)·(w/4), 128), ReLU, Linear(128, classes)`.
     Cnn {
@@ -18,6 +23,8 @@ pub enum Arch {
         height: usize,
         width: usize,
         classes: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise_injection: Option<NoiseSite>,
     },
     /// A residual network without batch norm: a 3×3 stem conv to `base_width` channels, then
     /// `blocks.len()` stages of `blocks[s]` basic blocks with `base_width·2^s` channels (the
@@ -30,7 +37,57 @@ pub enum Arch {
         classes: usize,
         base_width: usize,
         blocks: Vec<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise_injection: Option<NoiseSite>,
     },
+}
+
+/// Where parametric noise injection adds its noise: `α·σ·η` with a learnable scale `α` per
+/// layer (initially 0.25), `η` standard normal drawn at every forward pass (training and
+/// test), and `σ` the standard deviation of the tensor that receives the noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseSite {
+    /// On every layer's weights (`α` named `<layer>.alpha_w`), σ the weights' std.
+    Weights,
+    /// On every layer's output but the classifier's (`<layer>.alpha_a`), σ the output's std.
+    Activations,
+}
+
+impl NoiseSite {
+    /// Parse `"weights"` or `"activations"`.
+    pub fn parse(s: &str) -> Result<Self, ParamError> {
+        match s {
+            "weights" => Ok(NoiseSite::Weights),
+            "activations" => Ok(NoiseSite::Activations),
+            other => Err(ParamError::UnknownNoiseInjection(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for NoiseSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoiseSite::Weights => "weights",
+            NoiseSite::Activations => "activations",
+        })
+    }
+}
+
+/// The initial value of every noise scale α (He et al. 2019).
+pub const ALPHA_INIT: f32 = 0.25;
+
+/// One linear or conv layer of an architecture.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LayerSpec {
+    /// The PyTorch module name: `3`, `stem`, `stages.1.0.conv1`, `fc`.
+    pub name: String,
+    /// The weight's shape: `(out, in)` or `(out, in, k, k)`.
+    pub shape: Vec<usize>,
+    /// torchvision's resnet init (He normal, zero bias) instead of PyTorch's default.
+    pub he: bool,
+    /// The classifier (no activation noise).
+    pub last: bool,
 }
 
 /// What a model takes per sample.
@@ -47,6 +104,8 @@ pub enum Input {
 pub(crate) enum Init {
     /// PyTorch's default for linear and conv layers: uniform in ±1/√fan_in.
     Uniform { fan_in: usize },
+    /// Every element the same (the noise scales α).
+    Const(f32),
     /// torchvision's resnet convs: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`,
     /// normal with standard deviation √(2/fan_out).
     KaimingNormal { fan_out: usize },
@@ -97,7 +156,10 @@ impl Arch {
         if layers.contains(&0) {
             return Err(ParamError::LayerSizeZero(layers));
         }
-        Ok(Arch::Mlp { layers })
+        Ok(Arch::Mlp {
+            layers,
+            noise_injection: None,
+        })
     }
 
     /// The small CNN for 1×28×28 images and 10 classes.
@@ -107,6 +169,7 @@ impl Arch {
             height: 28,
             width: 28,
             classes: 10,
+            noise_injection: None,
         }
     }
 
@@ -123,6 +186,7 @@ impl Arch {
             height: h,
             width: w,
             classes,
+            noise_injection: None,
         })
     }
 
@@ -160,13 +224,38 @@ impl Arch {
             classes,
             base_width,
             blocks,
+            noise_injection: None,
         })
+    }
+
+    /// The same architecture with parametric noise injection at `site` (or none).
+    pub fn with_noise_injection(mut self, site: Option<NoiseSite>) -> Self {
+        match &mut self {
+            Arch::Mlp { noise_injection, .. }
+            | Arch::Cnn { noise_injection, .. }
+            | Arch::Resnet { noise_injection, .. } => *noise_injection = site,
+        }
+        self
+    }
+
+    /// Where noise is injected, if anywhere.
+    pub fn noise_injection(&self) -> Option<NoiseSite> {
+        match self {
+            Arch::Mlp { noise_injection, .. }
+            | Arch::Cnn { noise_injection, .. }
+            | Arch::Resnet { noise_injection, .. } => *noise_injection,
+        }
+    }
+
+    /// True when a forward pass draws random numbers (noise injection, LWTA).
+    pub fn is_stochastic(&self) -> bool {
+        self.noise_injection().is_some()
     }
 
     /// Number of outputs (classes).
     pub fn classes(&self) -> usize {
         match self {
-            Arch::Mlp { layers } => *layers.last().unwrap_or(&0),
+            Arch::Mlp { layers, .. } => *layers.last().unwrap_or(&0),
             Arch::Cnn { classes, .. } | Arch::Resnet { classes, .. } => *classes,
         }
     }
@@ -174,7 +263,7 @@ impl Arch {
     /// What the model takes per sample.
     pub fn input(&self) -> Input {
         match self {
-            Arch::Mlp { layers } => Input::Features(layers[0]),
+            Arch::Mlp { layers, .. } => Input::Features(layers[0]),
             Arch::Cnn {
                 channels,
                 height,
@@ -214,28 +303,21 @@ impl Arch {
         out
     }
 
-    /// Parameters in PyTorch `state_dict` order.
-    pub(crate) fn param_specs(&self) -> Vec<Spec> {
-        let mut specs = Vec::new();
-        let mut add = |name: String, shape: Vec<usize>, fan_in: usize| {
-            specs.push(Spec {
+    /// The linear and conv layers, in order.
+    pub(crate) fn layer_specs(&self) -> Vec<LayerSpec> {
+        let mut out = Vec::new();
+        let mut push = |name: String, shape: Vec<usize>, he: bool| {
+            out.push(LayerSpec {
                 name,
                 shape,
-                init: Init::Uniform { fan_in },
+                he,
+                last: false,
             })
         };
-        let linear = |name: &str, i: usize, o: usize, add: &mut dyn FnMut(String, Vec<usize>, usize)| {
-            add(format!("{name}.weight"), vec![o, i], i);
-            add(format!("{name}.bias"), vec![o], i);
-        };
-        let conv = |name: &str, i: usize, o: usize, k: usize, add: &mut dyn FnMut(String, Vec<usize>, usize)| {
-            add(format!("{name}.weight"), vec![o, i, k, k], i * k * k);
-            add(format!("{name}.bias"), vec![o], i * k * k);
-        };
         match self {
-            Arch::Mlp { layers } => {
+            Arch::Mlp { layers, .. } => {
                 for (k, w) in layers.windows(2).enumerate() {
-                    linear(&(1 + 2 * k).to_string(), w[0], w[1], &mut add);
+                    push((1 + 2 * k).to_string(), vec![w[1], w[0]], false);
                 }
             }
             Arch::Cnn {
@@ -243,11 +325,12 @@ impl Arch {
                 height,
                 width,
                 classes,
+                ..
             } => {
-                conv("0", *channels, 32, 3, &mut add);
-                conv("3", 32, 64, 3, &mut add);
-                linear("7", 64 * (height / 4) * (width / 4), 128, &mut add);
-                linear("9", 128, *classes, &mut add);
+                push("0".into(), vec![32, *channels, 3, 3], false);
+                push("3".into(), vec![64, 32, 3, 3], false);
+                push("7".into(), vec![128, 64 * (height / 4) * (width / 4)], false);
+                push("9".into(), vec![*classes, 128], false);
             }
             Arch::Resnet {
                 channels,
@@ -258,33 +341,54 @@ impl Arch {
             } => {
                 // without batch norm, PyTorch's default init shrinks the signal at every conv
                 // and the network barely learns: torchvision's He init keeps it
-                let mut he = |name: String, i: usize, o: usize, k: usize| {
-                    specs.push(Spec {
-                        name: format!("{name}.weight"),
-                        shape: vec![o, i, k, k],
-                        init: Init::KaimingNormal { fan_out: o * k * k },
-                    });
-                    specs.push(Spec {
-                        name: format!("{name}.bias"),
-                        shape: vec![o],
-                        init: Init::Zeros,
-                    });
-                };
-                he("stem".into(), *channels, *base_width, 3);
+                push("stem".into(), vec![*base_width, *channels, 3, 3], true);
                 for b in self.resnet_blocks() {
-                    he(format!("{}.conv1", b.prefix), b.cin, b.cout, 3);
-                    he(format!("{}.conv2", b.prefix), b.cout, b.cout, 3);
+                    push(format!("{}.conv1", b.prefix), vec![b.cout, b.cin, 3, 3], true);
+                    push(format!("{}.conv2", b.prefix), vec![b.cout, b.cout, 3, 3], true);
                     if b.projection {
-                        he(format!("{}.shortcut", b.prefix), b.cin, b.cout, 1);
+                        push(format!("{}.shortcut", b.prefix), vec![b.cout, b.cin, 1, 1], true);
                     }
                 }
-                let f = base_width << (blocks.len() - 1);
-                linear("fc", f, *classes, &mut |name, shape, fan_in| {
-                    specs.push(Spec {
-                        name,
-                        shape,
-                        init: Init::Uniform { fan_in },
-                    })
+                push("fc".into(), vec![*classes, base_width << (blocks.len() - 1)], false);
+            }
+        }
+        if let Some(l) = out.last_mut() {
+            l.last = true;
+        }
+        out
+    }
+
+    /// Parameters in PyTorch `state_dict` order: per layer weight, bias, then the noise scale.
+    pub(crate) fn param_specs(&self) -> Vec<Spec> {
+        let mut specs = Vec::new();
+        for l in self.layer_specs() {
+            let fan_in: usize = l.shape[1..].iter().product();
+            let fan_out = l.shape[0] * l.shape[2..].iter().product::<usize>();
+            let (w, b) = if l.he {
+                (Init::KaimingNormal { fan_out }, Init::Zeros)
+            } else {
+                (Init::Uniform { fan_in }, Init::Uniform { fan_in })
+            };
+            specs.push(Spec {
+                name: format!("{}.weight", l.name),
+                shape: l.shape.clone(),
+                init: w,
+            });
+            specs.push(Spec {
+                name: format!("{}.bias", l.name),
+                shape: vec![l.shape[0]],
+                init: b,
+            });
+            let alpha = match self.noise_injection() {
+                Some(NoiseSite::Weights) => Some("alpha_w"),
+                Some(NoiseSite::Activations) if !l.last => Some("alpha_a"),
+                _ => None,
+            };
+            if let Some(a) = alpha {
+                specs.push(Spec {
+                    name: format!("{}.{a}", l.name),
+                    shape: vec![1],
+                    init: Init::Const(ALPHA_INIT),
                 });
             }
         }
@@ -294,8 +398,16 @@ impl Arch {
     /// The equivalent PyTorch module, whose `state_dict` has the names and shapes of the
     /// saved file.
     pub fn torch_module(&self) -> String {
+        let plain = self.plain_torch_module();
+        match self.noise_injection() {
+            None => plain,
+            Some(site) => pni_torch(&plain, site),
+        }
+    }
+
+    fn plain_torch_module(&self) -> String {
         match self {
-            Arch::Mlp { layers } => {
+            Arch::Mlp { layers, .. } => {
                 let mut parts = vec!["nn.Flatten()".to_string()];
                 for (k, w) in layers.windows(2).enumerate() {
                     if k > 0 {
@@ -310,6 +422,7 @@ impl Arch {
                 height,
                 width,
                 classes,
+                ..
             } => format!(
                 "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), \
                  nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), \
@@ -362,13 +475,24 @@ impl Arch {
 
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_plain(f)?;
+        match self.noise_injection() {
+            Some(site) => write!(f, " with noise injection on the {site}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Arch {
+    fn fmt_plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Arch::Mlp { layers } => write!(f, "mlp({layers:?})"),
+            Arch::Mlp { layers, .. } => write!(f, "mlp({layers:?})"),
             Arch::Cnn {
                 channels,
                 height,
                 width,
                 classes,
+                ..
             } => {
                 write!(
                     f,
@@ -382,6 +506,7 @@ impl fmt::Display for Arch {
                 classes,
                 base_width,
                 blocks,
+                ..
             } => {
                 let widths: Vec<String> = (0..blocks.len()).map(|s| (base_width << s).to_string()).collect();
                 write!(
@@ -392,4 +517,51 @@ impl fmt::Display for Arch {
             }
         }
     }
+}
+
+/// A module with parametric noise injection: `nn.Conv2d`/`nn.Linear` become the PNI layers
+/// (the classifier stays `nn.Linear` for activation noise), defined first.
+fn pni_torch(plain: &str, site: NoiseSite) -> String {
+    let mut code = plain
+        .replace("nn.Conv2d(", "PNIConv2d(")
+        .replace("nn.Linear(", "PNILinear(");
+    if site == NoiseSite::Activations {
+        if let Some(i) = code.rfind("PNILinear(") {
+            code.replace_range(i..i + "PNILinear(".len(), "nn.Linear(");
+        }
+    }
+    let defs = match site {
+        NoiseSite::Weights => {
+            "# parametric noise injection on the weights (He et al. 2019): w + alpha_w * std(w) * N(0, 1), at every call\n\
+             class PNILinear(nn.Linear):\n\
+             \x20   def __init__(self, *args, **kwargs):\n\
+             \x20       super().__init__(*args, **kwargs)\n\
+             \x20       self.alpha_w = nn.Parameter(torch.tensor([0.25]))\n\
+             \x20   def forward(self, x):\n\
+             \x20       noise = torch.randn_like(self.weight) * self.weight.std().item()\n\
+             \x20       return F.linear(x, self.weight + self.alpha_w * noise, self.bias)\n\
+             \n\
+             class PNIConv2d(nn.Conv2d):\n\
+             \x20   def __init__(self, *args, **kwargs):\n\
+             \x20       super().__init__(*args, **kwargs)\n\
+             \x20       self.alpha_w = nn.Parameter(torch.tensor([0.25]))\n\
+             \x20   def forward(self, x):\n\
+             \x20       noise = torch.randn_like(self.weight) * self.weight.std().item()\n\
+             \x20       return self._conv_forward(x, self.weight + self.alpha_w * noise, self.bias)\n\n"
+        }
+        NoiseSite::Activations => {
+            "# parametric noise injection on the outputs (He et al. 2019): y + alpha_a * std(y) * N(0, 1), at every call\n\
+             class PNI:\n\
+             \x20   def __init__(self, *args, **kwargs):\n\
+             \x20       super().__init__(*args, **kwargs)\n\
+             \x20       self.alpha_a = nn.Parameter(torch.tensor([0.25]))\n\
+             \x20   def forward(self, x):\n\
+             \x20       y = super().forward(x)\n\
+             \x20       return y + self.alpha_a * y.std().item() * torch.randn_like(y)\n\
+             \n\
+             class PNILinear(PNI, nn.Linear): pass\n\
+             class PNIConv2d(PNI, nn.Conv2d): pass\n\n"
+        }
+    };
+    format!("{defs}{code}")
 }

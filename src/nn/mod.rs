@@ -1,21 +1,32 @@
-//! Models: an MLP, a small CNN and a small resnet, whose parameters are named and laid out
-//! exactly as the equivalent PyTorch module, so weights move between advlab and PyTorch.
+//! Models: an MLP, a small CNN and a small resnet, optionally with parametric noise
+//! injection, whose parameters are named and laid out exactly as the equivalent PyTorch
+//! module, so weights move between advlab and PyTorch.
+//!
+//! Stochastic models draw their noise from a seeded generator held in the model: each
+//! forward pass takes the next key from it, so the same seed gives the same numbers.
 
 mod arch;
 mod checkpoint;
 mod net;
 pub mod ops;
+mod random;
 
-pub use arch::{Arch, Input};
+pub use arch::{Arch, Input, NoiseSite, ALPHA_INIT};
 pub use checkpoint::{load_model, save_model};
 
 use crate::error::{Error, Result};
 use arch::Init;
 use candle_core::{Device, Tensor, Var};
-use net::Net;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use net::{Ctx, Net};
+use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The generator of a model's forward-pass noise for a seed: a stream apart from the one
+/// that initialises the weights.
+fn noise_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x6E6F_6973_655F_7273)
+}
 
 struct Inner {
     arch: Arch,
@@ -23,6 +34,8 @@ struct Inner {
     net: Net,
     frozen: Net,
     device: Device,
+    /// The keys of stochastic forward passes (unused by deterministic models).
+    rng: Mutex<StdRng>,
 }
 
 /// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
@@ -32,7 +45,8 @@ pub struct Model(Arc<Inner>);
 
 impl Model {
     /// A new model with PyTorch's default initialisation (uniform in ±1/√fan_in for weights
-    /// and biases), drawn from `seed`.
+    /// and biases; the resnet's convs as torchvision's; noise scales 0.25), drawn from
+    /// `seed`, which also seeds the noise of a stochastic model.
     pub fn new(arch: Arch, device: &Device, seed: u64) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
         let tensors = arch
@@ -52,14 +66,18 @@ impl Model {
                             .collect()
                     }
                     Init::Zeros => vec![0.0; n],
+                    Init::Const(v) => vec![v; n],
                 };
                 Ok((spec.name, Tensor::from_vec(data, spec.shape, device)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        Self::from_tensors(arch, tensors, device)
+        let model = Self::from_tensors(arch, tensors, device)?;
+        model.reseed(seed);
+        Ok(model)
     }
 
-    /// A model with the given parameter values (names and shapes must match `arch`).
+    /// A model with the given parameter values (names and shapes must match `arch`); a
+    /// stochastic one draws its noise from seed 0 until [`Model::reseed`].
     pub fn from_tensors(arch: Arch, tensors: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
         let specs = arch.param_specs();
         let mut params = Vec::with_capacity(specs.len());
@@ -79,21 +97,60 @@ impl Model {
             let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
             params.push((name.clone(), Var::from_tensor(&t)?));
         }
+        Self::assemble(arch, params, device, noise_rng(0))
+    }
+
+    /// The model over existing variables (shared, not copied).
+    fn assemble(arch: Arch, params: Vec<(String, Var)>, device: &Device, rng: StdRng) -> Result<Self> {
         let find = |name: &str| {
             params
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_tensor().clone())
-                .expect("every parameter of the architecture was checked above")
         };
-        let (net, frozen) = (Net::build(&arch, &find), Net::build(&arch, &|n| find(n).detach()));
+        let net = Net::build(&arch, &find)?;
+        let frozen = Net::build(&arch, &|n| find(n).map(|t| t.detach()))?;
         Ok(Model(Arc::new(Inner {
             net,
             frozen,
             arch,
             params,
             device: device.clone(),
+            rng: Mutex::new(rng),
         })))
+    }
+
+    /// Restart the noise of a stochastic model from `seed` (a new model starts from its
+    /// initialisation seed): the same seed gives the same forward passes again.
+    pub fn reseed(&self, seed: u64) {
+        *self.rng() = noise_rng(seed);
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        // a panic while the lock was held cannot leave a generator half-updated
+        self.0.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The context of one forward pass: a fresh key from the model's generator when the
+    /// model is stochastic.
+    fn ctx(&self, train: bool) -> Ctx {
+        let key = if self.0.arch.is_stochastic() {
+            self.rng().next_u64()
+        } else {
+            0
+        };
+        Ctx::new(key, train)
+    }
+
+    /// The noise scales α of parametric noise injection, by parameter name (empty for other
+    /// models).
+    pub fn noise_scales(&self) -> Result<Vec<(String, f32)>> {
+        self.0
+            .params
+            .iter()
+            .filter(|(n, _)| n.ends_with(".alpha_w") || n.ends_with(".alpha_a"))
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?[0])))
+            .collect()
     }
 
     /// An independent copy with the same weights.
@@ -104,7 +161,9 @@ impl Model {
             .iter()
             .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
             .collect::<Result<Vec<_>>>()?;
-        Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)
+        let copy = Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)?;
+        *copy.rng() = self.rng().clone();
+        Ok(copy)
     }
 
     /// The architecture.
@@ -158,14 +217,14 @@ impl Model {
     /// Logits with gradient tracking through the weights (for training).
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.net.forward(x)?)
+        Ok(self.0.net.forward(x, &self.ctx(true))?)
     }
 
     /// Logits without tracking the weights (evaluation and attacks: gradients flow only to
     /// an input that is itself a variable).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.frozen.forward(x)?)
+        Ok(self.0.frozen.forward(x, &self.ctx(false))?)
     }
 }
 

@@ -1,13 +1,87 @@
-//! The layers of a network and its forward pass, on the fast ops of [`super::ops`].
+//! The layers of a network and its forward pass, on the fast ops of [`super::ops`], with the
+//! random draws of stochastic models taken from a per-pass key.
 
-use super::arch::{Arch, BlockSpec};
+use super::arch::Arch;
 use super::ops;
+use super::random::{normal, substream};
 use candle_core::{Result, Tensor};
+use std::cell::Cell;
 
-/// Weight and bias of one layer.
+/// What one forward pass needs besides the input: training or evaluation, and the key of its
+/// random draws (each draw takes the next substream, in a fixed order).
+pub(crate) struct Ctx {
+    key: u64,
+    next: Cell<u64>,
+    /// Training pass (relaxed LWTA winners) rather than evaluation.
+    #[allow(dead_code)] // used by LWTA
+    pub train: bool,
+}
+
+impl Ctx {
+    pub fn new(key: u64, train: bool) -> Self {
+        Self {
+            key,
+            next: Cell::new(0),
+            train,
+        }
+    }
+
+    /// The key of the next random draw.
+    pub fn draw(&self) -> u64 {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        substream(self.key, n)
+    }
+}
+
+/// The standard deviation (n − 1) of every element of `t`, as a number, without tracking.
+fn std_of(t: &Tensor) -> Result<f32> {
+    let flat = t.detach().flatten_all()?;
+    if flat.elem_count() < 2 {
+        return Ok(0.0);
+    }
+    let s = flat.var(0)?.sqrt()?.to_scalar::<f32>()?;
+    Ok(if s.is_finite() { s } else { 0.0 })
+}
+
+/// `t + α·std(t)·η`, η standard normal from the next draw of `ctx`.
+fn add_noise(t: &Tensor, alpha: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+    let eta = (normal(t.shape(), ctx.draw(), t.device())? * f64::from(std_of(t)?))?;
+    t + eta.broadcast_mul(alpha)?
+}
+
+/// Weight and bias of one layer, and its noise scales (parametric noise injection).
 pub(crate) struct Layer {
-    pub w: Tensor,
-    pub b: Tensor,
+    w: Tensor,
+    b: Tensor,
+    alpha_w: Option<Tensor>,
+    alpha_a: Option<Tensor>,
+}
+
+impl Layer {
+    /// The weight this pass uses: with noise when the layer injects it on its weights.
+    fn weight(&self, ctx: &Ctx) -> Result<Tensor> {
+        match &self.alpha_w {
+            Some(a) => add_noise(&self.w, a, ctx),
+            None => Ok(self.w.clone()),
+        }
+    }
+
+    /// The layer's output, with noise when the layer injects it on its output.
+    fn output(&self, y: Tensor, ctx: &Ctx) -> Result<Tensor> {
+        match &self.alpha_a {
+            Some(a) => add_noise(&y, a, ctx),
+            None => Ok(y),
+        }
+    }
+
+    fn linear(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        self.output(ops::linear(x, &self.weight(ctx)?, &self.b)?, ctx)
+    }
+
+    fn conv(&self, x: &Tensor, pad: usize, stride: usize, ctx: &Ctx) -> Result<Tensor> {
+        self.output(ops::conv2d(x, &self.weight(ctx)?, &self.b, pad, stride)?, ctx)
+    }
 }
 
 /// One basic residual block.
@@ -28,43 +102,58 @@ pub(crate) enum Net {
 
 impl Net {
     /// The network of `arch` over `get(name)`, the tensor of each parameter.
-    pub fn build(arch: &Arch, get: &dyn Fn(&str) -> Tensor) -> Self {
-        let layer = |name: &str| Layer {
-            w: get(&format!("{name}.weight")),
-            b: get(&format!("{name}.bias")),
+    pub fn build(arch: &Arch, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Self> {
+        let need =
+            |name: String| get(&name).ok_or_else(|| candle_core::Error::Msg(format!("{arch}: no parameter {name}")));
+        let layer = |name: &str| -> Result<Layer> {
+            Ok(Layer {
+                w: need(format!("{name}.weight"))?,
+                b: need(format!("{name}.bias"))?,
+                alpha_w: get(&format!("{name}.alpha_w")),
+                alpha_a: get(&format!("{name}.alpha_a")),
+            })
         };
-        match arch {
-            Arch::Mlp { layers } => Net::Mlp((0..layers.len() - 1).map(|k| layer(&(1 + 2 * k).to_string())).collect()),
+        Ok(match arch {
+            Arch::Mlp { layers, .. } => Net::Mlp(
+                (0..layers.len() - 1)
+                    .map(|k| layer(&(1 + 2 * k).to_string()))
+                    .collect::<Result<_>>()?,
+            ),
             Arch::Cnn { .. } => Net::Cnn {
-                c1: layer("0"),
-                c2: layer("3"),
-                f1: layer("7"),
-                f2: layer("9"),
+                c1: layer("0")?,
+                c2: layer("3")?,
+                f1: layer("7")?,
+                f2: layer("9")?,
             },
             Arch::Resnet { .. } => Net::Resnet {
-                stem: layer("stem"),
+                stem: layer("stem")?,
                 blocks: arch
                     .resnet_blocks()
                     .iter()
-                    .map(|b: &BlockSpec| Block {
-                        conv1: layer(&format!("{}.conv1", b.prefix)),
-                        conv2: layer(&format!("{}.conv2", b.prefix)),
-                        shortcut: b.projection.then(|| layer(&format!("{}.shortcut", b.prefix))),
-                        stride: b.stride,
+                    .map(|b| {
+                        Ok(Block {
+                            conv1: layer(&format!("{}.conv1", b.prefix))?,
+                            conv2: layer(&format!("{}.conv2", b.prefix))?,
+                            shortcut: match b.projection {
+                                true => Some(layer(&format!("{}.shortcut", b.prefix))?),
+                                false => None,
+                            },
+                            stride: b.stride,
+                        })
                     })
-                    .collect(),
-                fc: layer("fc"),
+                    .collect::<Result<_>>()?,
+                fc: layer("fc")?,
             },
-        }
+        })
     }
 
     /// Logits of a batch.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         match self {
             Net::Mlp(layers) => {
                 let mut h = x.flatten_from(1)?;
                 for (k, l) in layers.iter().enumerate() {
-                    h = ops::linear(&h, &l.w, &l.b)?;
+                    h = l.linear(&h, ctx)?;
                     if k + 1 < layers.len() {
                         h = ops::relu(&h)?;
                     }
@@ -73,23 +162,23 @@ impl Net {
             }
             Net::Cnn { c1, c2, f1, f2 } => {
                 // max_pool(relu(z)) = relu(max_pool(z)) (both monotone), with 4× less relu work
-                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(x, &c1.w, &c1.b, 1, 1)?, 2)?)?;
-                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(&h, &c2.w, &c2.b, 1, 1)?, 2)?)?;
-                let h = ops::relu(&ops::linear(&h.flatten_from(1)?, &f1.w, &f1.b)?)?;
-                ops::linear(&h, &f2.w, &f2.b)
+                let h = ops::relu(&ops::max_pool2d(&c1.conv(x, 1, 1, ctx)?, 2)?)?;
+                let h = ops::relu(&ops::max_pool2d(&c2.conv(&h, 1, 1, ctx)?, 2)?)?;
+                let h = ops::relu(&f1.linear(&h.flatten_from(1)?, ctx)?)?;
+                f2.linear(&h, ctx)
             }
             Net::Resnet { stem, blocks, fc } => {
-                let mut h = ops::relu(&ops::conv2d(x, &stem.w, &stem.b, 1, 1)?)?;
+                let mut h = ops::relu(&stem.conv(x, 1, 1, ctx)?)?;
                 for b in blocks {
-                    let o = ops::relu(&ops::conv2d(&h, &b.conv1.w, &b.conv1.b, 1, b.stride)?)?;
-                    let o = ops::conv2d(&o, &b.conv2.w, &b.conv2.b, 1, 1)?;
+                    let o = ops::relu(&b.conv1.conv(&h, 1, b.stride, ctx)?)?;
+                    let o = b.conv2.conv(&o, 1, 1, ctx)?;
                     let sc = match &b.shortcut {
-                        Some(p) => ops::conv2d(&h, &p.w, &p.b, 0, b.stride)?,
+                        Some(p) => p.conv(&h, 0, b.stride, ctx)?,
                         None => h,
                     };
                     h = ops::relu(&(o + sc)?)?;
                 }
-                ops::linear(&h.mean((2, 3))?, &fc.w, &fc.b)
+                fc.linear(&h.mean((2, 3))?, ctx)
             }
         }
     }

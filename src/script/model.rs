@@ -5,19 +5,18 @@ use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
-use crate::nn::{load_model, save_model, Arch, Model};
+use crate::nn::{load_model, save_model, Arch, Model, NoiseSite};
 use crate::train::{fit, FitParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
 use std::rc::Rc;
 
-fn build(s: &Session, arch: Arch, opts: Option<&Map>, func: &'static str) -> RResult<Model> {
-    let seed = match opts {
-        Some(m) => Opts::new(func, m, &["seed"])?.u64("seed")?.unwrap_or(s.seed),
-        None => s.seed,
-    };
-    s.record(serde_json::json!({ "op": "init", "arch": arch, "seed": seed }));
-    Model::new(arch, &s.device, seed).map_err(to_rhai)
+/// `noise_injection: "weights" | "activations"`, if given.
+fn noise_site(o: &Opts) -> RResult<Option<NoiseSite>> {
+    o.string("noise_injection")?
+        .map(|v| NoiseSite::parse(&v))
+        .transpose()
+        .map_err(to_rhai)
 }
 
 /// The seed of an option map (the session's when absent), recorded with the architecture.
@@ -51,13 +50,17 @@ fn input_shape(o: &Opts, default: [usize; 3]) -> RResult<[usize; 3]> {
 }
 
 fn cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("cnn", m, &["input", "classes", "seed"])?;
+    let o = Opts::new("cnn", m, &["input", "classes", "noise_injection", "seed"])?;
     let arch = Arch::cnn_for(input_shape(&o, [1, 28, 28])?, o.usize("classes")?.unwrap_or(10)).map_err(to_rhai)?;
-    init(s, arch, o.u64("seed")?)
+    init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
 }
 
 fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("resnet", m, &["input", "width", "blocks", "classes", "seed"])?;
+    let o = Opts::new(
+        "resnet",
+        m,
+        &["input", "width", "blocks", "classes", "noise_injection", "seed"],
+    )?;
     let blocks = match o.get("blocks") {
         None => vec![1, 1, 1],
         Some(v) => {
@@ -77,7 +80,7 @@ fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
         o.usize("classes")?.unwrap_or(10),
     )
     .map_err(to_rhai)?;
-    init(s, arch, o.u64("seed")?)
+    init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
 }
 
 fn mlp_arch(layers: &Array) -> RResult<Arch> {
@@ -122,27 +125,30 @@ pub(super) fn register(reg: &mut Reg) {
         reg,
         "mlp(layers: Array) -> Model",
         "A multi-layer perceptron with ReLU between layers, e.g. mlp([784, 256, 256, 10]); weights seeded by --seed.",
-        move |l: Array| -> RResult<Model> { build(&s, mlp_arch(&l)?, None, "mlp") }
+        move |l: Array| -> RResult<Model> { init(&s, mlp_arch(&l)?, None) }
     );
     let s = reg.session.clone();
     def!(
         reg,
         "mlp(layers: Array, opts: Map) -> Model",
-        "An MLP with options: seed (weight initialisation).",
-        move |l: Array, m: Map| -> RResult<Model> { build(&s, mlp_arch(&l)?, Some(&m), "mlp") }
+        "An MLP with options: noise_injection (\"weights\" | \"activations\": learnable Gaussian noise, He et al. 2019), seed (weights and noise).",
+        move |l: Array, m: Map| -> RResult<Model> {
+            let o = Opts::new("mlp", &m, &["noise_injection", "seed"])?;
+            init(&s, mlp_arch(&l)?.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
+        }
     );
     let s = reg.session.clone();
     def!(
         reg,
         "cnn() -> Model",
         "The small CNN conv32-pool-conv64-pool-fc128-fc10 for 1×28×28 images.",
-        move || build(&s, Arch::cnn(), None, "cnn")
+        move || init(&s, Arch::cnn(), None)
     );
     let s = reg.session.clone();
     def!(
         reg,
         "cnn(opts: Map) -> Model",
-        "The small CNN with options: input ([1, 28, 28]; e.g. [3, 32, 32] for CIFAR-10), classes (10), seed (weight initialisation).",
+        "The small CNN with options: input ([1, 28, 28]; e.g. [3, 32, 32] for CIFAR-10), classes (10), noise_injection (\"weights\" | \"activations\"), seed (weights and noise).",
         move |m: Map| cnn_opts(&s, &m)
     );
     let s = reg.session.clone();
@@ -156,15 +162,19 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "resnet(opts: Map) -> Model",
-        "A residual network with options: input ([3, 32, 32]; H and W divisible by 2^(stages-1)), width (16, doubled each stage), blocks ([1, 1, 1]: blocks per stage, 1 to 4 stages), classes (10), seed.",
+        "A residual network with options: input ([3, 32, 32]; H and W divisible by 2^(stages-1)), width (16, doubled each stage), blocks ([1, 1, 1]: blocks per stage, 1 to 4 stages), classes (10), noise_injection, seed.",
         move |m: Map| resnet_opts(&s, &m)
     );
     let s = reg.session.clone();
     def!(
         reg,
         "load_model(path: String) -> Model",
-        "A model saved by Model.save (the architecture is in the file); out/… paths follow --out.",
-        move |p: &str| -> RResult<Model> { load_model(&s.resolve_out(p), &s.device).map_err(to_rhai) }
+        "A model saved by Model.save (the architecture is in the file; a stochastic model's noise is seeded by --seed); out/… paths follow --out.",
+        move |p: &str| -> RResult<Model> {
+            let m = load_model(&s.resolve_out(p), &s.device).map_err(to_rhai)?;
+            m.reseed(s.seed);
+            Ok(m)
+        }
     );
 
     let s = reg.session.clone();
@@ -199,6 +209,30 @@ pub(super) fn register(reg: &mut Reg) {
         let prov = serde_json::to_value(&*s.provenance.borrow()).map_err(to_rhai)?;
         save_model(m, &path, &prov).map_err(to_rhai)
     });
+    def!(
+        reg,
+        "Model.noise_scales() -> Map",
+        "The learnable noise scales α of noise injection by parameter name (e.g. 1.alpha_w), empty for other models.",
+        |m: &mut Model| -> RResult<Map> {
+            Ok(m.noise_scales()
+                .map_err(to_rhai)?
+                .into_iter()
+                .map(|(n, v)| (n.into(), Dynamic::from(f64::from(v))))
+                .collect())
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Model.reseed(seed: int)",
+        "Restart the noise of a stochastic model (noise injection, LWTA) from a seed: the same seed gives the same predictions again.",
+        move |m: &mut Model, seed: INT| -> RResult<()> {
+            let seed = super::opts::to_usize("reseed: seed", seed)? as u64;
+            s.record(serde_json::json!({ "op": "reseed", "model": m.arch(), "seed": seed }));
+            m.reseed(seed);
+            Ok(())
+        }
+    );
     def!(
         reg,
         "Model.param_count() -> int",

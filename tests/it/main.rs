@@ -10,6 +10,7 @@ mod errors;
 mod explore;
 mod model;
 mod ops;
+mod pni;
 mod repl;
 mod resnet;
 mod suite;
