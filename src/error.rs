@@ -131,6 +131,16 @@ pub enum ParamError {
     },
     #[error("unknown noise_injection \"{0}\": use \"weights\" or \"activations\"")]
     UnknownNoiseInjection(String),
+    #[error("units_per_block (the units competing in one LWTA block) must be at least 2 (got {0})")]
+    UnitsPerBlock(usize),
+    #[error("every hidden layer must split into blocks of units_per_block = {units} units (a layer has {size})")]
+    LwtaNotDivisible { size: usize, units: usize },
+    #[error("temperature (of the Gumbel-softmax relaxation) must be a finite number > 0 (got {0})")]
+    Temperature(f64),
+    #[error("passes must be at least 1 (got 0)")]
+    PassesZero,
+    #[error("passes only applies to stochastic LWTA models (lwta_mlp, lwta_cnn)")]
+    PassesNotStochastic,
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

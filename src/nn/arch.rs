@@ -40,6 +40,65 @@ pub enum Arch {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         noise_injection: Option<NoiseSite>,
     },
+    /// The MLP with stochastic LWTA instead of ReLU on every hidden layer.
+    LwtaMlp { layers: Vec<usize>, lwta: Lwta },
+    /// The small CNN with stochastic LWTA instead of ReLU (before each max-pool, and on the
+    /// hidden linear layer).
+    LwtaCnn {
+        channels: usize,
+        height: usize,
+        width: usize,
+        classes: usize,
+        lwta: Lwta,
+    },
+}
+
+/// The competition of a stochastic LWTA model (Panousis et al. 2021).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lwta {
+    /// Units competing in one block (U).
+    pub units_per_block: usize,
+    /// The Gumbel-softmax temperature of the relaxed winners drawn in training.
+    pub temperature: f64,
+    /// Stochastic passes whose softmax a prediction averages.
+    pub passes: usize,
+}
+
+impl Default for Lwta {
+    fn default() -> Self {
+        Self {
+            units_per_block: 2,
+            temperature: 0.67,
+            passes: 1,
+        }
+    }
+}
+
+impl Lwta {
+    /// Check the rules that do not depend on layer sizes.
+    fn check(&self) -> Result<(), ParamError> {
+        if self.units_per_block < 2 {
+            return Err(ParamError::UnitsPerBlock(self.units_per_block));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(ParamError::Temperature(self.temperature));
+        }
+        if self.passes == 0 {
+            return Err(ParamError::PassesZero);
+        }
+        Ok(())
+    }
+
+    /// Check that a layer of `size` units splits into blocks.
+    fn check_size(&self, size: usize) -> Result<(), ParamError> {
+        if !size.is_multiple_of(self.units_per_block) {
+            return Err(ParamError::LwtaNotDivisible {
+                size,
+                units: self.units_per_block,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Where parametric noise injection adds its noise: `α·σ·η` with a learnable scale `α` per
@@ -228,12 +287,43 @@ impl Arch {
         })
     }
 
-    /// The same architecture with parametric noise injection at `site` (or none).
+    /// The MLP of these layer sizes with stochastic LWTA activations: every hidden size must
+    /// be a multiple of `units_per_block`.
+    pub fn lwta_mlp(layers: Vec<usize>, lwta: Lwta) -> Result<Self, ParamError> {
+        Arch::mlp(layers.clone())?;
+        lwta.check()?;
+        for &size in &layers[1..layers.len() - 1] {
+            lwta.check_size(size)?;
+        }
+        Ok(Arch::LwtaMlp { layers, lwta })
+    }
+
+    /// The small CNN with stochastic LWTA activations (its 32, 64 and 128 units must split
+    /// into blocks of `units_per_block`).
+    pub fn lwta_cnn(input: [usize; 3], classes: usize, lwta: Lwta) -> Result<Self, ParamError> {
+        Arch::cnn_for(input, classes)?;
+        lwta.check()?;
+        for size in [32, 64, 128] {
+            lwta.check_size(size)?;
+        }
+        let [channels, height, width] = input;
+        Ok(Arch::LwtaCnn {
+            channels,
+            height,
+            width,
+            classes,
+            lwta,
+        })
+    }
+
+    /// The same architecture with parametric noise injection at `site` (or none); LWTA
+    /// models stay as they are (their competition is their noise).
     pub fn with_noise_injection(mut self, site: Option<NoiseSite>) -> Self {
         match &mut self {
             Arch::Mlp { noise_injection, .. }
             | Arch::Cnn { noise_injection, .. }
             | Arch::Resnet { noise_injection, .. } => *noise_injection = site,
+            Arch::LwtaMlp { .. } | Arch::LwtaCnn { .. } => {}
         }
         self
     }
@@ -244,27 +334,59 @@ impl Arch {
             Arch::Mlp { noise_injection, .. }
             | Arch::Cnn { noise_injection, .. }
             | Arch::Resnet { noise_injection, .. } => *noise_injection,
+            Arch::LwtaMlp { .. } | Arch::LwtaCnn { .. } => None,
         }
+    }
+
+    /// The LWTA competition, for LWTA models.
+    pub fn lwta(&self) -> Option<&Lwta> {
+        match self {
+            Arch::LwtaMlp { lwta, .. } | Arch::LwtaCnn { lwta, .. } => Some(lwta),
+            _ => None,
+        }
+    }
+
+    /// Stochastic passes a prediction averages (1 but for LWTA models).
+    pub fn passes(&self) -> usize {
+        self.lwta().map_or(1, |l| l.passes)
+    }
+
+    /// The same LWTA architecture averaging `passes` passes.
+    pub fn with_passes(mut self, passes: usize) -> Result<Self, ParamError> {
+        if passes == 0 {
+            return Err(ParamError::PassesZero);
+        }
+        match &mut self {
+            Arch::LwtaMlp { lwta, .. } | Arch::LwtaCnn { lwta, .. } => lwta.passes = passes,
+            _ => return Err(ParamError::PassesNotStochastic),
+        }
+        Ok(self)
     }
 
     /// True when a forward pass draws random numbers (noise injection, LWTA).
     pub fn is_stochastic(&self) -> bool {
-        self.noise_injection().is_some()
+        self.noise_injection().is_some() || self.lwta().is_some()
     }
 
     /// Number of outputs (classes).
     pub fn classes(&self) -> usize {
         match self {
-            Arch::Mlp { layers, .. } => *layers.last().unwrap_or(&0),
-            Arch::Cnn { classes, .. } | Arch::Resnet { classes, .. } => *classes,
+            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => *layers.last().unwrap_or(&0),
+            Arch::Cnn { classes, .. } | Arch::Resnet { classes, .. } | Arch::LwtaCnn { classes, .. } => *classes,
         }
     }
 
     /// What the model takes per sample.
     pub fn input(&self) -> Input {
         match self {
-            Arch::Mlp { layers, .. } => Input::Features(layers[0]),
-            Arch::Cnn {
+            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => Input::Features(layers[0]),
+            Arch::LwtaCnn {
+                channels,
+                height,
+                width,
+                ..
+            }
+            | Arch::Cnn {
                 channels,
                 height,
                 width,
@@ -315,12 +437,19 @@ impl Arch {
             })
         };
         match self {
-            Arch::Mlp { layers, .. } => {
+            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => {
                 for (k, w) in layers.windows(2).enumerate() {
                     push((1 + 2 * k).to_string(), vec![w[1], w[0]], false);
                 }
             }
             Arch::Cnn {
+                channels,
+                height,
+                width,
+                classes,
+                ..
+            }
+            | Arch::LwtaCnn {
                 channels,
                 height,
                 width,
@@ -399,6 +528,9 @@ impl Arch {
     /// saved file.
     pub fn torch_module(&self) -> String {
         let plain = self.plain_torch_module();
+        if let Some(l) = self.lwta() {
+            return lwta_torch(&plain, l);
+        }
         match self.noise_injection() {
             None => plain,
             Some(site) => pni_torch(&plain, site),
@@ -406,17 +538,33 @@ impl Arch {
     }
 
     fn plain_torch_module(&self) -> String {
+        let act = match self.lwta() {
+            Some(l) => format!("LWTA({}, {})", l.units_per_block, l.temperature),
+            None => "nn.ReLU()".into(),
+        };
         match self {
-            Arch::Mlp { layers, .. } => {
+            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => {
                 let mut parts = vec!["nn.Flatten()".to_string()];
                 for (k, w) in layers.windows(2).enumerate() {
                     if k > 0 {
-                        parts.push("nn.ReLU()".into());
+                        parts.push(act.clone());
                     }
                     parts.push(format!("nn.Linear({}, {})", w[0], w[1]));
                 }
                 format!("nn.Sequential({})", parts.join(", "))
             }
+            Arch::LwtaCnn {
+                channels,
+                height,
+                width,
+                classes,
+                ..
+            } => format!(
+                "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), {act}, nn.MaxPool2d(2), \
+                 nn.Conv2d(32, 64, 3, padding=1), {act}, nn.MaxPool2d(2), nn.Flatten(), \
+                 nn.Linear({}, 128), {act}, nn.Linear(128, {classes}))",
+                64 * (height / 4) * (width / 4)
+            ),
             Arch::Cnn {
                 channels,
                 height,
@@ -483,10 +631,34 @@ impl fmt::Display for Arch {
     }
 }
 
+impl fmt::Display for Lwta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.passes;
+        write!(
+            f,
+            "blocks of {} units, temperature {}, predicting from {p} pass{}",
+            self.units_per_block,
+            self.temperature,
+            if p == 1 { "" } else { "es" }
+        )
+    }
+}
+
 impl Arch {
     fn fmt_plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Arch::Mlp { layers, .. } => write!(f, "mlp({layers:?})"),
+            Arch::LwtaMlp { layers, lwta } => write!(f, "lwta_mlp({layers:?}; {lwta})"),
+            Arch::LwtaCnn {
+                channels,
+                height,
+                width,
+                classes,
+                lwta,
+            } => write!(
+                f,
+                "lwta_cnn({channels}×{height}×{width} → conv32-lwta-pool-conv64-lwta-pool-fc128-lwta-fc{classes}; {lwta})"
+            ),
             Arch::Cnn {
                 channels,
                 height,
@@ -564,4 +736,30 @@ fn pni_torch(plain: &str, site: NoiseSite) -> String {
         }
     };
     format!("{defs}{code}")
+}
+
+/// The module of an LWTA model: the `LWTA` activation defined first, and how a prediction
+/// averages the passes.
+fn lwta_torch(plain: &str, l: &Lwta) -> String {
+    format!(
+        "# stochastic local winner-takes-all (Panousis et al. 2021): blocks of `units` consecutive channels compete,\n\
+         # one winner per block (and position) drawn from softmax(x) with Gumbel noise: relaxed in training, one-hot in eval\n\
+         class LWTA(nn.Module):\n\
+         \x20   def __init__(self, units, temperature):\n\
+         \x20       super().__init__()\n\
+         \x20       self.units, self.temperature = units, temperature\n\
+         \x20   def forward(self, x):\n\
+         \x20       z = x.view(x.shape[0], -1, self.units, *x.shape[2:])\n\
+         \x20       g = -torch.log(-torch.log(torch.rand_like(z)))\n\
+         \x20       if self.training:\n\
+         \x20           xi = torch.softmax((z + g) / self.temperature, dim=2)\n\
+         \x20       else:\n\
+         \x20           xi = F.one_hot((z + g).argmax(2), self.units).movedim(-1, 2).to(z.dtype)\n\
+         \x20       return (z * xi).view(x.shape)\n\
+         \n\
+         model = {plain}\n\
+         # prediction (model.eval()): the log of the mean softmax over {p} stochastic passes\n\
+         # torch.logsumexp(torch.stack([model(x).log_softmax(1) for _ in range({p})]), 0) - math.log({p})\n",
+        p = l.passes
+    )
 }

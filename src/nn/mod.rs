@@ -7,11 +7,13 @@
 
 mod arch;
 mod checkpoint;
+pub mod lwta;
 mod net;
+pub mod noise;
 pub mod ops;
 mod random;
 
-pub use arch::{Arch, Input, NoiseSite, ALPHA_INIT};
+pub use arch::{Arch, Input, Lwta, NoiseSite, ALPHA_INIT};
 pub use checkpoint::{load_model, save_model};
 
 use crate::error::{Error, Result};
@@ -142,6 +144,14 @@ impl Model {
         Ctx::new(key, train)
     }
 
+    /// The same weights (shared, as with assignment) predicting from `passes` stochastic
+    /// passes; only for LWTA models.
+    pub fn with_passes(&self, passes: usize) -> Result<Self> {
+        let arch = self.0.arch.clone().with_passes(passes)?;
+        let rng = self.rng().clone();
+        Self::assemble(arch, self.0.params.clone(), &self.0.device, rng)
+    }
+
     /// The noise scales α of parametric noise injection, by parameter name (empty for other
     /// models).
     pub fn noise_scales(&self) -> Result<Vec<(String, f32)>> {
@@ -224,7 +234,17 @@ impl Model {
     /// an input that is itself a variable).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.frozen.forward(x, &self.ctx(false))?)
+        let passes = self.0.arch.passes();
+        if passes == 1 {
+            return Ok(self.0.frozen.forward(x, &self.ctx(false))?);
+        }
+        // the log of the mean softmax over the passes: logits whose softmax is that mean
+        let logp = (0..passes)
+            .map(|_| candle_nn::ops::log_softmax(&self.0.frozen.forward(x, &self.ctx(false))?, 1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&logp, 0)?
+            .log_sum_exp(0)?
+            .affine(1.0, -(passes as f64).ln())?)
     }
 }
 

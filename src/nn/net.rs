@@ -2,8 +2,10 @@
 //! random draws of stochastic models taken from a per-pass key.
 
 use super::arch::Arch;
+use super::lwta::{lwta, Draw};
+use super::noise;
 use super::ops;
-use super::random::{normal, substream};
+use super::random::substream;
 use candle_core::{Result, Tensor};
 use std::cell::Cell;
 
@@ -13,7 +15,6 @@ pub(crate) struct Ctx {
     key: u64,
     next: Cell<u64>,
     /// Training pass (relaxed LWTA winners) rather than evaluation.
-    #[allow(dead_code)] // used by LWTA
     pub train: bool,
 }
 
@@ -34,20 +35,9 @@ impl Ctx {
     }
 }
 
-/// The standard deviation (n − 1) of every element of `t`, as a number, without tracking.
-fn std_of(t: &Tensor) -> Result<f32> {
-    let flat = t.detach().flatten_all()?;
-    if flat.elem_count() < 2 {
-        return Ok(0.0);
-    }
-    let s = flat.var(0)?.sqrt()?.to_scalar::<f32>()?;
-    Ok(if s.is_finite() { s } else { 0.0 })
-}
-
 /// `t + α·std(t)·η`, η standard normal from the next draw of `ctx`.
 fn add_noise(t: &Tensor, alpha: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-    let eta = (normal(t.shape(), ctx.draw(), t.device())? * f64::from(std_of(t)?))?;
-    t + eta.broadcast_mul(alpha)?
+    noise::add_noise(t, alpha, ctx.draw())
 }
 
 /// Weight and bias of one layer, and its noise scales (parametric noise injection).
@@ -84,6 +74,29 @@ impl Layer {
     }
 }
 
+/// How an LWTA network competes.
+#[derive(Clone, Copy)]
+pub(crate) struct Competition {
+    units: usize,
+    temperature: f32,
+}
+
+impl Competition {
+    /// The LWTA activation of `h` (channels in dimension 1): relaxed winners in training,
+    /// one-hot winners in evaluation, from the next draw of `ctx`.
+    fn apply(&self, h: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        lwta(
+            h,
+            Draw {
+                units: self.units,
+                temperature: self.temperature,
+                hard: !ctx.train,
+                key: ctx.draw(),
+            },
+        )
+    }
+}
+
 /// One basic residual block.
 pub(crate) struct Block {
     conv1: Layer,
@@ -96,8 +109,25 @@ pub(crate) struct Block {
 /// them (same storage, no gradient tracking) for attacks and evaluation.
 pub(crate) enum Net {
     Mlp(Vec<Layer>),
-    Cnn { c1: Layer, c2: Layer, f1: Layer, f2: Layer },
-    Resnet { stem: Layer, blocks: Vec<Block>, fc: Layer },
+    Cnn {
+        c1: Layer,
+        c2: Layer,
+        f1: Layer,
+        f2: Layer,
+    },
+    Resnet {
+        stem: Layer,
+        blocks: Vec<Block>,
+        fc: Layer,
+    },
+    LwtaMlp(Vec<Layer>, Competition),
+    LwtaCnn {
+        c1: Layer,
+        c2: Layer,
+        f1: Layer,
+        f2: Layer,
+        comp: Competition,
+    },
 }
 
 impl Net {
@@ -113,12 +143,23 @@ impl Net {
                 alpha_a: get(&format!("{name}.alpha_a")),
             })
         };
+        let mlp = |layers: &[usize]| -> Result<Vec<Layer>> {
+            (0..layers.len() - 1).map(|k| layer(&(1 + 2 * k).to_string())).collect()
+        };
+        let comp = |l: &super::arch::Lwta| Competition {
+            units: l.units_per_block,
+            temperature: l.temperature as f32,
+        };
         Ok(match arch {
-            Arch::Mlp { layers, .. } => Net::Mlp(
-                (0..layers.len() - 1)
-                    .map(|k| layer(&(1 + 2 * k).to_string()))
-                    .collect::<Result<_>>()?,
-            ),
+            Arch::Mlp { layers, .. } => Net::Mlp(mlp(layers)?),
+            Arch::LwtaMlp { layers, lwta } => Net::LwtaMlp(mlp(layers)?, comp(lwta)),
+            Arch::LwtaCnn { lwta, .. } => Net::LwtaCnn {
+                c1: layer("0")?,
+                c2: layer("3")?,
+                f1: layer("7")?,
+                f2: layer("9")?,
+                comp: comp(lwta),
+            },
             Arch::Cnn { .. } => Net::Cnn {
                 c1: layer("0")?,
                 c2: layer("3")?,
@@ -179,6 +220,22 @@ impl Net {
                     h = ops::relu(&(o + sc)?)?;
                 }
                 fc.linear(&h.mean((2, 3))?, ctx)
+            }
+            Net::LwtaMlp(layers, comp) => {
+                let mut h = x.flatten_from(1)?;
+                for (k, l) in layers.iter().enumerate() {
+                    h = l.linear(&h, ctx)?;
+                    if k + 1 < layers.len() {
+                        h = comp.apply(&h, ctx)?;
+                    }
+                }
+                Ok(h)
+            }
+            Net::LwtaCnn { c1, c2, f1, f2, comp } => {
+                let h = ops::max_pool2d(&comp.apply(&c1.conv(x, 1, 1, ctx)?, ctx)?, 2)?;
+                let h = ops::max_pool2d(&comp.apply(&c2.conv(&h, 1, 1, ctx)?, ctx)?, 2)?;
+                let h = comp.apply(&f1.linear(&h.flatten_from(1)?, ctx)?, ctx)?;
+                f2.linear(&h, ctx)
             }
         }
     }

@@ -5,7 +5,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
-use crate::nn::{load_model, save_model, Arch, Model, NoiseSite};
+use crate::nn::{load_model, save_model, Arch, Lwta, Model, NoiseSite};
 use crate::train::{fit, FitParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
@@ -81,6 +81,60 @@ fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
     )
     .map_err(to_rhai)?;
     init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
+}
+
+/// The competition options of an LWTA model.
+fn lwta_opts(o: &Opts) -> RResult<Lwta> {
+    let d = Lwta::default();
+    Ok(Lwta {
+        units_per_block: o.usize("units_per_block")?.unwrap_or(d.units_per_block),
+        temperature: o.f64("temperature")?.unwrap_or(d.temperature),
+        passes: o.usize("passes")?.unwrap_or(d.passes),
+    })
+}
+
+fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new(
+        "lwta_mlp",
+        m,
+        &["layers", "units_per_block", "temperature", "passes", "seed"],
+    )?;
+    let layers = match o.get("layers") {
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "lwta_mlp: option `layers` must be an array such as [784, 256, 10], got {}",
+                    v.type_name()
+                ))
+            })?;
+            usize_array("lwta_mlp: layers", &arr)?
+        }
+        None => {
+            return Err(to_rhai(
+                "lwta_mlp: option `layers` is required, e.g. lwta_mlp(#{ layers: [784, 256, 256, 10] })",
+            ))
+        }
+    };
+    init(
+        s,
+        Arch::lwta_mlp(layers, lwta_opts(&o)?).map_err(to_rhai)?,
+        o.u64("seed")?,
+    )
+}
+
+fn lwta_cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new(
+        "lwta_cnn",
+        m,
+        &["input", "classes", "units_per_block", "temperature", "passes", "seed"],
+    )?;
+    let arch = Arch::lwta_cnn(
+        input_shape(&o, [1, 28, 28])?,
+        o.usize("classes")?.unwrap_or(10),
+        lwta_opts(&o)?,
+    )
+    .map_err(to_rhai)?;
+    init(s, arch, o.u64("seed")?)
 }
 
 fn mlp_arch(layers: &Array) -> RResult<Arch> {
@@ -168,6 +222,27 @@ pub(super) fn register(reg: &mut Reg) {
     let s = reg.session.clone();
     def!(
         reg,
+        "lwta_mlp(opts: Map) -> Model",
+        "An MLP with stochastic local winner-takes-all activations (Panousis et al. 2021): layers (required), units_per_block (2), temperature (0.67, training relaxation), passes (1: softmax averaged over this many passes at prediction), seed.",
+        move |m: Map| lwta_mlp_opts(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "lwta_cnn() -> Model",
+        "The small CNN with stochastic LWTA activations (blocks of 2 channels, temperature 0.67, 1 pass) for 1×28×28 images.",
+        move || lwta_cnn_opts(&s, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "lwta_cnn(opts: Map) -> Model",
+        "The LWTA CNN with options: input ([1, 28, 28]), classes (10), units_per_block (2; divides 32), temperature (0.67), passes (1), seed.",
+        move |m: Map| lwta_cnn_opts(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
         "load_model(path: String) -> Model",
         "A model saved by Model.save (the architecture is in the file; a stochastic model's noise is seeded by --seed); out/… paths follow --out.",
         move |p: &str| -> RResult<Model> {
@@ -209,6 +284,21 @@ pub(super) fn register(reg: &mut Reg) {
         let prov = serde_json::to_value(&*s.provenance.borrow()).map_err(to_rhai)?;
         save_model(m, &path, &prov).map_err(to_rhai)
     });
+    def!(
+        reg,
+        "Model.with_passes(passes: int) -> Model",
+        "The same LWTA model (weights shared, as with assignment) predicting from the mean softmax of `passes` stochastic passes.",
+        |m: &mut Model, passes: INT| -> RResult<Model> {
+            m.with_passes(super::opts::to_usize("with_passes: passes", passes)?)
+                .map_err(to_rhai)
+        }
+    );
+    def_get!(
+        reg,
+        "Model.passes",
+        "Stochastic passes a prediction averages (1 but for LWTA models).",
+        |m: &mut Model| m.arch().passes() as INT
+    );
     def!(
         reg,
         "Model.noise_scales() -> Map",

@@ -8,6 +8,7 @@ mod common;
 mod data;
 mod errors;
 mod explore;
+mod lwta;
 mod model;
 mod ops;
 mod pni;

@@ -1,7 +1,7 @@
 //! Parametric noise injection (He et al. 2019): α = 0 is the plain model, the injected noise
 //! has standard deviation α·σ, α is trained, seeds reproduce, checkpoints keep α.
 
-use crate::common::{advlab, script, values};
+use crate::common::{advlab, max_abs_diff, script, values};
 use advlab::data::{synthetic, SyntheticParams};
 use advlab::nn::{load_model, save_model, Arch, Model, NoiseSite};
 use advlab::train::{fit, FitParams};
@@ -29,6 +29,35 @@ fn with_alpha(model: &Model, arch: Arch, alpha: f32) -> Model {
         }
     }
     Model::from_tensors(arch, tensors, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn the_fused_noise_op_equals_plain_candle_ops_with_gradients() {
+    use advlab::nn::noise::{add_noise, add_noise_candle};
+    use candle_core::Var;
+    for shape in [vec![7, 13], vec![4, 3, 9, 9], vec![40_000]] {
+        let t = Var::from_tensor(&Tensor::randn(0.5f32, 2f32, shape.as_slice(), &Device::Cpu).unwrap()).unwrap();
+        let a = Var::from_tensor(&Tensor::new(&[0.3f32], &Device::Cpu).unwrap()).unwrap();
+        let (y1, y2) = (
+            add_noise(t.as_tensor(), a.as_tensor(), 11).unwrap(),
+            add_noise_candle(t.as_tensor(), a.as_tensor(), 11).unwrap(),
+        );
+        assert!(max_abs_diff(&y1, &y2) < 1e-5, "{shape:?}: values differ");
+        let w = Tensor::randn(0f32, 1f32, shape.as_slice(), &Device::Cpu).unwrap();
+        let g1 = (y1 * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (y2 * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&t, &a] {
+            let (d1, d2) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+            let scale = values(d2).iter().fold(1f32, |m, x| m.max(x.abs()));
+            assert!(max_abs_diff(d1, d2) < 1e-4 * scale, "{shape:?}: gradients differ");
+        }
+        // another key, other noise
+        let y3 = add_noise(t.as_tensor(), a.as_tensor(), 12).unwrap();
+        assert_ne!(
+            values(&y3),
+            values(&add_noise(t.as_tensor(), a.as_tensor(), 11).unwrap())
+        );
+    }
 }
 
 #[test]
