@@ -112,6 +112,35 @@ pub enum ParamError {
     FoolingRate(f64),
     #[error("unknown noise kind \"{0}\": use \"uniform\" or \"gaussian\"")]
     UnknownNoise(String),
+    #[error("input must be [channels, height, width], each at least 1 (got {0:?})")]
+    InputShape(Vec<usize>),
+    #[error("the cnn pools twice by 2: the images must be at least 4×4 (got {0}×{1})")]
+    CnnInputTooSmall(usize, usize),
+    #[error("classes must be at least 2 (got {0})")]
+    ClassesTooFew(usize),
+    #[error("blocks must list 1 to 4 stages of at least one residual block each, e.g. [1, 1, 1] (got {0:?})")]
+    ResnetBlocks(Vec<usize>),
+    #[error("width (the channels of the first stage) must be at least 1 (got 0)")]
+    ResnetWidthZero,
+    #[error("a resnet of {stages} stages halves the resolution {} times: height and width must be divisible by {factor} (got {height}×{width})", stages - 1)]
+    ResnetInputNotDivisible {
+        height: usize,
+        width: usize,
+        stages: usize,
+        factor: usize,
+    },
+    #[error("unknown noise_injection \"{0}\": use \"weights\" or \"activations\"")]
+    UnknownNoiseInjection(String),
+    #[error("units_per_block (the units competing in one LWTA block) must be at least 2 (got {0})")]
+    UnitsPerBlock(usize),
+    #[error("every hidden layer must split into blocks of units_per_block = {units} units (a layer has {size})")]
+    LwtaNotDivisible { size: usize, units: usize },
+    #[error("temperature (of the Gumbel-softmax relaxation) must be a finite number > 0 (got {0})")]
+    Temperature(f64),
+    #[error("passes must be at least 1 (got 0)")]
+    PassesZero,
+    #[error("passes only applies to stochastic LWTA models (lwta_mlp, lwta_cnn)")]
+    PassesNotStochastic,
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
 }

@@ -17,6 +17,27 @@ pub enum Which {
 }
 
 impl Which {
+    /// The name of every class, in label order.
+    pub fn class_names(self) -> Vec<String> {
+        match self {
+            Which::Mnist => (0..10).map(|d| d.to_string()).collect(),
+            Which::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+
     /// Directory name under `$ADVLAB_DATA` and `./data`.
     pub fn dir_name(self) -> &'static str {
         match self {
@@ -157,8 +178,10 @@ fn load_split(dir: &Path, images: &str, labels: &str, device: &Device, name: Str
 fn load_dir(which: Which, dir: &Path, device: &Device) -> Result<Splits> {
     let base = which.dir_name();
     Ok(Splits {
-        train: load_split(dir, FILES[0], FILES[1], device, format!("{base}-train"))?,
-        test: load_split(dir, FILES[2], FILES[3], device, format!("{base}-test"))?,
+        train: load_split(dir, FILES[0], FILES[1], device, format!("{base}-train"))?
+            .with_class_names(which.class_names())?,
+        test: load_split(dir, FILES[2], FILES[3], device, format!("{base}-test"))?
+            .with_class_names(which.class_names())?,
     })
 }
 
@@ -241,8 +264,10 @@ fn download(which: Which, device: &Device) -> std::result::Result<Splits, String
     let base = which.dir_name();
     let splits = (|| -> Result<Splits> {
         Ok(Splits {
-            train: convert(ds.train_images, ds.train_labels, format!("{base}-train"))?,
-            test: convert(ds.test_images, ds.test_labels, format!("{base}-test"))?,
+            train: convert(ds.train_images, ds.train_labels, format!("{base}-train"))?
+                .with_class_names(which.class_names())?,
+            test: convert(ds.test_images, ds.test_labels, format!("{base}-test"))?
+                .with_class_names(which.class_names())?,
         })
     })();
     splits.map_err(|e| format!("download through candle-datasets (unusable data: {e})"))

@@ -1,15 +1,18 @@
 //! Data sets: images as an `(N, C, H, W)` f32 tensor in [0, 1] and labels as an `(N,)` u32
 //! tensor, on one device.
 
+mod cifar;
 mod idx;
 mod synthetic;
 
+pub use cifar::{load_cifar10, read_cifar_batch, CifarParams, CIFAR10_CLASSES, CIFAR_DIR, CIFAR_RECORD};
 pub use idx::{load_mnist_like, read_idx, write_idx, Which};
 pub use synthetic::{synthetic, SyntheticParams};
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use std::fmt;
+use std::sync::Arc;
 
 /// A labelled image data set. Cloning is cheap (tensors are reference counted).
 #[derive(Clone, Debug)]
@@ -18,6 +21,8 @@ pub struct Dataset {
     labels: Tensor,
     classes: usize,
     name: String,
+    /// The name of every class, when the data set has them (CIFAR-10, Fashion-MNIST).
+    class_names: Option<Arc<[String]>>,
 }
 
 /// A train/test pair of data sets.
@@ -51,7 +56,30 @@ impl Dataset {
             labels,
             classes,
             name,
+            class_names: None,
         })
+    }
+
+    /// The same data set with a name for each class (one per class).
+    pub fn with_class_names(mut self, names: Vec<String>) -> Result<Self> {
+        if names.len() != self.classes {
+            return Err(Error::Invalid(format!(
+                "{}: {} class names for {} classes",
+                self.name,
+                names.len(),
+                self.classes
+            )));
+        }
+        self.class_names = Some(names.into());
+        Ok(self)
+    }
+
+    /// The name of every class: the data set's own names, else "0", "1", ….
+    pub fn class_names(&self) -> Vec<String> {
+        match &self.class_names {
+            Some(names) => names.to_vec(),
+            None => (0..self.classes).map(|c| c.to_string()).collect(),
+        }
     }
 
     /// Number of samples.
@@ -104,7 +132,9 @@ impl Dataset {
                 self.images.dims()
             )));
         }
-        Self::new(images, self.labels.clone(), self.classes, name)
+        let mut d = Self::new(images, self.labels.clone(), self.classes, name)?;
+        d.class_names = self.class_names.clone();
+        Ok(d)
     }
 
     /// The first `n` samples (all of them when `n >= len`).
@@ -115,6 +145,7 @@ impl Dataset {
             labels: self.labels.narrow(0, 0, n)?,
             classes: self.classes,
             name: format!("{}[:{n}]", self.name),
+            class_names: self.class_names.clone(),
         })
     }
 
@@ -125,6 +156,7 @@ impl Dataset {
             labels: self.labels.narrow(0, start, len)?,
             classes: self.classes,
             name: self.name.clone(),
+            class_names: self.class_names.clone(),
         })
     }
 
@@ -143,6 +175,7 @@ impl Dataset {
             labels: self.labels.index_select(&idx, 0)?,
             classes: self.classes,
             name: format!("{}[subset of {}]", self.name, indices.len()),
+            class_names: self.class_names.clone(),
         })
     }
 
@@ -160,6 +193,10 @@ impl Dataset {
             labels: Tensor::cat(&[&self.labels, &other.labels], 0)?,
             classes: self.classes.max(other.classes),
             name: format!("{}+{}", self.name, other.name),
+            class_names: self
+                .class_names
+                .clone()
+                .filter(|_| self.class_names == other.class_names),
         })
     }
 
@@ -170,6 +207,7 @@ impl Dataset {
             labels: self.labels.to_device(device)?,
             classes: self.classes,
             name: self.name.clone(),
+            class_names: self.class_names.clone(),
         })
     }
 
@@ -212,10 +250,14 @@ pub fn save_dataset(d: &Dataset, path: &std::path::Path) -> Result<()> {
     };
     let images = d.images.to_device(&Device::Cpu)?;
     let labels = d.labels.to_device(&Device::Cpu)?;
-    let meta = std::collections::HashMap::from([
+    let mut meta = std::collections::HashMap::from([
         ("advlab.dataset".to_string(), d.name.clone()),
         ("advlab.classes".to_string(), d.classes.to_string()),
     ]);
+    if let Some(names) = &d.class_names {
+        let json = serde_json::to_string(&names[..]).map_err(|e| werr(e.to_string()))?;
+        meta.insert("advlab.class_names".to_string(), json);
+    }
     let bytes = safetensors::serialize([("images", &images), ("labels", &labels)], Some(meta))
         .map_err(|e| werr(e.to_string()))?;
     crate::output::write_atomic(path, &bytes)
@@ -238,5 +280,13 @@ pub fn load_dataset(path: &std::path::Path, device: &Device) -> Result<Dataset> 
     let mut t = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| bad(e.to_string()))?;
     let images = t.remove("images").ok_or_else(|| bad("no images tensor".into()))?;
     let labels = t.remove("labels").ok_or_else(|| bad("no labels tensor".into()))?;
-    Dataset::new(images, labels, classes, name)
+    let d = Dataset::new(images, labels, classes, name)?;
+    match info.get("advlab.class_names") {
+        Some(json) => {
+            let names: Vec<String> =
+                serde_json::from_str(json).map_err(|e| bad(format!("bad advlab.class_names ({e})")))?;
+            d.with_class_names(names)
+        }
+        None => Ok(d),
+    }
 }

@@ -1,193 +1,33 @@
-//! Models: an MLP and a small CNN, whose parameters are named and laid out exactly as the
-//! equivalent PyTorch `nn.Sequential`, so weights move between advlab and PyTorch.
+//! Models: an MLP, a small CNN and a small resnet, optionally with parametric noise
+//! injection, whose parameters are named and laid out exactly as the equivalent PyTorch
+//! module, so weights move between advlab and PyTorch.
+//!
+//! Stochastic models draw their noise from a seeded generator held in the model: each
+//! forward pass takes the next key from it, so the same seed gives the same numbers.
 
+mod arch;
 mod checkpoint;
+pub mod lwta;
+mod net;
+pub mod noise;
 pub mod ops;
+mod random;
 
+pub use arch::{Arch, Input, Lwta, NoiseSite, ALPHA_INIT};
 pub use checkpoint::{load_model, save_model};
 
-use crate::error::{Error, ParamError, Result};
+use crate::error::{Error, Result};
+use arch::Init;
 use candle_core::{Device, Tensor, Var};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use net::{Ctx, Net};
+use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// The architecture of a model: enough to rebuild it from a checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Arch {
-    /// `Flatten, Linear, ReLU, …, Linear`: `layers[0]` inputs, `layers[last]` classes.
-    Mlp { layers: Vec<usize> },
-    /// `Conv2d(c,32,3,p=1), ReLU, MaxPool2d(2), Conv2d(32,64,3,p=1), ReLU, MaxPool2d(2),
-    /// Flatten, Linear(64·(h/4)·(w/4), 128), ReLU, Linear(128, classes)`.
-    Cnn {
-        channels: usize,
-        height: usize,
-        width: usize,
-        classes: usize,
-    },
-}
-
-impl Arch {
-    /// The MLP with these layer sizes, checked.
-    pub fn mlp(layers: Vec<usize>) -> std::result::Result<Self, ParamError> {
-        if layers.len() < 2 {
-            return Err(ParamError::MlpTooFewLayers(layers));
-        }
-        if layers.contains(&0) {
-            return Err(ParamError::LayerSizeZero(layers));
-        }
-        Ok(Arch::Mlp { layers })
-    }
-
-    /// The small CNN for 1×28×28 images and 10 classes.
-    pub fn cnn() -> Self {
-        Arch::Cnn {
-            channels: 1,
-            height: 28,
-            width: 28,
-            classes: 10,
-        }
-    }
-
-    /// Number of outputs (classes).
-    pub fn classes(&self) -> usize {
-        match self {
-            Arch::Mlp { layers } => *layers.last().unwrap_or(&0),
-            Arch::Cnn { classes, .. } => *classes,
-        }
-    }
-
-    /// Parameter names and shapes, in `nn.Sequential` order, with each layer's fan-in.
-    fn param_specs(&self) -> Vec<(String, Vec<usize>, usize)> {
-        let mut specs = Vec::new();
-        let linear = |idx: usize, i: usize, o: usize, specs: &mut Vec<_>| {
-            specs.push((format!("{idx}.weight"), vec![o, i], i));
-            specs.push((format!("{idx}.bias"), vec![o], i));
-        };
-        match self {
-            Arch::Mlp { layers } => {
-                for (k, w) in layers.windows(2).enumerate() {
-                    linear(1 + 2 * k, w[0], w[1], &mut specs);
-                }
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-            } => {
-                let c = *channels;
-                specs.push(("0.weight".into(), vec![32, c, 3, 3], c * 9));
-                specs.push(("0.bias".into(), vec![32], c * 9));
-                specs.push(("3.weight".into(), vec![64, 32, 3, 3], 32 * 9));
-                specs.push(("3.bias".into(), vec![64], 32 * 9));
-                linear(7, 64 * (height / 4) * (width / 4), 128, &mut specs);
-                linear(9, 128, *classes, &mut specs);
-            }
-        }
-        specs
-    }
-
-    /// The equivalent PyTorch module, for documentation and error messages.
-    pub fn torch_module(&self) -> String {
-        match self {
-            Arch::Mlp { layers } => {
-                let mut parts = vec!["nn.Flatten()".to_string()];
-                for (k, w) in layers.windows(2).enumerate() {
-                    if k > 0 {
-                        parts.push("nn.ReLU()".into());
-                    }
-                    parts.push(format!("nn.Linear({}, {})", w[0], w[1]));
-                }
-                format!("nn.Sequential({})", parts.join(", "))
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-            } => format!(
-                "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), \
-                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), \
-                 nn.Linear({}, 128), nn.ReLU(), nn.Linear(128, {classes}))",
-                64 * (height / 4) * (width / 4)
-            ),
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Arch::Mlp { layers } => write!(f, "mlp({layers:?})"),
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-            } => {
-                write!(
-                    f,
-                    "cnn({channels}×{height}×{width} → conv32-pool-conv64-pool-fc128-fc{classes})"
-                )
-            }
-        }
-    }
-}
-
-/// Weight and bias of one layer.
-struct Layer {
-    w: Tensor,
-    b: Tensor,
-}
-
-/// The layers of a network, holding either the trainable variables or detached views of
-/// them (same storage, no gradient tracking) for attacks and evaluation.
-enum Net {
-    Mlp(Vec<Layer>),
-    Cnn { c1: Layer, c2: Layer, f1: Layer, f2: Layer },
-}
-
-impl Net {
-    fn build(arch: &Arch, tensors: &[Tensor]) -> Self {
-        let layer = |i: usize| Layer {
-            w: tensors[i].clone(),
-            b: tensors[i + 1].clone(),
-        };
-        match arch {
-            Arch::Mlp { layers } => Net::Mlp((0..layers.len() - 1).map(|k| layer(2 * k)).collect()),
-            Arch::Cnn { .. } => Net::Cnn {
-                c1: layer(0),
-                c2: layer(2),
-                f1: layer(4),
-                f2: layer(6),
-            },
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Net::Mlp(layers) => {
-                let mut h = x.flatten_from(1)?;
-                for (k, l) in layers.iter().enumerate() {
-                    h = ops::linear(&h, &l.w, &l.b)?;
-                    if k + 1 < layers.len() {
-                        h = ops::relu(&h)?;
-                    }
-                }
-                Ok(h)
-            }
-            Net::Cnn { c1, c2, f1, f2 } => {
-                // max_pool(relu(z)) = relu(max_pool(z)) (both monotone), with 4× less relu work
-                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(x, &c1.w, &c1.b, 1, 1)?, 2)?)?;
-                let h = ops::relu(&ops::max_pool2d(&ops::conv2d(&h, &c2.w, &c2.b, 1, 1)?, 2)?)?;
-                let h = ops::relu(&ops::linear(&h.flatten_from(1)?, &f1.w, &f1.b)?)?;
-                ops::linear(&h, &f2.w, &f2.b)
-            }
-        }
-    }
+/// The generator of a model's forward-pass noise for a seed: a stream apart from the one
+/// that initialises the weights.
+fn noise_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x6E6F_6973_655F_7273)
 }
 
 struct Inner {
@@ -196,6 +36,8 @@ struct Inner {
     net: Net,
     frozen: Net,
     device: Device,
+    /// The keys of stochastic forward passes (unused by deterministic models).
+    rng: Mutex<StdRng>,
 }
 
 /// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
@@ -205,27 +47,44 @@ pub struct Model(Arc<Inner>);
 
 impl Model {
     /// A new model with PyTorch's default initialisation (uniform in ±1/√fan_in for weights
-    /// and biases), drawn from `seed`.
+    /// and biases; the resnet's convs as torchvision's; noise scales 0.25), drawn from
+    /// `seed`, which also seeds the noise of a stochastic model.
     pub fn new(arch: Arch, device: &Device, seed: u64) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
         let tensors = arch
             .param_specs()
             .into_iter()
-            .map(|(name, shape, fan_in)| {
-                let bound = 1.0 / (fan_in as f32).sqrt();
-                let n: usize = shape.iter().product();
-                let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-                Ok((name, Tensor::from_vec(data, shape, device)?))
+            .map(|spec| {
+                let n: usize = spec.shape.iter().product();
+                let data: Vec<f32> = match spec.init {
+                    Init::Uniform { fan_in } => {
+                        let bound = 1.0 / (fan_in as f32).sqrt();
+                        (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+                    }
+                    Init::KaimingNormal { fan_out } => {
+                        let std = (2.0 / fan_out as f32).sqrt();
+                        (0..n)
+                            .map(|_| std * rng.sample::<f32, _>(rand_distr::StandardNormal))
+                            .collect()
+                    }
+                    Init::Zeros => vec![0.0; n],
+                    Init::Const(v) => vec![v; n],
+                };
+                Ok((spec.name, Tensor::from_vec(data, spec.shape, device)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        Self::from_tensors(arch, tensors, device)
+        let model = Self::from_tensors(arch, tensors, device)?;
+        model.reseed(seed);
+        Ok(model)
     }
 
-    /// A model with the given parameter values (names and shapes must match `arch`).
+    /// A model with the given parameter values (names and shapes must match `arch`); a
+    /// stochastic one draws its noise from seed 0 until [`Model::reseed`].
     pub fn from_tensors(arch: Arch, tensors: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
         let specs = arch.param_specs();
         let mut params = Vec::with_capacity(specs.len());
-        for (name, shape, _) in &specs {
+        for spec in &specs {
+            let (name, shape) = (&spec.name, &spec.shape);
             let t = tensors
                 .iter()
                 .find(|(n, _)| n == name)
@@ -240,15 +99,68 @@ impl Model {
             let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
             params.push((name.clone(), Var::from_tensor(&t)?));
         }
-        let live: Vec<Tensor> = params.iter().map(|(_, v)| v.as_tensor().clone()).collect();
-        let detached: Vec<Tensor> = live.iter().map(|t| t.detach()).collect();
+        Self::assemble(arch, params, device, noise_rng(0))
+    }
+
+    /// The model over existing variables (shared, not copied).
+    fn assemble(arch: Arch, params: Vec<(String, Var)>, device: &Device, rng: StdRng) -> Result<Self> {
+        let find = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_tensor().clone())
+        };
+        let net = Net::build(&arch, &find)?;
+        let frozen = Net::build(&arch, &|n| find(n).map(|t| t.detach()))?;
         Ok(Model(Arc::new(Inner {
-            net: Net::build(&arch, &live),
-            frozen: Net::build(&arch, &detached),
+            net,
+            frozen,
             arch,
             params,
             device: device.clone(),
+            rng: Mutex::new(rng),
         })))
+    }
+
+    /// Restart the noise of a stochastic model from `seed` (a new model starts from its
+    /// initialisation seed): the same seed gives the same forward passes again.
+    pub fn reseed(&self, seed: u64) {
+        *self.rng() = noise_rng(seed);
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        // a panic while the lock was held cannot leave a generator half-updated
+        self.0.rng.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The context of one forward pass: a fresh key from the model's generator when the
+    /// model is stochastic.
+    fn ctx(&self, train: bool) -> Ctx {
+        let key = if self.0.arch.is_stochastic() {
+            self.rng().next_u64()
+        } else {
+            0
+        };
+        Ctx::new(key, train)
+    }
+
+    /// The same weights (shared, as with assignment) predicting from `passes` stochastic
+    /// passes; only for LWTA models.
+    pub fn with_passes(&self, passes: usize) -> Result<Self> {
+        let arch = self.0.arch.clone().with_passes(passes)?;
+        let rng = self.rng().clone();
+        Self::assemble(arch, self.0.params.clone(), &self.0.device, rng)
+    }
+
+    /// The noise scales α of parametric noise injection, by parameter name (empty for other
+    /// models).
+    pub fn noise_scales(&self) -> Result<Vec<(String, f32)>> {
+        self.0
+            .params
+            .iter()
+            .filter(|(n, _)| n.ends_with(".alpha_w") || n.ends_with(".alpha_a"))
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?[0])))
+            .collect()
     }
 
     /// An independent copy with the same weights.
@@ -259,7 +171,9 @@ impl Model {
             .iter()
             .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
             .collect::<Result<Vec<_>>>()?;
-        Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)
+        let copy = Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)?;
+        *copy.rng() = self.rng().clone();
+        Ok(copy)
     }
 
     /// The architecture.
@@ -296,19 +210,14 @@ impl Model {
     pub fn check_input(&self, dims: &[usize]) -> Result<()> {
         let per_sample: usize = dims.iter().skip(1).product();
         let shape = dims.iter().skip(1).map(|d| d.to_string()).collect::<Vec<_>>().join("×");
-        match &self.0.arch {
-            Arch::Mlp { layers } if layers[0] != per_sample => Err(Error::Shape(format!(
-                "{} takes {} input features per sample, but the images are {shape} = {per_sample}: \
+        match self.0.arch.input() {
+            Input::Features(f) if f != per_sample => Err(Error::Shape(format!(
+                "{} takes {f} input features per sample, but the images are {shape} = {per_sample}: \
                  make the first layer {per_sample}",
-                self.0.arch, layers[0]
+                self.0.arch
             ))),
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                ..
-            } if dims.len() != 4 || dims[1..] != [*channels, *height, *width] => Err(Error::Shape(format!(
-                "{} takes {channels}×{height}×{width} images, but the images are {shape}",
+            Input::Image(c, h, w) if dims.len() != 4 || dims[1..] != [c, h, w] => Err(Error::Shape(format!(
+                "{} takes {c}×{h}×{w} images, but the images are {shape}",
                 self.0.arch
             ))),
             _ => Ok(()),
@@ -318,14 +227,24 @@ impl Model {
     /// Logits with gradient tracking through the weights (for training).
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.net.forward(x)?)
+        Ok(self.0.net.forward(x, &self.ctx(true))?)
     }
 
     /// Logits without tracking the weights (evaluation and attacks: gradients flow only to
     /// an input that is itself a variable).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.frozen.forward(x)?)
+        let passes = self.0.arch.passes();
+        if passes == 1 {
+            return Ok(self.0.frozen.forward(x, &self.ctx(false))?);
+        }
+        // the log of the mean softmax over the passes: logits whose softmax is that mean
+        let logp = (0..passes)
+            .map(|_| candle_nn::ops::log_softmax(&self.0.frozen.forward(x, &self.ctx(false))?, 1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&logp, 0)?
+            .log_sum_exp(0)?
+            .affine(1.0, -(passes as f64).ln())?)
     }
 }
 

@@ -1,12 +1,23 @@
-//! Data sets: `synthetic`, `mnist`, `fashion_mnist`, and the `Dataset` methods.
+//! Data sets: `synthetic`, `mnist`, `fashion_mnist`, `cifar10`, and the `Dataset` methods.
 
 use super::error::{to_rhai, RResult};
 use super::opts::{to_usize, usize_array, Opts};
 use super::{def, def_get, Reg};
-use crate::data::{load_dataset, load_mnist_like, save_dataset, synthetic, Dataset, Splits, SyntheticParams, Which};
+use crate::data::{
+    load_cifar10, load_dataset, load_mnist_like, save_dataset, synthetic, CifarParams, Dataset, Splits,
+    SyntheticParams, Which,
+};
 use candle_core::Tensor;
 use rhai::{Array, Map, INT};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+fn cifar(s: &super::Session, p: CifarParams) -> RResult<Splits> {
+    let splits = load_cifar10(&p, &s.device).map_err(to_rhai)?;
+    s.record(serde_json::json!({
+        "op": "load", "data": "cifar10", "path": p.path, "train": splits.train.len(), "test": splits.test.len(),
+    }));
+    Ok(splits)
+}
 
 pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<Splits>("Splits");
@@ -63,6 +74,41 @@ pub(super) fn register(reg: &mut Reg) {
             );
         }
     }
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "cifar10() -> Splits",
+        "CIFAR-10 (binary batches) from $ADVLAB_DATA/cifar-10-batches-bin, then ./data/cifar-10-batches-bin, then a download through candle-datasets: (N, 3, 32, 32) images in [0, 1], 10 named classes.",
+        move || cifar(&s, CifarParams::default())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "cifar10(dir: String) -> Splits",
+        "CIFAR-10 from data_batch_1.bin … data_batch_5.bin and test_batch.bin in `dir` (or in dir/cifar-10-batches-bin).",
+        move |dir: &str| cifar(
+            &s,
+            CifarParams {
+                path: Some(PathBuf::from(dir)),
+                ..CifarParams::default()
+            }
+        )
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "cifar10(opts: Map) -> Splits",
+        "CIFAR-10 with options path (a folder; else the search order of cifar10()), train and test (read only the first n images).",
+        move |m: Map| -> RResult<Splits> {
+            let o = Opts::new("cifar10", &m, &["path", "train", "test"])?;
+            let p = CifarParams {
+                path: o.string("path")?.map(PathBuf::from),
+                train: o.usize("train")?,
+                test: o.usize("test")?,
+            };
+            cifar(&s, p)
+        }
+    );
 
     def_get!(reg, "Splits.train", "The training split.", |s: &mut Splits| s
         .train
@@ -143,6 +189,12 @@ pub(super) fn register(reg: &mut Reg) {
             let (c, h, w) = d.image_shape();
             vec![(c as INT).into(), (h as INT).into(), (w as INT).into()] as Array
         }
+    );
+    def!(
+        reg,
+        "Dataset.class_names() -> Array",
+        "The name of every class in label order (CIFAR-10: airplane … truck; \"0\" … when the data set has none).",
+        |d: &mut Dataset| -> Array { d.class_names().into_iter().map(Into::into).collect() }
     );
     def!(
         reg,

@@ -1,22 +1,140 @@
-//! Models: `mlp`, `cnn`, `load_model`, and `fit`, `accuracy`, `predict`, `clone`, `save`.
+//! Models: `mlp`, `cnn`, `resnet`, `load_model`, and `fit`, `accuracy`, `predict`, `clone`,
+//! `save`.
 
 use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
-use crate::nn::{load_model, save_model, Arch, Model};
+use crate::nn::{load_model, save_model, Arch, Lwta, Model, NoiseSite};
 use crate::train::{fit, FitParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
 use std::rc::Rc;
 
-fn build(s: &Session, arch: Arch, opts: Option<&Map>, func: &'static str) -> RResult<Model> {
-    let seed = match opts {
-        Some(m) => Opts::new(func, m, &["seed"])?.u64("seed")?.unwrap_or(s.seed),
-        None => s.seed,
-    };
+/// `noise_injection: "weights" | "activations"`, if given.
+fn noise_site(o: &Opts) -> RResult<Option<NoiseSite>> {
+    o.string("noise_injection")?
+        .map(|v| NoiseSite::parse(&v))
+        .transpose()
+        .map_err(to_rhai)
+}
+
+/// The seed of an option map (the session's when absent), recorded with the architecture.
+fn init(s: &Session, arch: Arch, seed: Option<u64>) -> RResult<Model> {
+    let seed = seed.unwrap_or(s.seed);
     s.record(serde_json::json!({ "op": "init", "arch": arch, "seed": seed }));
     Model::new(arch, &s.device, seed).map_err(to_rhai)
+}
+
+/// `input: [C, H, W]`, or `default`.
+fn input_shape(o: &Opts, default: [usize; 3]) -> RResult<[usize; 3]> {
+    match o.get("input") {
+        None => Ok(default),
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "{}: option `input` must be an array [channels, height, width], got {}",
+                    o.func(),
+                    v.type_name()
+                ))
+            })?;
+            let dims = usize_array(&format!("{}: input", o.func()), &arr)?;
+            <[usize; 3]>::try_from(dims.as_slice()).map_err(|_| {
+                to_rhai(format!(
+                    "{}: option `input` must be [channels, height, width], got {dims:?}",
+                    o.func()
+                ))
+            })
+        }
+    }
+}
+
+fn cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new("cnn", m, &["input", "classes", "noise_injection", "seed"])?;
+    let arch = Arch::cnn_for(input_shape(&o, [1, 28, 28])?, o.usize("classes")?.unwrap_or(10)).map_err(to_rhai)?;
+    init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
+}
+
+fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new(
+        "resnet",
+        m,
+        &["input", "width", "blocks", "classes", "noise_injection", "seed"],
+    )?;
+    let blocks = match o.get("blocks") {
+        None => vec![1, 1, 1],
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "resnet: option `blocks` must be an array such as [1, 1, 1], got {}",
+                    v.type_name()
+                ))
+            })?;
+            usize_array("resnet: blocks", &arr)?
+        }
+    };
+    let arch = Arch::resnet(
+        input_shape(&o, [3, 32, 32])?,
+        o.usize("width")?.unwrap_or(16),
+        blocks,
+        o.usize("classes")?.unwrap_or(10),
+    )
+    .map_err(to_rhai)?;
+    init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
+}
+
+/// The competition options of an LWTA model.
+fn lwta_opts(o: &Opts) -> RResult<Lwta> {
+    let d = Lwta::default();
+    Ok(Lwta {
+        units_per_block: o.usize("units_per_block")?.unwrap_or(d.units_per_block),
+        temperature: o.f64("temperature")?.unwrap_or(d.temperature),
+        passes: o.usize("passes")?.unwrap_or(d.passes),
+    })
+}
+
+fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new(
+        "lwta_mlp",
+        m,
+        &["layers", "units_per_block", "temperature", "passes", "seed"],
+    )?;
+    let layers = match o.get("layers") {
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "lwta_mlp: option `layers` must be an array such as [784, 256, 10], got {}",
+                    v.type_name()
+                ))
+            })?;
+            usize_array("lwta_mlp: layers", &arr)?
+        }
+        None => {
+            return Err(to_rhai(
+                "lwta_mlp: option `layers` is required, e.g. lwta_mlp(#{ layers: [784, 256, 256, 10] })",
+            ))
+        }
+    };
+    init(
+        s,
+        Arch::lwta_mlp(layers, lwta_opts(&o)?).map_err(to_rhai)?,
+        o.u64("seed")?,
+    )
+}
+
+fn lwta_cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new(
+        "lwta_cnn",
+        m,
+        &["input", "classes", "units_per_block", "temperature", "passes", "seed"],
+    )?;
+    let arch = Arch::lwta_cnn(
+        input_shape(&o, [1, 28, 28])?,
+        o.usize("classes")?.unwrap_or(10),
+        lwta_opts(&o)?,
+    )
+    .map_err(to_rhai)?;
+    init(s, arch, o.u64("seed")?)
 }
 
 fn mlp_arch(layers: &Array) -> RResult<Arch> {
@@ -61,35 +179,77 @@ pub(super) fn register(reg: &mut Reg) {
         reg,
         "mlp(layers: Array) -> Model",
         "A multi-layer perceptron with ReLU between layers, e.g. mlp([784, 256, 256, 10]); weights seeded by --seed.",
-        move |l: Array| -> RResult<Model> { build(&s, mlp_arch(&l)?, None, "mlp") }
+        move |l: Array| -> RResult<Model> { init(&s, mlp_arch(&l)?, None) }
     );
     let s = reg.session.clone();
     def!(
         reg,
         "mlp(layers: Array, opts: Map) -> Model",
-        "An MLP with options: seed (weight initialisation).",
-        move |l: Array, m: Map| -> RResult<Model> { build(&s, mlp_arch(&l)?, Some(&m), "mlp") }
+        "An MLP with options: noise_injection (\"weights\" | \"activations\": learnable Gaussian noise, He et al. 2019), seed (weights and noise).",
+        move |l: Array, m: Map| -> RResult<Model> {
+            let o = Opts::new("mlp", &m, &["noise_injection", "seed"])?;
+            init(&s, mlp_arch(&l)?.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
+        }
     );
     let s = reg.session.clone();
     def!(
         reg,
         "cnn() -> Model",
         "The small CNN conv32-pool-conv64-pool-fc128-fc10 for 1×28×28 images.",
-        move || build(&s, Arch::cnn(), None, "cnn")
+        move || init(&s, Arch::cnn(), None)
     );
     let s = reg.session.clone();
     def!(
         reg,
         "cnn(opts: Map) -> Model",
-        "The small CNN with options: seed (weight initialisation).",
-        move |m: Map| build(&s, Arch::cnn(), Some(&m), "cnn")
+        "The small CNN with options: input ([1, 28, 28]; e.g. [3, 32, 32] for CIFAR-10), classes (10), noise_injection (\"weights\" | \"activations\"), seed (weights and noise).",
+        move |m: Map| cnn_opts(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "resnet() -> Model",
+        "A small residual network for 3×32×32 images: stem conv16, stages of [1, 1, 1] basic blocks of widths 16-32-64, global average pooling, fc10 (no batch norm).",
+        move || resnet_opts(&s, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "resnet(opts: Map) -> Model",
+        "A residual network with options: input ([3, 32, 32]; H and W divisible by 2^(stages-1)), width (16, doubled each stage), blocks ([1, 1, 1]: blocks per stage, 1 to 4 stages), classes (10), noise_injection, seed.",
+        move |m: Map| resnet_opts(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "lwta_mlp(opts: Map) -> Model",
+        "An MLP with stochastic local winner-takes-all activations (Panousis et al. 2021): layers (required), units_per_block (2), temperature (0.67, training relaxation), passes (1: softmax averaged over this many passes at prediction), seed.",
+        move |m: Map| lwta_mlp_opts(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "lwta_cnn() -> Model",
+        "The small CNN with stochastic LWTA activations (blocks of 2 channels, temperature 0.67, 1 pass) for 1×28×28 images.",
+        move || lwta_cnn_opts(&s, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "lwta_cnn(opts: Map) -> Model",
+        "The LWTA CNN with options: input ([1, 28, 28]), classes (10), units_per_block (2; divides 32), temperature (0.67), passes (1), seed.",
+        move |m: Map| lwta_cnn_opts(&s, &m)
     );
     let s = reg.session.clone();
     def!(
         reg,
         "load_model(path: String) -> Model",
-        "A model saved by Model.save (the architecture is in the file); out/… paths follow --out.",
-        move |p: &str| -> RResult<Model> { load_model(&s.resolve_out(p), &s.device).map_err(to_rhai) }
+        "A model saved by Model.save (the architecture is in the file; a stochastic model's noise is seeded by --seed); out/… paths follow --out.",
+        move |p: &str| -> RResult<Model> {
+            let m = load_model(&s.resolve_out(p), &s.device).map_err(to_rhai)?;
+            m.reseed(s.seed);
+            Ok(m)
+        }
     );
 
     let s = reg.session.clone();
@@ -124,6 +284,45 @@ pub(super) fn register(reg: &mut Reg) {
         let prov = serde_json::to_value(&*s.provenance.borrow()).map_err(to_rhai)?;
         save_model(m, &path, &prov).map_err(to_rhai)
     });
+    def!(
+        reg,
+        "Model.with_passes(passes: int) -> Model",
+        "The same LWTA model (weights shared, as with assignment) predicting from the mean softmax of `passes` stochastic passes.",
+        |m: &mut Model, passes: INT| -> RResult<Model> {
+            m.with_passes(super::opts::to_usize("with_passes: passes", passes)?)
+                .map_err(to_rhai)
+        }
+    );
+    def_get!(
+        reg,
+        "Model.passes",
+        "Stochastic passes a prediction averages (1 but for LWTA models).",
+        |m: &mut Model| m.arch().passes() as INT
+    );
+    def!(
+        reg,
+        "Model.noise_scales() -> Map",
+        "The learnable noise scales α of noise injection by parameter name (e.g. 1.alpha_w), empty for other models.",
+        |m: &mut Model| -> RResult<Map> {
+            Ok(m.noise_scales()
+                .map_err(to_rhai)?
+                .into_iter()
+                .map(|(n, v)| (n.into(), Dynamic::from(f64::from(v))))
+                .collect())
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Model.reseed(seed: int)",
+        "Restart the noise of a stochastic model (noise injection, LWTA) from a seed: the same seed gives the same predictions again.",
+        move |m: &mut Model, seed: INT| -> RResult<()> {
+            let seed = super::opts::to_usize("reseed: seed", seed)? as u64;
+            s.record(serde_json::json!({ "op": "reseed", "model": m.arch(), "seed": seed }));
+            m.reseed(seed);
+            Ok(())
+        }
+    );
     def!(
         reg,
         "Model.param_count() -> int",

@@ -1,13 +1,17 @@
 //! The integration tests: one binary, so the crate links once.
 
 mod attacks;
+mod cifar;
 mod cli;
 mod cluster;
 mod common;
 mod data;
 mod errors;
 mod explore;
+mod lwta;
 mod model;
 mod ops;
+mod pni;
 mod repl;
+mod resnet;
 mod suite;
