@@ -9,5 +9,6 @@ mod errors;
 mod explore;
 mod model;
 mod ops;
+mod recipes;
 mod repl;
 mod suite;
