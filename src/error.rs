@@ -138,4 +138,6 @@ pub enum ParamError {
     SmoothingTwice,
     #[error("unknown lr_schedule \"{0}\": use \"constant\" or \"cyclic\"")]
     UnknownLrSchedule(String),
+    #[error("dims (of the PCA before clustering) must be at least 1 (got 0)")]
+    DimsZero,
 }

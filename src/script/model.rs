@@ -127,7 +127,7 @@ pub(super) fn register(reg: &mut Reg) {
         fit_with(&s, m, &d, &Map::new())
     });
     let s = reg.session.clone();
-    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
+    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
         fit_with(&s, m, &d, &o)
     });
     def!(

@@ -1,13 +1,14 @@
 //! Training-time defences: `pgd_training`, `fast_fgsm_training`, `trades`, `mixed_training`,
-//! `label_smoothing`, given to `Model.fit` as its `defence` option (one recipe or an array).
+//! `cluster_training`, `label_smoothing`, given to `Model.fit` as its `defence` option (one recipe or an array).
 
-use super::attack::attack_list;
+use super::attack::{attack_list, AttackRef};
 use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, def_get, Reg};
 use crate::error::ParamError;
 use crate::train::{
-    Defence, FastFgsmParams, GuardParams, LabelSmoothingParams, MixedParams, PgdTrainingParams, Recipe, TradesParams,
+    ClusterTrainingParams, Defence, FastFgsmParams, GuardParams, LabelSmoothingParams, MixedParams, PgdTrainingParams,
+    Recipe, TradesParams,
 };
 use rhai::{Dynamic, Map};
 
@@ -120,6 +121,25 @@ pub(super) fn register(reg: &mut Reg) {
         };
         recipe("mixed_training", p.check())
     });
+    let s = reg.session.clone();
+    def!(reg, "cluster_training(opts: Map) -> Recipe", "Seed 000's cluster-based training: each epoch, attack the training set from the current weights, reduce with PCA, cluster with k-means, train on one random cluster's adversarial samples; attack (required), k (3), dims (2), augment (false: with true, the clean set too), seed.", move |m: Map| -> RResult<Recipe> {
+        let o = Opts::new("cluster_training", &m, &["attack", "k", "dims", "augment", "seed"])?;
+        let attack = match o.get("attack") {
+            Some(v) => v.clone().try_cast::<AttackRef>().ok_or_else(|| {
+                to_rhai(format!("cluster_training: option `attack` must be an Attack, got {}", v.type_name()))
+            })?,
+            None => return Err(to_rhai("cluster_training: option `attack` is required, e.g. cluster_training(#{ attack: fgsm(#{ eps: 0.5 }), k: 3 })")),
+        };
+        let d = ClusterTrainingParams::new(attack.0);
+        let p = ClusterTrainingParams {
+            k: o.usize("k")?.unwrap_or(d.k),
+            dims: o.usize("dims")?.unwrap_or(d.dims),
+            augment: o.bool("augment")?.unwrap_or(d.augment),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..d
+        };
+        recipe("cluster_training", p.check())
+    });
     def!(reg, "label_smoothing(opts: Map) -> Recipe", "Label smoothing: the target puts 1 − amount on the label and amount/K on every class (as PyTorch); amount (0.1). Composes with one crafting recipe: defence: [label_smoothing(..), mixed_training(..)].", |m: Map| -> RResult<Recipe> {
         let o = Opts::new("label_smoothing", &m, &["amount"])?;
         let p = LabelSmoothingParams {
@@ -130,7 +150,7 @@ pub(super) fn register(reg: &mut Reg) {
     def_get!(
         reg,
         "Recipe.name",
-        "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, label_smoothing).",
+        "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing).",
         |r: &mut Recipe| r.name().to_string()
     );
     def!(

@@ -17,8 +17,9 @@ mod recipes;
 
 use recipes::{add_sums, GuardState};
 pub use recipes::{
-    smoothed_cross_entropy, trades_samples, Crafted, Defence, FastFgsm, FastFgsmParams, GuardParams,
-    LabelSmoothingParams, Mixed, MixedParams, PgdTrainingParams, Recipe, Trades, TradesParams,
+    smoothed_cross_entropy, trades_samples, ClusterTraining, ClusterTrainingParams, Crafted, Defence, FastFgsm,
+    FastFgsmParams, GuardParams, LabelSmoothingParams, Mixed, MixedParams, PgdTrainingParams, Recipe, Trades,
+    TradesParams,
 };
 
 /// Which optimizer.
@@ -351,7 +352,6 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         guard = Some(GuardState::new(data.subset(&held)?, g, step)?);
         train = rest;
     }
-    let n = train.len();
     let mut opt = Opt::new(model, p)?;
     let mut history = Vec::with_capacity(p.epochs);
     let mut attack_batches: BTreeMap<String, usize> = BTreeMap::new();
@@ -371,7 +371,18 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
     };
     for epoch in 0..p.epochs {
         let start = Instant::now();
-        let mut order = train.clone();
+        // cluster training replaces the epoch's samples by one cluster's adversarial samples
+        let mut cluster_info = None;
+        let (set, mut order) = match defence.cluster() {
+            Some(c) => {
+                let (samples, chosen, k) = c.epoch_samples(model, data, epoch)?;
+                cluster_info = Some((chosen, k, samples.len()));
+                let all = (0..samples.len() as u32).collect();
+                (std::borrow::Cow::Owned(samples), all)
+            }
+            None => (std::borrow::Cow::Borrowed(data), train.clone()),
+        };
+        let n = order.len();
         order.shuffle(&mut StdRng::seed_from_u64(p.seed.wrapping_add(epoch as u64)));
         let batches = n.div_ceil(p.batch_size);
         let pb = crate::progress::bar(batches as u64, format!("fit epoch {}/{}", epoch + 1, p.epochs));
@@ -380,8 +391,8 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         for (b, chunk) in order.chunks(p.batch_size).enumerate() {
             crate::interrupt::check()?;
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
-            let x = data.images().index_select(&idx, 0)?;
-            let y = data.labels().index_select(&idx, 0)?;
+            let x = set.images().index_select(&idx, 0)?;
+            let y = set.labels().index_select(&idx, 0)?;
             let out = defence.batch_loss(model, &x, &y, epoch, b)?;
             if p.lr_schedule != LrSchedule::Constant {
                 opt.set_lr(p.lr_schedule.rate(p.lr, epoch * batches + b, p.epochs * batches));
@@ -399,6 +410,11 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         }
         pb.finish_and_clear();
         let mut measured: BTreeMap<String, f64> = sums.into_iter().map(|(k, v)| (k, v / n as f64)).collect();
+        if let Some((chosen, k, size)) = cluster_info {
+            measured.insert("cluster".into(), chosen as f64);
+            measured.insert("clusters".into(), k as f64);
+            measured.insert("samples".into(), size as f64);
+        }
         let mut stop = false;
         if let Some(g) = guard.as_mut() {
             let check = g.check(model, epoch + 1)?;
@@ -408,8 +424,8 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         }
         let stats = EpochStats {
             epoch: epoch + 1,
-            loss: loss_sum / n as f64,
-            accuracy: correct / n as f64,
+            loss: loss_sum / n.max(1) as f64,
+            accuracy: correct / n.max(1) as f64,
             seconds: start.elapsed().as_secs_f64(),
             measured,
         };

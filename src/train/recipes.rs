@@ -243,6 +243,89 @@ impl LabelSmoothingParams {
     }
 }
 
+/// Unchecked parameters of seed 000's cluster-based adversarial training: at the start of
+/// every epoch, the whole training set is attacked from the current weights, the adversarial
+/// samples are reduced with PCA to `dims` dimensions and clustered with k-means (`k`); the
+/// epoch trains on the adversarial samples of one cluster picked at random (with `augment`,
+/// on the clean set plus them).
+#[derive(Clone, Debug)]
+pub struct ClusterTrainingParams {
+    pub attack: Rc<dyn Attack>,
+    pub k: usize,
+    pub dims: usize,
+    pub augment: bool,
+    pub seed: u64,
+}
+
+impl ClusterTrainingParams {
+    /// The attack, k = 3, PCA to 2 dimensions, no augmentation, seed 0.
+    pub fn new(attack: Rc<dyn Attack>) -> Self {
+        Self {
+            attack,
+            k: 3,
+            dims: 2,
+            augment: false,
+            seed: 0,
+        }
+    }
+
+    /// Check the rules: k ≥ 1 and dims ≥ 1 (both are checked against the data when they meet
+    /// it: k against the samples, dims against the pixels).
+    pub fn check(&self) -> std::result::Result<Recipe, ParamError> {
+        if self.k == 0 {
+            return Err(ParamError::KZero);
+        }
+        if self.dims == 0 {
+            return Err(ParamError::DimsZero);
+        }
+        Ok(Recipe::Cluster(ClusterTraining {
+            attack: self.attack.clone(),
+            k: self.k,
+            dims: self.dims,
+            augment: self.augment,
+            seed: self.seed,
+        }))
+    }
+}
+
+/// Checked cluster-based adversarial training.
+#[derive(Clone, Debug)]
+pub struct ClusterTraining {
+    pub attack: Rc<dyn Attack>,
+    pub k: usize,
+    pub dims: usize,
+    pub augment: bool,
+    pub seed: u64,
+}
+
+impl ClusterTraining {
+    /// The samples epoch `epoch` trains on: the adversarial samples of `data` crafted from the
+    /// model's current weights, reduced with PCA, clustered with k-means, one cluster picked at
+    /// random (the code of seed 000's reproduction: `Pca`, `kmeans`, `Clustering::pick_random`).
+    /// Returns them with the chosen cluster and the number of clusters.
+    pub fn epoch_samples(&self, model: &Model, data: &Dataset, epoch: usize) -> Result<(Dataset, usize, usize)> {
+        let seed = batch_seed(self.seed, epoch, usize::MAX);
+        let adv = match self.attack.with_seed(seed) {
+            Some(fresh) => crate::attack::perturb(fresh.as_ref(), model, data)?,
+            None => crate::attack::perturb(self.attack.as_ref(), model, data)?,
+        };
+        let (rows, n, d) = crate::reduce::rows_f32(adv.images())?;
+        let pca = crate::reduce::Pca::fit_rows(rows.clone(), n, d, &crate::reduce::PcaParams { dims: self.dims })?;
+        let points = pca.transform_rows(&rows, n, d)?;
+        let clusters = crate::cluster::kmeans(
+            &points,
+            &crate::cluster::KMeansParams {
+                seed: self.seed,
+                ..crate::cluster::KMeansParams::new(self.k)
+            },
+        )?;
+        let chosen = clusters.pick_random(seed)?;
+        let picked = adv.subset(&clusters.members(chosen)?)?;
+        let samples = if self.augment { data.concat(&picked)? } else { picked };
+        Ok((samples, chosen, clusters.n_clusters()))
+    }
+}
+
 /// A checked L∞ crafting budget: ε, step α, steps, and the seed of the random starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crafted {
@@ -308,6 +391,7 @@ pub enum Recipe {
     FastFgsm(FastFgsm),
     Trades(Trades),
     Mixed(Mixed),
+    Cluster(ClusterTraining),
     LabelSmoothing { amount: f64 },
 }
 
@@ -319,6 +403,7 @@ impl Recipe {
             Recipe::FastFgsm(_) => "fast_fgsm_training",
             Recipe::Trades(_) => "trades",
             Recipe::Mixed(_) => "mixed_training",
+            Recipe::Cluster(_) => "cluster_training",
             Recipe::LabelSmoothing { .. } => "label_smoothing",
         }
     }
@@ -349,6 +434,10 @@ impl Recipe {
                 "recipe": name, "p": m.p, "seed": m.seed,
                 "attacks": m.attacks.iter().map(|a| a.params()).collect::<Vec<_>>(),
             }),
+            Recipe::Cluster(c) => serde_json::json!({
+                "recipe": name, "attack": c.attack.params(), "reduction": "pca", "dims": c.dims,
+                "algorithm": "kmeans", "k": c.k, "augment": c.augment, "seed": c.seed,
+            }),
             Recipe::LabelSmoothing { amount } => serde_json::json!({ "recipe": name, "amount": amount }),
         }
     }
@@ -377,6 +466,11 @@ impl fmt::Display for Recipe {
                 let attacks: Vec<String> = m.attacks.iter().map(|a| a.to_string()).collect();
                 write!(f, "{name}(p={}, seed={}, attacks=[{}])", m.p, m.seed, attacks.join(", "))
             }
+            Recipe::Cluster(c) => write!(
+                f,
+                "{name}(attack={}, reduction=pca(dims={}), algorithm=kmeans(k={}), augment={}, seed={})",
+                c.attack, c.dims, c.k, c.augment, c.seed
+            ),
             Recipe::LabelSmoothing { amount } => write!(f, "{name}(amount={amount})"),
         }
     }
@@ -443,6 +537,14 @@ impl Defence {
                 _ => None,
             })
             .unwrap_or(0.0)
+    }
+
+    /// Cluster-based training, whose samples change per epoch.
+    pub(crate) fn cluster(&self) -> Option<&ClusterTraining> {
+        match self.crafter() {
+            Some(Recipe::Cluster(c)) => Some(c),
+            _ => None,
+        }
     }
 
     /// The guard of fast FGSM training, when it is on.
@@ -564,7 +666,8 @@ impl Defence {
         let mut sums = Vec::new();
         let mut used = None;
         let input = match self.crafter() {
-            None | Some(Recipe::LabelSmoothing { .. }) => x.clone(),
+            // cluster training crafts its samples per epoch (see `ClusterTraining::epoch_samples`)
+            None | Some(Recipe::LabelSmoothing { .. }) | Some(Recipe::Cluster(_)) => x.clone(),
             Some(Recipe::PgdTraining(c)) => c
                 .attack(batch_seed(c.seed, epoch, batch), n)?
                 .perturb_batch(model, x, y)?,

@@ -7,8 +7,8 @@ use advlab::data::{synthetic, Splits, SyntheticParams};
 use advlab::eval::accuracy;
 use advlab::nn::{Arch, Model};
 use advlab::train::{
-    fit_defended, smoothed_cross_entropy, Defence, FastFgsmParams, FitParams, GuardParams, LabelSmoothingParams,
-    MixedParams, PgdTrainingParams, Recipe, TradesParams,
+    fit_defended, smoothed_cross_entropy, ClusterTrainingParams, Defence, FastFgsmParams, FitParams, GuardParams,
+    LabelSmoothingParams, MixedParams, PgdTrainingParams, Recipe, TradesParams,
 };
 use advlab::ParamError;
 use candle_core::{Device, Tensor};
@@ -120,6 +120,17 @@ fn mixed(p: f64) -> Recipe {
     .unwrap()
 }
 
+fn cluster(seed: u64) -> Recipe {
+    ClusterTrainingParams {
+        k: 2,
+        augment: true,
+        seed,
+        ..ClusterTrainingParams::new(attacks().swap_remove(0))
+    }
+    .check()
+    .unwrap()
+}
+
 fn smoothing(amount: f64) -> Recipe {
     LabelSmoothingParams { amount }.check().unwrap()
 }
@@ -137,6 +148,7 @@ fn every_recipe_improves_pgd_accuracy_over_plain_training() {
         ("fast_fgsm_training", vec![fast_fgsm(200)]),
         ("trades", vec![trades()]),
         ("mixed_training", vec![mixed(0.5)]),
+        ("cluster_training", vec![cluster(0)]),
         ("label_smoothing + mixed_training", vec![smoothing(0.1), mixed(0.5)]),
         ("label_smoothing + pgd_training", vec![smoothing(0.1), pgd_training()]),
     ];
@@ -246,6 +258,27 @@ fn samples_are_crafted_from_the_current_weights() {
             );
         }
     }
+    // cluster training crafts a whole epoch's samples from the current weights
+    let small = data().train.take(300).unwrap();
+    let Recipe::Cluster(c) = cluster(0) else { unreachable!() };
+    let (a, _, k) = c.epoch_samples(&model, &small, 0).unwrap();
+    let (again, _, _) = c.epoch_samples(&model, &small, 0).unwrap();
+    assert_eq!(k, 2);
+    assert!(
+        a.len() > 300 && a.len() < 600,
+        "clean set plus one cluster: {}",
+        a.len()
+    );
+    assert_eq!(max_abs_diff(a.images(), again.images()), 0.0);
+    let changed = model.deep_clone().unwrap();
+    let w = changed.vars()[0].as_tensor() * -1.0;
+    changed.vars()[0].set(&w.unwrap()).unwrap();
+    let (b, _, _) = c.epoch_samples(&changed, &small, 0).unwrap();
+    let tail = |d: &advlab::data::Dataset| values(&d.images().narrow(0, 300, d.len() - 300).unwrap());
+    assert!(
+        tail(&a) != tail(&b),
+        "cluster_training: the same samples from other weights"
+    );
     // crafting reads the weights without changing them
     let before: Vec<Vec<f32>> = model.named_params().map(|(_, t)| values(t)).collect();
     Defence::new(vec![pgd_training()])
@@ -342,6 +375,7 @@ fn the_same_seed_gives_identical_weights_and_another_seed_other_weights() {
             }
             .check()
             .unwrap(),
+            cluster(seed),
         ]
     };
     let (ones, twos) = (with_seed(1), with_seed(2));
@@ -604,6 +638,8 @@ print(`ce=${h.cross_entropy.len()} attacked=${h.attacked.len()} batches=${h.atta
 let h = m.fit(d.train, #{ epochs: 1, defence: trades(#{ eps: 0.1, steps: 2, beta: 6.0 }) });
 print(`kl=${h.kl[0] > 0.0}`);
 m.fit(d.train, #{ epochs: 1, defence: pgd_training(#{ eps: 0.1, steps: 2 }) });
+let h = m.fit(d.train, #{ epochs: 2, defence: cluster_training(#{ attack: fgsm(#{ eps: 0.1 }), k: 2, augment: true }) });
+print(`clusters=${h.clusters} grew=${h.samples[0] > 600.0}`);
 let a = pgd(#{ eps: 0.1, steps: 3, restarts: 3 });
 print(`${a}`);
 print(evaluate(m, d.test, [a]));
@@ -620,6 +656,7 @@ write_json("out/h.json", h);
         "ce=1 attacked=1 batches=#{",
         "kl=true",
         "restarts=3",
+        "clusters=[2.0, 2.0] grew=true",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
@@ -634,13 +671,15 @@ write_json("out/h.json", h);
         .iter()
         .filter(|o| o["op"] == "fit")
         .collect();
-    assert_eq!(fits.len(), 4);
+    assert_eq!(fits.len(), 5);
     assert_eq!(fits[0]["defence"][0]["recipe"], "fast_fgsm_training");
     assert_eq!(fits[0]["defence"][0]["alpha"], 0.125);
     assert_eq!(fits[0]["outcome"]["guard_samples"], 100);
     assert_eq!(fits[1]["defence"][0]["amount"], 0.1);
     assert_eq!(fits[1]["defence"][1]["attacks"][0]["steps"], 3);
     assert_eq!(fits[2]["defence"][0]["beta"], 6.0);
+    assert_eq!(fits[4]["defence"][0]["algorithm"], "kmeans");
+    assert_eq!(fits[4]["defence"][0]["attack"]["attack"], "fgsm");
 }
 
 /// Run `text`; it must fail with `what` at `line:col`.
