@@ -828,3 +828,37 @@ fn recipes_mnist_script_runs_quick() {
         .unwrap()
         .starts_with("fast_fgsm_training(eps=0.3, alpha=0.375"));
 }
+
+#[test]
+fn recipes_synthetic_script_ranks_every_crafting_recipe_above_plain_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/recipes_synthetic.rhai");
+    advlab()
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "--out",
+            tmp.path().join("out").to_str().unwrap(),
+        ])
+        .assert()
+        .success()
+        .stdout(contains("pgd_restarts"));
+    let mut r = csv::Reader::from_path(tmp.path().join("out/recipes_synthetic.csv")).unwrap();
+    let rows: Vec<(String, f64, f64)> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[0].to_string(), rec[3].parse().unwrap(), rec[4].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 9);
+    let plain = rows[0].1;
+    assert_eq!(rows[0].0, "plain training");
+    for (name, pgd, restarts) in &rows {
+        assert!(restarts <= pgd, "{name}: restarts raised accuracy");
+        // every row but plain training and label smoothing alone crafts adversarial samples
+        if name != "plain training" && name != "label_smoothing 0.1" {
+            assert!(*pgd >= plain + 0.1, "{name}: {pgd} against plain {plain}");
+        }
+    }
+}
