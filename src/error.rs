@@ -143,4 +143,30 @@ pub enum ParamError {
     PassesNotStochastic,
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),
+    #[error("restarts must be at least 1 (got 0)")]
+    RestartsZero,
+    #[error("restarts = {0} needs random_start: true (without a random start every run is the same)")]
+    RestartsWithoutRandomStart(usize),
+    #[error("eps of a training recipe must be in (0, 1], the range of the pixels (got {0})")]
+    RecipeEps(f64),
+    #[error("beta (the weight of the KL term) must be a finite number >= 0 (got {0})")]
+    BetaNegative(f64),
+    #[error("p (the probability of attacking a batch) must be in [0, 1] (got {0})")]
+    AttackProbability(f64),
+    #[error("attacks must list at least one attack, e.g. attacks: [pgd(#{{ eps: 0.3 }})]")]
+    NoAttacks,
+    #[error("amount (of label smoothing) must be in [0, 1) (got {0})")]
+    SmoothingAmount(f64),
+    #[error("guard_steps must be at least 1 (got 0)")]
+    GuardStepsZero,
+    #[error("guard_drop (the fall of held-out PGD accuracy that counts as catastrophic overfitting) must be in (0, 1] (got {0})")]
+    GuardDrop(f64),
+    #[error("a defence crafts its samples with one recipe, got both {0} and {1}: list one of them (label_smoothing composes with either)")]
+    TwoCraftingRecipes(String, String),
+    #[error("label_smoothing is listed twice in the defence")]
+    SmoothingTwice,
+    #[error("unknown lr_schedule \"{0}\": use \"constant\" or \"cyclic\"")]
+    UnknownLrSchedule(String),
+    #[error("dims (of the PCA before clustering) must be at least 1 (got 0)")]
+    DimsZero,
 }

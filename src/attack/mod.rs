@@ -187,6 +187,12 @@ pub trait Attack: fmt::Debug + fmt::Display {
     fn perturbation(&self) -> Option<Tensor> {
         None
     }
+    /// The same attack drawing its random perturbation from another seed (for adversarial
+    /// training, which needs fresh random starts every batch); `None` for attacks whose
+    /// perturbation draws nothing at random.
+    fn with_seed(&self, _seed: u64) -> Option<Box<dyn Attack>> {
+        None
+    }
 }
 
 /// Attack every sample of `data`, batch by batch, with a progress bar. The result has the

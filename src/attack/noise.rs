@@ -96,6 +96,12 @@ impl Attack for Noise {
         Ok(Box::new(NoiseParams { eps, ..self.p.clone() }.check()?))
     }
 
+    fn with_seed(&self, seed: u64) -> Option<Box<dyn Attack>> {
+        Some(Box::new(Noise {
+            p: NoiseParams { seed, ..self.p.clone() },
+        }))
+    }
+
     fn perturb_batch(&self, _model: &Model, x: &Tensor, _y: &Tensor) -> Result<Tensor> {
         let eps = self.p.eps as f32;
         if eps == 0.0 {

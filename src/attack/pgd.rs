@@ -5,14 +5,17 @@
 //! Targeted, the steps descend the loss of the target class. By default a sample that reached
 //! the goal at some iterate keeps the first such iterate (a later step cannot undo a success, as
 //! AutoAttack and ART's restarts keep the best); other samples, and all with
-//! `keep_best: false` (as Madry et al.), take the last iterate.
+//! `keep_best: false` (as Madry et al.), take the last iterate. With `restarts: r > 1` the
+//! whole search runs again from `r − 1` other random starts on the samples that no earlier run
+//! fooled, and each sample keeps the first run that reached the goal (the first run is the
+//! single-run attack, so restarts never raise robust accuracy).
 
 use super::{
     check_eps, l2_ball_noise, l2_step, linf_step, probe, uniform_noise, Attack, FirstSuccess, Goal, Norm, Target,
 };
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
-use candle_core::Tensor;
+use candle_core::{Tensor, D};
 use std::fmt;
 
 /// Unchecked PGD parameters. `alpha: None` means `2.5 · eps / steps`.
@@ -27,6 +30,8 @@ pub struct PgdParams {
     pub batch_size: usize,
     pub keep_best: bool,
     pub target: Target,
+    /// Runs from different random starts (1: a single run).
+    pub restarts: usize,
 }
 
 impl PgdParams {
@@ -42,6 +47,7 @@ impl PgdParams {
             batch_size: 256,
             keep_best: true,
             target: Target::Untargeted,
+            restarts: 1,
         }
     }
 
@@ -53,11 +59,18 @@ impl PgdParams {
         }
     }
 
-    /// Check the rules: ε finite and ≥ 0, steps ≥ 1, α finite and > 0, batch size ≥ 1.
+    /// Check the rules: ε finite and ≥ 0, steps ≥ 1, α finite and > 0, batch size ≥ 1,
+    /// restarts ≥ 1, and more than one restart only from random starts.
     pub fn check(&self) -> std::result::Result<Pgd, ParamError> {
         let eps = check_eps(self.eps)?;
         if self.steps == 0 {
             return Err(ParamError::StepsZero);
+        }
+        if self.restarts == 0 {
+            return Err(ParamError::RestartsZero);
+        }
+        if self.restarts > 1 && !self.random_start {
+            return Err(ParamError::RestartsWithoutRandomStart(self.restarts));
         }
         let alpha = self.alpha.unwrap_or(2.5 * eps / self.steps as f64);
         if !(alpha.is_finite() && (alpha > 0.0 || (self.alpha.is_none() && eps == 0.0))) {
@@ -92,6 +105,40 @@ impl Pgd {
     pub fn alpha(&self) -> f64 {
         self.alpha
     }
+
+    /// The seed of the random start of run `r` (run 0 uses the attack's seed, so one run is
+    /// the attack without restarts).
+    fn run_seed(&self, r: usize) -> u64 {
+        self.p.seed.wrapping_add((r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
+    /// One run of the search from the random start drawn from `seed`.
+    fn run(&self, model: &Model, x0: &Tensor, goal: &Goal, seed: u64) -> Result<Tensor> {
+        let mut x = match (self.p.random_start, self.p.norm) {
+            (false, _) => x0.clone(),
+            (true, Norm::Linf) => (x0 + uniform_noise(x0, self.eps, seed)?)?.clamp(0f32, 1f32)?,
+            (true, Norm::L2) => (x0 + l2_ball_noise(x0, self.eps, seed)?)?.clamp(0f32, 1f32)?,
+        };
+        let mut best = FirstSuccess::new(x0.dim(0)?);
+        for _ in 0..self.p.steps {
+            crate::interrupt::check()?;
+            let p = probe(model, &x, goal)?;
+            if self.p.keep_best {
+                best.update(&x, &p.success)?;
+            }
+            x = match self.p.norm {
+                Norm::Linf => linf_step(&x, &p.grad, x0, self.alpha, self.eps)?,
+                Norm::L2 => l2_step(&x, &p.grad, x0, self.alpha, self.eps)?,
+            };
+        }
+        // samples that never reached the goal take the last iterate
+        best.finish(x)
+    }
+}
+
+/// Per sample, whether the model's prediction on `x` reaches `goal`.
+fn reached(model: &Model, x: &Tensor, goal: &Goal) -> Result<Vec<bool>> {
+    goal.reached(&model.forward(x)?.argmax(D::Minus1)?.to_vec1::<u32>()?)
 }
 
 impl Attack for Pgd {
@@ -111,6 +158,7 @@ impl Attack for Pgd {
             "attack": self.name(), "norm": self.p.norm.as_str(), "eps": self.eps, "alpha": self.alpha,
             "steps": self.p.steps, "random_start": self.p.random_start, "seed": self.p.seed,
             "batch_size": self.p.batch_size, "keep_best": self.p.keep_best, "target": self.p.target.json(),
+            "restarts": self.p.restarts,
         })
     }
 
@@ -126,30 +174,53 @@ impl Attack for Pgd {
         Ok(Box::new(PgdParams { eps, ..self.p.clone() }.check()?))
     }
 
+    fn with_seed(&self, seed: u64) -> Option<Box<dyn Attack>> {
+        let p = PgdParams { seed, ..self.p.clone() };
+        (self.p.random_start).then(|| Box::new(Pgd { p, ..self.clone() }) as Box<dyn Attack>)
+    }
+
     fn perturb_batch(&self, model: &Model, x0: &Tensor, y: &Tensor) -> Result<Tensor> {
         let goal = Goal::new(&self.p.target, model, x0, y)?;
         if self.eps == 0.0 {
             return Ok(x0.clone());
         }
-        let mut x = match (self.p.random_start, self.p.norm) {
-            (false, _) => x0.clone(),
-            (true, Norm::Linf) => (x0 + uniform_noise(x0, self.eps, self.p.seed)?)?.clamp(0f32, 1f32)?,
-            (true, Norm::L2) => (x0 + l2_ball_noise(x0, self.eps, self.p.seed)?)?.clamp(0f32, 1f32)?,
-        };
-        let mut best = FirstSuccess::new(x0.dim(0)?);
-        for _ in 0..self.p.steps {
-            crate::interrupt::check()?;
-            let p = probe(model, &x, &goal)?;
-            if self.p.keep_best {
-                best.update(&x, &p.success)?;
-            }
-            x = match self.p.norm {
-                Norm::Linf => linf_step(&x, &p.grad, x0, self.alpha, self.eps)?,
-                Norm::L2 => l2_step(&x, &p.grad, x0, self.alpha, self.eps)?,
-            };
+        let mut adv = self.run(model, x0, &goal, self.p.seed)?;
+        if self.p.restarts == 1 {
+            return Ok(adv);
         }
-        // samples that never reached the goal take the last iterate
-        best.finish(x)
+        let mut done = reached(model, &adv, &goal)?;
+        for r in 1..self.p.restarts {
+            // rerun only the samples no run has fooled yet; a sample's random start depends on
+            // the seed and the sample alone, so the subset does not change it
+            let left: Vec<u32> = (0..done.len() as u32).filter(|&i| !done[i as usize]).collect();
+            if left.is_empty() {
+                break;
+            }
+            let idx = Tensor::new(left.as_slice(), x0.device())?;
+            let sub_goal = Goal {
+                labels: goal.labels.index_select(&idx, 0)?,
+                targeted: goal.targeted,
+            };
+            let cand = self.run(model, &x0.index_select(&idx, 0)?, &sub_goal, self.run_seed(r))?;
+            let won = reached(model, &cand, &sub_goal)?;
+            if !won.contains(&true) {
+                continue;
+            }
+            // scatter the candidates into place (0 + c is exact) and take them where they won
+            let placed = adv.zeros_like()?.index_add(&idx, &cand, 0)?;
+            let mut take = vec![0u8; done.len()];
+            for (&i, &w) in left.iter().zip(&won) {
+                if w {
+                    take[i as usize] = 1;
+                    done[i as usize] = true;
+                }
+            }
+            let mut shape = vec![1usize; adv.rank()];
+            shape[0] = take.len();
+            let mask = Tensor::from_vec(take, shape, adv.device())?.broadcast_as(adv.dims())?;
+            adv = mask.where_cond(&placed, &adv)?;
+        }
+        Ok(adv)
     }
 }
 
@@ -157,11 +228,12 @@ impl fmt::Display for Pgd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}(eps={}, alpha={}, steps={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, batch_size={})",
+            "{}(eps={}, alpha={}, steps={}, restarts={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, batch_size={})",
             self.name().split('_').next().unwrap_or("pgd").to_uppercase(),
             self.eps,
             self.alpha,
             self.p.steps,
+            self.p.restarts,
             self.p.norm.as_str(),
             self.p.random_start,
             self.p.seed,

@@ -138,11 +138,12 @@ pub(super) fn register(reg: &mut Reg) {
         }
     );
     let s = reg.session.clone();
-    def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "target", "seed", "batch_size", "keep_best"])?;
+    def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), restarts (1: runs from other random starts for the samples not yet fooled), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "restarts", "target", "seed", "batch_size", "keep_best"])?;
         let base = PgdParams {
             norm: norm(&o, Norm::Linf)?,
             random_start: o.bool("random_start")?.unwrap_or(true),
+            restarts: o.usize("restarts")?.unwrap_or(1),
             ..PgdParams::new(eps(&o, "pgd(#{ eps: 0.3 })")?)
         };
         attack("pgd", iterative(&o, &s, base)?.check())

@@ -12,6 +12,7 @@ mod figures;
 mod io;
 mod model;
 mod opts;
+mod recipes;
 mod reduce;
 pub mod report;
 mod tensor;
@@ -135,6 +136,7 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("tensor", tensor::register),
         ("model", model::register),
         ("attack", attack::register),
+        ("recipe", recipes::register),
         ("eval", eval::register),
         ("figures", figures::register),
         ("reduce", reduce::register),

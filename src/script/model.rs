@@ -6,7 +6,7 @@ use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
 use crate::nn::{load_model, save_model, Arch, Lwta, Model, NoiseSite};
-use crate::train::{fit, FitParams};
+use crate::train::{fit_defended, Defence, EpochStats, FitParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
 use std::rc::Rc;
@@ -145,7 +145,16 @@ fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
     let o = Opts::new(
         "fit",
         opts,
-        &["epochs", "batch_size", "lr", "optimizer", "momentum", "seed"],
+        &[
+            "epochs",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "momentum",
+            "seed",
+            "lr_schedule",
+            "defence",
+        ],
     )?;
     let d = FitParams::default();
     let p = FitParams {
@@ -155,20 +164,41 @@ fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
         optimizer: o.string("optimizer")?.unwrap_or(d.optimizer),
         momentum: o.f64("momentum")?.unwrap_or(d.momentum),
         seed: o.u64("seed")?.unwrap_or(s.seed),
+        lr_schedule: o.string("lr_schedule")?.unwrap_or(d.lr_schedule),
     }
     .check()
     .map_err(to_rhai)?;
-    let history = fit(model, data, &p).map_err(to_rhai)?;
-    s.record(serde_json::json!({
+    let defence = match o.get("defence") {
+        Some(v) => super::recipes::defence(v)?,
+        None => Defence::none(),
+    };
+    let history = fit_defended(model, data, &p, &defence).map_err(to_rhai)?;
+    let epochs = &history.epochs;
+    let mut record = serde_json::json!({
         "op": "fit", "model": model.arch(), "data": data.name(), "samples": data.len(), "params": p,
-        "final_loss": history.last().map(|h| h.loss),
-    }));
-    let column =
-        |f: fn(&crate::train::EpochStats) -> f64| history.iter().map(|h| Dynamic::from(f(h))).collect::<Array>();
+        "final_loss": epochs.last().map(|h| h.loss),
+    });
+    if !defence.is_plain() {
+        record["defence"] = defence.params();
+        record["outcome"] = serde_json::Value::Object(history.outcome.clone());
+    }
+    s.record(record);
+    let column = |f: &dyn Fn(&EpochStats) -> f64| epochs.iter().map(|h| Dynamic::from(f(h))).collect::<Array>();
     let mut out = Map::new();
-    out.insert("loss".into(), column(|h| h.loss).into());
-    out.insert("accuracy".into(), column(|h| h.accuracy).into());
-    out.insert("seconds".into(), column(|h| h.seconds).into());
+    out.insert("loss".into(), column(&|h| h.loss).into());
+    out.insert("accuracy".into(), column(&|h| h.accuracy).into());
+    out.insert("seconds".into(), column(&|h| h.seconds).into());
+    if !defence.is_plain() {
+        out.insert("defence".into(), defence.to_string().into());
+        let keys: std::collections::BTreeSet<&String> = epochs.iter().flat_map(|h| h.measured.keys()).collect();
+        for key in keys {
+            let col = column(&|h| h.measured.get(key).copied().unwrap_or(f64::NAN));
+            out.insert(key.as_str().into(), col.into());
+        }
+        for (k, v) in &history.outcome {
+            out.insert(k.as_str().into(), rhai::serde::to_dynamic(v)?);
+        }
+    }
     Ok(out)
 }
 
@@ -257,7 +287,7 @@ pub(super) fn register(reg: &mut Reg) {
         fit_with(&s, m, &d, &Map::new())
     });
     let s = reg.session.clone();
-    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling).", move |m: &mut Model, d: Dataset, o: Map| {
+    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
         fit_with(&s, m, &d, &o)
     });
     def!(

@@ -1,14 +1,26 @@
 //! Training: parameters (unchecked → `check()` → valid), the optimizers (Adam, SGD with
-//! momentum) and the epoch loop with a progress bar.
+//! momentum), the epoch loop with a progress bar, and the training-time defences
+//! (`recipes.rs`: PGD training, fast FGSM training, TRADES, mixed training, label smoothing)
+//! that craft each batch from the current weights.
 
 use crate::data::Dataset;
 use crate::error::{Error, ParamError, Result};
 use crate::nn::Model;
-use candle_core::{backprop::GradStore, Tensor, Var, D};
+use candle_core::{backprop::GradStore, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+mod recipes;
+
+use recipes::{add_sums, GuardState};
+pub use recipes::{
+    smoothed_cross_entropy, trades_samples, ClusterTraining, ClusterTrainingParams, Crafted, Defence, FastFgsm,
+    FastFgsmParams, GuardParams, LabelSmoothingParams, Mixed, MixedParams, PgdTrainingParams, Recipe, Trades,
+    TradesParams,
+};
 
 /// Which optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -27,6 +39,8 @@ pub struct FitParams {
     pub optimizer: String,
     pub momentum: f64,
     pub seed: u64,
+    /// `"constant"` or `"cyclic"`.
+    pub lr_schedule: String,
 }
 
 impl Default for FitParams {
@@ -38,6 +52,36 @@ impl Default for FitParams {
             optimizer: "adam".into(),
             momentum: 0.9,
             seed: 0,
+            lr_schedule: "constant".into(),
+        }
+    }
+}
+
+/// How the learning rate changes over a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` throughout.
+    Constant,
+    /// Wong et al.'s one cycle: linear from 0 up to `lr` at 2/5 of the updates, then down to 0
+    /// at the last one.
+    Cyclic,
+}
+
+impl LrSchedule {
+    /// The rate of update `t` (0-based) of `total`, for peak rate `lr`.
+    pub fn rate(self, lr: f64, t: usize, total: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cyclic => {
+                // the rate after the update, as PyTorch's per-iteration schedulers step
+                let x = (t + 1) as f64 / total.max(1) as f64;
+                if x <= 0.4 {
+                    lr * x / 0.4
+                } else {
+                    lr * (1.0 - x) / 0.6
+                }
+            }
         }
     }
 }
@@ -52,6 +96,7 @@ pub struct FitValid {
     /// Only used by SGD.
     pub momentum: f64,
     pub seed: u64,
+    pub lr_schedule: LrSchedule,
 }
 
 impl FitParams {
@@ -74,6 +119,11 @@ impl FitParams {
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(ParamError::MomentumOutOfRange(self.momentum));
         }
+        let lr_schedule = match self.lr_schedule.as_str() {
+            "constant" => LrSchedule::Constant,
+            "cyclic" => LrSchedule::Cyclic,
+            other => return Err(ParamError::UnknownLrSchedule(other.to_string())),
+        };
         Ok(FitValid {
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -81,6 +131,7 @@ impl FitParams {
             optimizer,
             momentum: self.momentum,
             seed: self.seed,
+            lr_schedule,
         })
     }
 }
@@ -89,11 +140,23 @@ impl FitParams {
 #[derive(Clone, Debug, Serialize)]
 pub struct EpochStats {
     pub epoch: usize,
-    /// Mean training cross-entropy over the epoch.
+    /// Mean training loss over the epoch (the loss minimised: with label smoothing, the
+    /// smoothed cross-entropy; with TRADES, cross-entropy + β·KL).
     pub loss: f64,
-    /// Training accuracy over the epoch (on the batches as they were seen).
+    /// Training accuracy over the epoch (on the batches as they were trained on: the crafted
+    /// samples of a defence, the clean ones for TRADES).
     pub accuracy: f64,
     pub seconds: f64,
+    /// What the defence measured during the epoch (e.g. `guard_pgd`, `kl`, `attacked`).
+    pub measured: BTreeMap<String, f64>,
+}
+
+/// What a training run did: one entry per epoch, and what the defence found over the run
+/// (e.g. `catastrophic_overfitting`, `attack_batches`).
+#[derive(Clone, Debug, Serialize)]
+pub struct FitHistory {
+    pub epochs: Vec<EpochStats>,
+    pub outcome: serde_json::Map<String, serde_json::Value>,
 }
 
 /// SGD with momentum, as PyTorch: `v = μ·v + g; p -= lr·v`.
@@ -214,6 +277,15 @@ impl Opt {
         })
     }
 
+    /// Change the learning rate of the next updates.
+    fn set_lr(&mut self, lr: f64) {
+        match self {
+            Opt::Adam(o) => o.lr = lr as f32,
+            Opt::AdamW(o) => o.set_learning_rate(lr),
+            Opt::Sgd(o) => o.lr = lr,
+        }
+    }
+
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         self.step(&loss.backward()?)
     }
@@ -232,6 +304,26 @@ impl Opt {
 /// Train `model` in place on `data`. The order of samples in epoch `e` is a permutation drawn
 /// from `seed + e`, so the same parameters give the same weights.
 pub fn fit(model: &Model, data: &Dataset, p: &FitValid) -> Result<Vec<EpochStats>> {
+    Ok(fit_defended(model, data, p, &Defence::none())?.epochs)
+}
+
+/// Indices of the samples the fast-FGSM guard holds out (`k` of `n`, drawn from `seed`), and
+/// the others, in order.
+fn hold_out(n: usize, k: usize, seed: u64) -> (Vec<usize>, Vec<u32>) {
+    let mut all: Vec<usize> = (0..n).collect();
+    all.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x6775_6172_6400));
+    let mut guard = all[..k].to_vec();
+    guard.sort_unstable();
+    let mut keep = vec![true; n];
+    guard.iter().for_each(|&i| keep[i] = false);
+    let train = (0..n as u32).filter(|&i| keep[i as usize]).collect();
+    (guard, train)
+}
+
+/// Train `model` in place on `data` under `defence`: every batch is crafted from the current
+/// weights as the defence says, and the loss is the defence's. With fast FGSM training's guard,
+/// its held-out samples are left out of training and checked after every epoch.
+pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defence) -> Result<FitHistory> {
     model.check_input(data.images().dims())?;
     if data.is_empty() {
         return Err(Error::Invalid("fit: the data set is empty".into()));
@@ -244,46 +336,102 @@ pub fn fit(model: &Model, data: &Dataset, p: &FitValid) -> Result<Vec<EpochStats
             model.classes()
         )));
     }
-    let n = data.len();
     let device = data.device().clone();
+    let mut guard = None;
+    let mut train: Vec<u32> = (0..data.len() as u32).collect();
+    if let Some((g, step)) = defence.guard() {
+        if g.samples >= data.len() {
+            return Err(Error::Invalid(format!(
+                "fast_fgsm_training: guard_samples ({}) must be fewer than the training samples ({}); \
+                 lower it, or set guard_samples: 0 to train without the guard",
+                g.samples,
+                data.len()
+            )));
+        }
+        let (held, rest) = hold_out(data.len(), g.samples, step.seed);
+        guard = Some(GuardState::new(data.subset(&held)?, g, step)?);
+        train = rest;
+    }
     let mut opt = Opt::new(model, p)?;
     let mut history = Vec::with_capacity(p.epochs);
+    let mut attack_batches: BTreeMap<String, usize> = BTreeMap::new();
+    let label = if defence.is_plain() {
+        model.arch().to_string()
+    } else {
+        format!(
+            "{} with {}",
+            model.arch(),
+            defence
+                .recipes()
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+                .join(" + ")
+        )
+    };
     for epoch in 0..p.epochs {
         let start = Instant::now();
-        let mut order: Vec<u32> = (0..n as u32).collect();
+        // cluster training replaces the epoch's samples by one cluster's adversarial samples
+        let mut cluster_info = None;
+        let (set, mut order) = match defence.cluster() {
+            Some(c) => {
+                let (samples, chosen, k) = c.epoch_samples(model, data, epoch)?;
+                cluster_info = Some((chosen, k, samples.len()));
+                let all = (0..samples.len() as u32).collect();
+                (std::borrow::Cow::Owned(samples), all)
+            }
+            None => (std::borrow::Cow::Borrowed(data), train.clone()),
+        };
+        let n = order.len();
         order.shuffle(&mut StdRng::seed_from_u64(p.seed.wrapping_add(epoch as u64)));
         let batches = n.div_ceil(p.batch_size);
         let pb = crate::progress::bar(batches as u64, format!("fit epoch {}/{}", epoch + 1, p.epochs));
-        let (mut loss_sum, mut correct) = (0f64, 0u64);
-        for chunk in order.chunks(p.batch_size) {
+        let (mut loss_sum, mut correct) = (0f64, 0f64);
+        let mut sums = BTreeMap::new();
+        for (b, chunk) in order.chunks(p.batch_size).enumerate() {
             crate::interrupt::check()?;
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
-            let x = data.images().index_select(&idx, 0)?;
-            let y = data.labels().index_select(&idx, 0)?;
-            let logits = model.forward_train(&x)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            opt.backward_step(&loss)?;
-            let batch_loss = loss.to_scalar::<f32>()? as f64;
+            let x = set.images().index_select(&idx, 0)?;
+            let y = set.labels().index_select(&idx, 0)?;
+            let out = defence.batch_loss(model, &x, &y, epoch, b)?;
+            if p.lr_schedule != LrSchedule::Constant {
+                opt.set_lr(p.lr_schedule.rate(p.lr, epoch * batches + b, p.epochs * batches));
+            }
+            opt.backward_step(&out.loss)?;
+            let batch_loss = out.loss.to_scalar::<f32>()? as f64;
             loss_sum += batch_loss * chunk.len() as f64;
-            let pred = logits.detach().argmax(D::Minus1)?;
-            correct += pred
-                .eq(&y)?
-                .to_dtype(candle_core::DType::F32)?
-                .sum_all()?
-                .to_scalar::<f32>()? as u64;
+            correct += recipes::correct(&out.logits, &y)?;
+            add_sums(&mut sums, &out.sums);
+            if let Some(used) = out.used {
+                *attack_batches.entry(used).or_insert(0) += 1;
+            }
             pb.inc(1);
             pb.set_message(format!("loss {batch_loss:.4}"));
         }
         pb.finish_and_clear();
+        let mut measured: BTreeMap<String, f64> = sums.into_iter().map(|(k, v)| (k, v / n as f64)).collect();
+        if let Some((chosen, k, size)) = cluster_info {
+            measured.insert("cluster".into(), chosen as f64);
+            measured.insert("clusters".into(), k as f64);
+            measured.insert("samples".into(), size as f64);
+        }
+        let mut stop = false;
+        if let Some(g) = guard.as_mut() {
+            let check = g.check(model, epoch + 1)?;
+            measured.insert("guard_clean".into(), check.clean);
+            measured.insert("guard_pgd".into(), check.pgd);
+            stop = check.stop;
+        }
         let stats = EpochStats {
             epoch: epoch + 1,
-            loss: loss_sum / n as f64,
-            accuracy: correct as f64 / n as f64,
+            loss: loss_sum / n.max(1) as f64,
+            accuracy: correct / n.max(1) as f64,
             seconds: start.elapsed().as_secs_f64(),
+            measured,
         };
+        let extra: String = stats.measured.iter().map(|(k, v)| format!(", {k} {v:.4}")).collect();
         eprintln!(
-            "fit {} epoch {}/{}: loss {:.4}, train accuracy {:.4}, {:.1} s ({:.0} samples/s)",
-            model.arch(),
+            "fit {label} epoch {}/{}: loss {:.4}, train accuracy {:.4}{extra}, {:.1} s ({:.0} samples/s)",
             stats.epoch,
             p.epochs,
             stats.loss,
@@ -292,6 +440,26 @@ pub fn fit(model: &Model, data: &Dataset, p: &FitValid) -> Result<Vec<EpochStats
             n as f64 / stats.seconds.max(1e-9)
         );
         history.push(stats);
+        if stop {
+            break;
+        }
     }
-    Ok(history)
+    let mut outcome = serde_json::Map::new();
+    if !attack_batches.is_empty() {
+        outcome.insert("attack_batches".into(), serde_json::json!(attack_batches));
+    }
+    if let Some(g) = &guard {
+        outcome.insert("guard_samples".into(), serde_json::json!(g.data.len()));
+        outcome.insert(
+            "catastrophic_overfitting".into(),
+            serde_json::json!(g.overfit_epoch.is_some()),
+        );
+        outcome.insert("overfit_epoch".into(), serde_json::json!(g.overfit_epoch));
+        outcome.insert("best_epoch".into(), serde_json::json!(g.best().map(|b| b.0)));
+        outcome.insert("stopped_early".into(), serde_json::json!(g.stopped_early));
+    }
+    Ok(FitHistory {
+        epochs: history,
+        outcome,
+    })
 }

@@ -12,6 +12,7 @@ mod lwta;
 mod model;
 mod ops;
 mod pni;
+mod recipes;
 mod repl;
 mod resnet;
 mod suite;

@@ -1,0 +1,168 @@
+//! Training-time defences: `pgd_training`, `fast_fgsm_training`, `trades`, `mixed_training`,
+//! `cluster_training`, `label_smoothing`, given to `Model.fit` as its `defence` option (one recipe or an array).
+
+use super::attack::{attack_list, AttackRef};
+use super::error::{to_rhai, RResult};
+use super::opts::Opts;
+use super::{def, def_get, Reg};
+use crate::error::ParamError;
+use crate::train::{
+    ClusterTrainingParams, Defence, FastFgsmParams, GuardParams, LabelSmoothingParams, MixedParams, PgdTrainingParams,
+    Recipe, TradesParams,
+};
+use rhai::{Dynamic, Map};
+
+/// A checked recipe as a script value, or the broken rule prefixed with the function's name.
+fn recipe(func: &str, checked: Result<Recipe, ParamError>) -> RResult<Recipe> {
+    checked.map_err(|e| to_rhai(format!("{func}: {e}")))
+}
+
+/// The required `eps` option.
+fn eps(o: &Opts) -> RResult<f64> {
+    o.f64("eps")?.ok_or_else(|| {
+        to_rhai(format!(
+            "{0}: option `eps` is required, e.g. {0}(#{{ eps: 0.3 }})",
+            o.func()
+        ))
+    })
+}
+
+/// The `defence` option of `fit`: one recipe or an array of recipes.
+pub(crate) fn defence(v: &Dynamic) -> RResult<Defence> {
+    let recipes = if let Some(r) = v.clone().try_cast::<Recipe>() {
+        vec![r]
+    } else {
+        match v.clone().into_array() {
+            Ok(arr) => arr
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.clone().try_cast::<Recipe>().ok_or_else(|| {
+                        to_rhai(format!(
+                            "fit: element {i} of the defence list is {}, not a Recipe (e.g. pgd_training(#{{ eps: 0.3 }}))",
+                            r.type_name()
+                        ))
+                    })
+                })
+                .collect::<RResult<Vec<_>>>()?,
+            Err(t) => {
+                return Err(to_rhai(format!(
+                    "fit: option `defence` must be a Recipe or an array of recipes, got {t}"
+                )))
+            }
+        }
+    };
+    Defence::new(recipes).map_err(|e| to_rhai(format!("fit: {e}")))
+}
+
+pub(super) fn register(reg: &mut Reg) {
+    reg.engine.register_type_with_name::<Recipe>("Recipe");
+    let s = reg.session.clone();
+    def!(reg, "pgd_training(opts: Map) -> Recipe", "PGD training (Madry et al.): every batch replaced by its PGD-L∞ samples crafted from the current weights; eps (required, in (0, 1]), steps (10), alpha (2.5·eps/steps), seed (random starts; --seed).", move |m: Map| -> RResult<Recipe> {
+        let o = Opts::new("pgd_training", &m, &["eps", "steps", "alpha", "seed"])?;
+        let d = PgdTrainingParams::new(eps(&o)?);
+        let p = PgdTrainingParams {
+            steps: o.usize("steps")?.unwrap_or(d.steps),
+            alpha: o.f64("alpha")?,
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..d
+        };
+        recipe("pgd_training", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "fast_fgsm_training(opts: Map) -> Recipe", "Fast FGSM training (Wong et al.): FGSM from a uniform random start; eps (required), alpha (1.25·eps), seed; guard: guard_samples (500 held out; 0 = off), guard_steps (10), guard_drop (0.2), stop_on_overfit (false).", move |m: Map| -> RResult<Recipe> {
+        let o = Opts::new(
+            "fast_fgsm_training",
+            &m,
+            &["eps", "alpha", "seed", "guard_samples", "guard_steps", "guard_drop", "stop_on_overfit"],
+        )?;
+        let g = GuardParams::default();
+        let p = FastFgsmParams {
+            alpha: o.f64("alpha")?,
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            guard: GuardParams {
+                samples: o.usize("guard_samples")?.unwrap_or(g.samples),
+                steps: o.usize("guard_steps")?.unwrap_or(g.steps),
+                drop: o.f64("guard_drop")?.unwrap_or(g.drop),
+                stop: o.bool("stop_on_overfit")?.unwrap_or(g.stop),
+            },
+            ..FastFgsmParams::new(eps(&o)?)
+        };
+        recipe("fast_fgsm_training", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "trades(opts: Map) -> Recipe", "TRADES (Zhang et al.): loss CE(clean) + beta·KL(p_clean ‖ p_adv), the adversarial samples ascending the KL; eps (required), beta (1.0), steps (10), alpha (2.5·eps/steps), seed.", move |m: Map| -> RResult<Recipe> {
+        let o = Opts::new("trades", &m, &["eps", "beta", "steps", "alpha", "seed"])?;
+        let d = TradesParams::new(eps(&o)?);
+        let p = TradesParams {
+            beta: o.f64("beta")?.unwrap_or(d.beta),
+            steps: o.usize("steps")?.unwrap_or(d.steps),
+            alpha: o.f64("alpha")?,
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..d
+        };
+        recipe("trades", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "mixed_training(opts: Map) -> Recipe", "Mixed training (seed 001): each batch is attacked with probability p by one attack drawn uniformly from the list, else kept clean; attacks (required: an array of attacks), p (0.5), seed (the draws and fresh random starts).", move |m: Map| -> RResult<Recipe> {
+        let o = Opts::new("mixed_training", &m, &["attacks", "p", "seed"])?;
+        let attacks = match o.get("attacks") {
+            Some(v) => attack_list(v, "mixed_training")?,
+            None => {
+                return Err(to_rhai(
+                    "mixed_training: option `attacks` is required, e.g. mixed_training(#{ attacks: [pgd(#{ eps: 0.3 }), fgsm(#{ eps: 0.3 })] })",
+                ))
+            }
+        };
+        let p = MixedParams {
+            p: o.f64("p")?.unwrap_or(0.5),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..MixedParams::new(attacks.into_iter().map(|a| a.0).collect())
+        };
+        recipe("mixed_training", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "cluster_training(opts: Map) -> Recipe", "Seed 000's cluster-based training: each epoch, attack the training set from the current weights, reduce with PCA, cluster with k-means, train on one random cluster's adversarial samples; attack (required), k (3), dims (2), augment (false: with true, the clean set too), seed.", move |m: Map| -> RResult<Recipe> {
+        let o = Opts::new("cluster_training", &m, &["attack", "k", "dims", "augment", "seed"])?;
+        let attack = match o.get("attack") {
+            Some(v) => v.clone().try_cast::<AttackRef>().ok_or_else(|| {
+                to_rhai(format!("cluster_training: option `attack` must be an Attack, got {}", v.type_name()))
+            })?,
+            None => return Err(to_rhai("cluster_training: option `attack` is required, e.g. cluster_training(#{ attack: fgsm(#{ eps: 0.5 }), k: 3 })")),
+        };
+        let d = ClusterTrainingParams::new(attack.0);
+        let p = ClusterTrainingParams {
+            k: o.usize("k")?.unwrap_or(d.k),
+            dims: o.usize("dims")?.unwrap_or(d.dims),
+            augment: o.bool("augment")?.unwrap_or(d.augment),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..d
+        };
+        recipe("cluster_training", p.check())
+    });
+    def!(reg, "label_smoothing(opts: Map) -> Recipe", "Label smoothing: the target puts 1 − amount on the label and amount/K on every class (as PyTorch); amount (0.1). Composes with one crafting recipe: defence: [label_smoothing(..), mixed_training(..)].", |m: Map| -> RResult<Recipe> {
+        let o = Opts::new("label_smoothing", &m, &["amount"])?;
+        let p = LabelSmoothingParams {
+            amount: o.f64("amount")?.unwrap_or(0.1),
+        };
+        recipe("label_smoothing", p.check())
+    });
+    def_get!(
+        reg,
+        "Recipe.name",
+        "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing).",
+        |r: &mut Recipe| r.name().to_string()
+    );
+    def!(
+        reg,
+        "Recipe.params() -> Map",
+        "Every resolved parameter, e.g. alpha after its default was applied.",
+        |r: &mut Recipe| -> RResult<Dynamic> { rhai::serde::to_dynamic(r.params()) }
+    );
+    def!(
+        reg,
+        "Recipe.to_string() -> String",
+        "The recipe with all its parameters.",
+        |r: &mut Recipe| r.to_string()
+    );
+}
