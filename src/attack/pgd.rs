@@ -8,7 +8,8 @@
 //! `keep_best: false` (as Madry et al.), take the last iterate.
 
 use super::{
-    check_eps, l2_ball_noise, l2_step, linf_step, probe, uniform_noise, Attack, FirstSuccess, Goal, Norm, Target,
+    check_eot, check_eps, l2_ball_noise, l2_step, linf_step, probe_eot, uniform_noise, Attack, FirstSuccess, Goal,
+    Norm, Target,
 };
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
@@ -27,6 +28,8 @@ pub struct PgdParams {
     pub batch_size: usize,
     pub keep_best: bool,
     pub target: Target,
+    /// Gradient samples averaged per step (EOT, for randomised models); 1 = plain.
+    pub eot: usize,
 }
 
 impl PgdParams {
@@ -42,6 +45,7 @@ impl PgdParams {
             batch_size: 256,
             keep_best: true,
             target: Target::Untargeted,
+            eot: 1,
         }
     }
 
@@ -53,7 +57,7 @@ impl PgdParams {
         }
     }
 
-    /// Check the rules: ε finite and ≥ 0, steps ≥ 1, α finite and > 0, batch size ≥ 1.
+    /// Check the rules: ε finite and ≥ 0, steps ≥ 1, α finite and > 0, batch size ≥ 1, eot ≥ 1.
     pub fn check(&self) -> std::result::Result<Pgd, ParamError> {
         let eps = check_eps(self.eps)?;
         if self.steps == 0 {
@@ -66,6 +70,7 @@ impl PgdParams {
         if self.batch_size == 0 {
             return Err(ParamError::BatchSizeZero);
         }
+        check_eot(self.eot)?;
         Ok(Pgd {
             p: self.clone(),
             eps,
@@ -111,6 +116,7 @@ impl Attack for Pgd {
             "attack": self.name(), "norm": self.p.norm.as_str(), "eps": self.eps, "alpha": self.alpha,
             "steps": self.p.steps, "random_start": self.p.random_start, "seed": self.p.seed,
             "batch_size": self.p.batch_size, "keep_best": self.p.keep_best, "target": self.p.target.json(),
+            "eot": self.p.eot,
         })
     }
 
@@ -139,7 +145,7 @@ impl Attack for Pgd {
         let mut best = FirstSuccess::new(x0.dim(0)?);
         for _ in 0..self.p.steps {
             crate::interrupt::check()?;
-            let p = probe(model, &x, &goal)?;
+            let p = probe_eot(model, &x, &goal, self.p.eot)?;
             if self.p.keep_best {
                 best.update(&x, &p.success)?;
             }
@@ -157,7 +163,7 @@ impl fmt::Display for Pgd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}(eps={}, alpha={}, steps={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, batch_size={})",
+            "{}(eps={}, alpha={}, steps={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, eot={}, batch_size={})",
             self.name().split('_').next().unwrap_or("pgd").to_uppercase(),
             self.eps,
             self.alpha,
@@ -167,6 +173,7 @@ impl fmt::Display for Pgd {
             self.p.seed,
             self.p.keep_best,
             self.p.target,
+            self.p.eot,
             self.p.batch_size
         )
     }

@@ -196,6 +196,8 @@ struct Inner {
     net: Net,
     frozen: Net,
     device: Device,
+    /// Input transforms applied, in order, before the network (`defended(model, [...])`).
+    defence: Option<crate::defence::Pipeline>,
 }
 
 /// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
@@ -248,7 +250,48 @@ impl Model {
             arch,
             params,
             device: device.clone(),
+            defence: None,
         })))
+    }
+
+    /// A model on the same weights (training one trains the other) whose input first goes
+    /// through `defence`.
+    fn sharing(&self, defence: Option<crate::defence::Pipeline>) -> Self {
+        let live: Vec<Tensor> = self.0.params.iter().map(|(_, v)| v.as_tensor().clone()).collect();
+        let detached: Vec<Tensor> = live.iter().map(|t| t.detach()).collect();
+        Model(Arc::new(Inner {
+            net: Net::build(&self.0.arch, &live),
+            frozen: Net::build(&self.0.arch, &detached),
+            arch: self.0.arch.clone(),
+            params: self.0.params.clone(),
+            device: self.0.device.clone(),
+            defence,
+        }))
+    }
+
+    /// This model behind input transforms, applied in the given order before any transforms
+    /// it already has, on the same weights (`fit` on it trains this network). Every randomised
+    /// transform starts its random stream from its seed.
+    pub fn defended(&self, transforms: Vec<Arc<dyn crate::defence::Transform>>) -> Result<Self> {
+        let mut all = transforms;
+        all.extend(self.transforms());
+        let pipeline = crate::defence::Pipeline::new(all)?;
+        Ok(self.sharing(Some(pipeline)))
+    }
+
+    /// The network alone, without input transforms, on the same weights.
+    pub fn network(&self) -> Self {
+        self.sharing(None)
+    }
+
+    /// The input transforms in front of the network, in the order they run (empty when none).
+    pub fn transforms(&self) -> Vec<Arc<dyn crate::defence::Transform>> {
+        self.0.defence.as_ref().map(|p| p.transforms()).unwrap_or_default()
+    }
+
+    /// The pipeline of input transforms, if any.
+    pub fn defence(&self) -> Option<&crate::defence::Pipeline> {
+        self.0.defence.as_ref()
     }
 
     /// An independent copy with the same weights.
@@ -259,7 +302,11 @@ impl Model {
             .iter()
             .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
             .collect::<Result<Vec<_>>>()?;
-        Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)
+        let copy = Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)?;
+        match &self.0.defence {
+            None => Ok(copy),
+            Some(p) => copy.defended(p.transforms()),
+        }
     }
 
     /// The architecture.
@@ -292,8 +339,11 @@ impl Model {
         self.0.arch.classes()
     }
 
-    /// Check that a batch of images `(N, C, H, W)` fits the model.
+    /// Check that a batch of images `(N, C, H, W)` fits the model (and its input transforms).
     pub fn check_input(&self, dims: &[usize]) -> Result<()> {
+        if let Some(p) = &self.0.defence {
+            p.check_input(dims)?;
+        }
         let per_sample: usize = dims.iter().skip(1).product();
         let shape = dims.iter().skip(1).map(|d| d.to_string()).collect::<Vec<_>>().join("×");
         match &self.0.arch {
@@ -318,14 +368,24 @@ impl Model {
     /// Logits with gradient tracking through the weights (for training).
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.net.forward(x)?)
+        let x = self.defend(x)?;
+        Ok(self.0.net.forward(&x)?)
     }
 
     /// Logits without tracking the weights (evaluation and attacks: gradients flow only to
     /// an input that is itself a variable).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.frozen.forward(x)?)
+        let x = self.defend(x)?;
+        Ok(self.0.frozen.forward(&x)?)
+    }
+
+    /// The input after the transforms (the input itself when there are none).
+    fn defend(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.0.defence {
+            None => Ok(x.clone()),
+            Some(p) => p.apply(x),
+        }
     }
 }
 
@@ -338,12 +398,19 @@ impl fmt::Display for Model {
             self.param_count(),
             crate::device::name(&self.0.device),
             self.0.arch.torch_module()
-        )
+        )?;
+        if let Some(p) = &self.0.defence {
+            write!(f, "\n  defended: input → {p} → network")?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Debug for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Model({})", self.0.arch)
+        match &self.0.defence {
+            None => write!(f, "Model({})", self.0.arch),
+            Some(p) => write!(f, "Model({p} → {})", self.0.arch),
+        }
     }
 }
