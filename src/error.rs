@@ -169,4 +169,43 @@ pub enum ParamError {
     UnknownLrSchedule(String),
     #[error("dims (of the PCA before clustering) must be at least 1 (got 0)")]
     DimsZero,
+    #[error("eot (the gradient samples averaged per step) must be at least 1 (got 0)")]
+    EotZero,
+    #[error("std (the noise's standard deviation) must be a finite number >= 0 (got {0})")]
+    NoiseStd(f64),
+    #[error("magnitude (the noise's bound) must be a finite number >= 0 (got {0})")]
+    NoiseMagnitude(f64),
+    #[error("factor (the fraction of the side kept) must be in (0, 1], e.g. 0.5 or 0.25 (got {0})")]
+    DownsampleFactor(f64),
+    #[error("bits must be between 1 and 16 (got {0})")]
+    BitDepth(usize),
+    #[error("size (the median window's side) must be between 1 and 15 (got {0})")]
+    MedianSize(usize),
+    #[error("variance (the share of the variance kept) must be in (0, 1] (got {0})")]
+    PcaVariance(f64),
+    #[error("give either variance or components, not both")]
+    PcaVarianceAndComponents,
+    #[error("components must be between 1 and the number of input features ({features}), got {components}")]
+    PcaComponents { components: usize, features: usize },
+    #[error("hidden must list at least one layer size, each at least 1 (got {0:?})")]
+    AutoencoderHidden(Vec<usize>),
+    #[error("input must be [C, H, W] with every size at least 1 (got {0:?})")]
+    AutoencoderInput(Vec<usize>),
+    #[error(
+        "a conv_autoencoder with {levels} pooling levels needs H and W divisible by {divisor} (got {height}×{width})"
+    )]
+    AutoencoderPooling {
+        levels: usize,
+        divisor: usize,
+        height: usize,
+        width: usize,
+    },
+    #[error("noise_std must be a finite number >= 0 (got {0})")]
+    AutoencoderNoise(f64),
+    #[error("tolerance must be a finite number in [0, 1) (got {0})")]
+    CheckTolerance(f64),
+    #[error("samples must be at least 1 (got 0)")]
+    SamplesZero,
+    #[error("large_eps must be a finite number > eps = {eps} (got {large_eps})")]
+    LargeEps { large_eps: f64, eps: f64 },
 }

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod data;
+pub mod defence;
 pub mod device;
 pub mod error;
 pub mod eval;

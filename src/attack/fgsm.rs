@@ -1,7 +1,7 @@
 //! FGSM (Goodfellow et al.): one signed-gradient step of size ε, clipped to [0, 1]; targeted,
 //! it steps down the loss of the target class instead.
 
-use super::{check_eps, linf_step, probe, Attack, Goal, Target};
+use super::{check_eot, check_eps, linf_step, probe_eot, Attack, Goal, Target};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::Tensor;
@@ -13,6 +13,8 @@ pub struct FgsmParams {
     pub eps: f64,
     pub batch_size: usize,
     pub target: Target,
+    /// Gradient samples averaged per step (EOT, for randomised models); 1 = plain.
+    pub eot: usize,
 }
 
 impl FgsmParams {
@@ -22,12 +24,14 @@ impl FgsmParams {
             eps,
             batch_size: 256,
             target: Target::Untargeted,
+            eot: 1,
         }
     }
 
-    /// Check the rules: ε finite and ≥ 0, batch size ≥ 1.
+    /// Check the rules: ε finite and ≥ 0, batch size ≥ 1, eot ≥ 1.
     pub fn check(&self) -> std::result::Result<Fgsm, ParamError> {
         let eps = check_eps(self.eps)?;
+        check_eot(self.eot)?;
         if self.batch_size == 0 {
             return Err(ParamError::BatchSizeZero);
         }
@@ -61,7 +65,7 @@ impl Attack for Fgsm {
     fn params(&self) -> serde_json::Value {
         serde_json::json!({
             "attack": self.name(), "norm": "linf", "eps": self.eps, "target": self.p.target.json(),
-            "batch_size": self.p.batch_size,
+            "batch_size": self.p.batch_size, "eot": self.p.eot,
         })
     }
 
@@ -83,7 +87,7 @@ impl Attack for Fgsm {
             return Ok(x.clone());
         }
         // one step of size ε from x, projected on the ε-ball around x (a no-op) and on [0, 1]
-        linf_step(x, &probe(model, x, &goal)?.grad, x, self.eps, self.eps)
+        linf_step(x, &probe_eot(model, x, &goal, self.p.eot)?.grad, x, self.eps, self.eps)
     }
 }
 
@@ -91,8 +95,8 @@ impl fmt::Display for Fgsm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "FGSM(eps={}, norm=linf, target={}, batch_size={})",
-            self.eps, self.p.target, self.p.batch_size
+            "FGSM(eps={}, norm=linf, target={}, eot={}, batch_size={})",
+            self.eps, self.p.target, self.p.eot, self.p.batch_size
         )
     }
 }

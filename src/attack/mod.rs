@@ -250,6 +250,42 @@ pub(crate) fn probe(model: &Model, x: &Tensor, goal: &Goal) -> Result<Probe> {
     Ok(Probe { grad, success })
 }
 
+/// [`probe`] averaged over `eot` forward/backward passes (expectation over transformation,
+/// for a model whose input transforms are random): the mean gradient, and a sample counts as
+/// reaching the goal when more than half of the passes reach it. `eot = 1` is [`probe`].
+pub(crate) fn probe_eot(model: &Model, x: &Tensor, goal: &Goal, eot: usize) -> Result<Probe> {
+    if eot <= 1 {
+        return probe(model, x, goal);
+    }
+    let mut sum: Option<Tensor> = None;
+    let mut hits = vec![0usize; x.dim(0)?];
+    for _ in 0..eot {
+        let p = probe(model, x, goal)?;
+        sum = Some(match sum {
+            None => p.grad,
+            Some(s) => (s + p.grad)?,
+        });
+        hits.iter_mut().zip(&p.success).for_each(|(h, &s)| *h += usize::from(s));
+    }
+    let grad = match sum {
+        Some(s) => (s / eot as f64)?,
+        None => x.zeros_like()?,
+    };
+    Ok(Probe {
+        grad,
+        success: hits.into_iter().map(|h| 2 * h > eot).collect(),
+    })
+}
+
+/// Check shared by the gradient attacks' parameters: at least one EOT sample.
+pub(crate) fn check_eot(eot: usize) -> std::result::Result<usize, crate::ParamError> {
+    if eot == 0 {
+        Err(crate::ParamError::EotZero)
+    } else {
+        Ok(eot)
+    }
+}
+
 /// For each sample, the first iterate that was misclassified: a success that a later step
 /// must not undo. Samples never misclassified take the last iterate.
 pub(crate) struct FirstSuccess {

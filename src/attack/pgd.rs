@@ -11,7 +11,8 @@
 //! single-run attack, so restarts never raise robust accuracy).
 
 use super::{
-    check_eps, l2_ball_noise, l2_step, linf_step, probe, uniform_noise, Attack, FirstSuccess, Goal, Norm, Target,
+    check_eot, check_eps, l2_ball_noise, l2_step, linf_step, probe_eot, uniform_noise, Attack, FirstSuccess, Goal,
+    Norm, Target,
 };
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
@@ -32,6 +33,8 @@ pub struct PgdParams {
     pub target: Target,
     /// Runs from different random starts (1: a single run).
     pub restarts: usize,
+    /// Gradient samples averaged per step (EOT, for randomised models); 1 = plain.
+    pub eot: usize,
 }
 
 impl PgdParams {
@@ -48,6 +51,7 @@ impl PgdParams {
             keep_best: true,
             target: Target::Untargeted,
             restarts: 1,
+            eot: 1,
         }
     }
 
@@ -60,7 +64,7 @@ impl PgdParams {
     }
 
     /// Check the rules: ε finite and ≥ 0, steps ≥ 1, α finite and > 0, batch size ≥ 1,
-    /// restarts ≥ 1, and more than one restart only from random starts.
+    /// restarts ≥ 1, more than one restart only from random starts, eot ≥ 1.
     pub fn check(&self) -> std::result::Result<Pgd, ParamError> {
         let eps = check_eps(self.eps)?;
         if self.steps == 0 {
@@ -79,6 +83,7 @@ impl PgdParams {
         if self.batch_size == 0 {
             return Err(ParamError::BatchSizeZero);
         }
+        check_eot(self.eot)?;
         Ok(Pgd {
             p: self.clone(),
             eps,
@@ -122,7 +127,7 @@ impl Pgd {
         let mut best = FirstSuccess::new(x0.dim(0)?);
         for _ in 0..self.p.steps {
             crate::interrupt::check()?;
-            let p = probe(model, &x, goal)?;
+            let p = probe_eot(model, &x, goal, self.p.eot)?;
             if self.p.keep_best {
                 best.update(&x, &p.success)?;
             }
@@ -158,7 +163,7 @@ impl Attack for Pgd {
             "attack": self.name(), "norm": self.p.norm.as_str(), "eps": self.eps, "alpha": self.alpha,
             "steps": self.p.steps, "random_start": self.p.random_start, "seed": self.p.seed,
             "batch_size": self.p.batch_size, "keep_best": self.p.keep_best, "target": self.p.target.json(),
-            "restarts": self.p.restarts,
+            "restarts": self.p.restarts, "eot": self.p.eot,
         })
     }
 
@@ -228,7 +233,7 @@ impl fmt::Display for Pgd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}(eps={}, alpha={}, steps={}, restarts={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, batch_size={})",
+            "{}(eps={}, alpha={}, steps={}, restarts={}, norm={}, random_start={}, seed={}, keep_best={}, target={}, eot={}, batch_size={})",
             self.name().split('_').next().unwrap_or("pgd").to_uppercase(),
             self.eps,
             self.alpha,
@@ -239,6 +244,7 @@ impl fmt::Display for Pgd {
             self.p.seed,
             self.p.keep_best,
             self.p.target,
+            self.p.eot,
             self.p.batch_size
         )
     }

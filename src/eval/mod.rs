@@ -1,9 +1,12 @@
 //! Evaluation: predictions, accuracy, and robust accuracy under a list of attacks (always
 //! against the true labels: a sample misclassified when clean is never robust); the full
-//! robustness [`report`]; accuracy-versus-ε curves and transfer matrices.
+//! robustness [`report`]; accuracy-versus-ε curves and transfer matrices; the sanity checks
+//! of an evaluation ([`robustness_checks`]).
 
+mod checks;
 mod report;
 
+pub use checks::{robustness_checks, Check, ChecksParams, ChecksValid, RobustnessChecks, Status};
 pub use report::{accuracy_vs_eps, report, transfer_matrix, AttackReport, CurveRow, Report, TransferCell};
 
 use crate::attack::{perturb, Attack};

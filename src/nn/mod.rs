@@ -38,6 +38,8 @@ struct Inner {
     device: Device,
     /// The keys of stochastic forward passes (unused by deterministic models).
     rng: Mutex<StdRng>,
+    /// Input transforms applied, in order, before the network (`defended(model, [...])`).
+    defence: Option<crate::defence::Pipeline>,
 }
 
 /// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
@@ -99,11 +101,17 @@ impl Model {
             let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
             params.push((name.clone(), Var::from_tensor(&t)?));
         }
-        Self::assemble(arch, params, device, noise_rng(0))
+        Self::assemble(arch, params, device, noise_rng(0), None)
     }
 
     /// The model over existing variables (shared, not copied).
-    fn assemble(arch: Arch, params: Vec<(String, Var)>, device: &Device, rng: StdRng) -> Result<Self> {
+    fn assemble(
+        arch: Arch,
+        params: Vec<(String, Var)>,
+        device: &Device,
+        rng: StdRng,
+        defence: Option<crate::defence::Pipeline>,
+    ) -> Result<Self> {
         let find = |name: &str| {
             params
                 .iter()
@@ -119,6 +127,7 @@ impl Model {
             params,
             device: device.clone(),
             rng: Mutex::new(rng),
+            defence,
         })))
     }
 
@@ -149,7 +158,11 @@ impl Model {
     pub fn with_passes(&self, passes: usize) -> Result<Self> {
         let arch = self.0.arch.clone().with_passes(passes)?;
         let rng = self.rng().clone();
-        Self::assemble(arch, self.0.params.clone(), &self.0.device, rng)
+        let defence = match &self.0.defence {
+            Some(p) => Some(crate::defence::Pipeline::new(p.transforms())?),
+            None => None,
+        };
+        Self::assemble(arch, self.0.params.clone(), &self.0.device, rng, defence)
     }
 
     /// The noise scales α of parametric noise injection, by parameter name (empty for other
@@ -163,6 +176,38 @@ impl Model {
             .collect()
     }
 
+    /// A model on the same weights (training one trains the other) whose input first goes
+    /// through `defence`.
+    fn sharing(&self, defence: Option<crate::defence::Pipeline>) -> Result<Self> {
+        let rng = self.rng().clone();
+        Self::assemble(self.0.arch.clone(), self.0.params.clone(), &self.0.device, rng, defence)
+    }
+
+    /// This model behind input transforms, applied in the given order before any transforms
+    /// it already has, on the same weights (`fit` on it trains this network). Every randomised
+    /// transform starts its random stream from its seed.
+    pub fn defended(&self, transforms: Vec<Arc<dyn crate::defence::Transform>>) -> Result<Self> {
+        let mut all = transforms;
+        all.extend(self.transforms());
+        let pipeline = crate::defence::Pipeline::new(all)?;
+        self.sharing(Some(pipeline))
+    }
+
+    /// The network alone, without input transforms, on the same weights.
+    pub fn network(&self) -> Result<Self> {
+        self.sharing(None)
+    }
+
+    /// The input transforms in front of the network, in the order they run (empty when none).
+    pub fn transforms(&self) -> Vec<Arc<dyn crate::defence::Transform>> {
+        self.0.defence.as_ref().map(|p| p.transforms()).unwrap_or_default()
+    }
+
+    /// The pipeline of input transforms, if any.
+    pub fn defence(&self) -> Option<&crate::defence::Pipeline> {
+        self.0.defence.as_ref()
+    }
+
     /// An independent copy with the same weights.
     pub fn deep_clone(&self) -> Result<Self> {
         let tensors = self
@@ -173,7 +218,10 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         let copy = Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)?;
         *copy.rng() = self.rng().clone();
-        Ok(copy)
+        match &self.0.defence {
+            None => Ok(copy),
+            Some(p) => copy.defended(p.transforms()),
+        }
     }
 
     /// The architecture.
@@ -206,8 +254,11 @@ impl Model {
         self.0.arch.classes()
     }
 
-    /// Check that a batch of images `(N, C, H, W)` fits the model.
+    /// Check that a batch of images `(N, C, H, W)` fits the model (and its input transforms).
     pub fn check_input(&self, dims: &[usize]) -> Result<()> {
+        if let Some(p) = &self.0.defence {
+            p.check_input(dims)?;
+        }
         let per_sample: usize = dims.iter().skip(1).product();
         let shape = dims.iter().skip(1).map(|d| d.to_string()).collect::<Vec<_>>().join("×");
         match self.0.arch.input() {
@@ -227,24 +278,34 @@ impl Model {
     /// Logits with gradient tracking through the weights (for training).
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
-        Ok(self.0.net.forward(x, &self.ctx(true))?)
+        let x = self.defend(x)?;
+        Ok(self.0.net.forward(&x, &self.ctx(true))?)
     }
 
     /// Logits without tracking the weights (evaluation and attacks: gradients flow only to
     /// an input that is itself a variable).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;
+        let x = self.defend(x)?;
         let passes = self.0.arch.passes();
         if passes == 1 {
-            return Ok(self.0.frozen.forward(x, &self.ctx(false))?);
+            return Ok(self.0.frozen.forward(&x, &self.ctx(false))?);
         }
         // the log of the mean softmax over the passes: logits whose softmax is that mean
         let logp = (0..passes)
-            .map(|_| candle_nn::ops::log_softmax(&self.0.frozen.forward(x, &self.ctx(false))?, 1))
+            .map(|_| candle_nn::ops::log_softmax(&self.0.frozen.forward(&x, &self.ctx(false))?, 1))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Tensor::stack(&logp, 0)?
             .log_sum_exp(0)?
             .affine(1.0, -(passes as f64).ln())?)
+    }
+
+    /// The input after the transforms (the input itself when there are none).
+    fn defend(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.0.defence {
+            None => Ok(x.clone()),
+            Some(p) => p.apply(x),
+        }
     }
 }
 
@@ -257,12 +318,19 @@ impl fmt::Display for Model {
             self.param_count(),
             crate::device::name(&self.0.device),
             self.0.arch.torch_module()
-        )
+        )?;
+        if let Some(p) = &self.0.defence {
+            write!(f, "\n  defended: input → {p} → network")?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Debug for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Model({})", self.0.arch)
+        match &self.0.defence {
+            None => write!(f, "Model({})", self.0.arch),
+            Some(p) => write!(f, "Model({p} → {})", self.0.arch),
+        }
     }
 }

@@ -234,6 +234,11 @@ impl Pca {
         Ok(Array2::from_shape_fn((n, k), |(i, j)| y[i * k + j] as f64 - shift[j]))
     }
 
+    /// The mean the data was centred on.
+    pub fn mean(&self) -> &Array1<f64> {
+        &self.mean
+    }
+
     /// The principal axes, one per row.
     pub fn components(&self) -> &Array2<f64> {
         &self.components

@@ -55,6 +55,9 @@ fn model(m: &Model) -> String {
             group_thousands(count + bias)
         ));
     }
+    if let Some(p) = m.defence() {
+        lines.push(format!("  defended: input → {p} → network"));
+    }
     lines.join("\n")
 }
 

@@ -81,6 +81,7 @@ fn iterative(o: &Opts, s: &Session, base: PgdParams) -> RResult<PgdParams> {
         batch_size: o.usize("batch_size")?.unwrap_or(base.batch_size),
         keep_best: o.bool("keep_best")?.unwrap_or(base.keep_best),
         target: target(o, seed)?,
+        eot: o.usize("eot")?.unwrap_or(base.eot),
         ..base
     })
 }
@@ -114,13 +115,14 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "fgsm(opts: Map) -> Attack",
-        "FGSM under L∞: eps (required, >= 0), target (a class, \"least_likely\" or \"random\"; untargeted when absent), seed (random targets), batch_size (256).",
+        "FGSM under L∞: eps (required, >= 0), target (a class, \"least_likely\" or \"random\"; untargeted when absent), seed (random targets), eot (1: gradients averaged over that many passes of a randomised model), batch_size (256).",
         move |m: Map| -> RResult<AttackRef> {
-            let o = Opts::new("fgsm", &m, &["eps", "target", "seed", "batch_size"])?;
+            let o = Opts::new("fgsm", &m, &["eps", "target", "seed", "batch_size", "eot"])?;
             let seed = o.u64("seed")?.unwrap_or(s.seed);
             let p = FgsmParams {
                 batch_size: o.usize("batch_size")?.unwrap_or(256),
                 target: target(&o, seed)?,
+                eot: o.usize("eot")?.unwrap_or(1),
                 ..FgsmParams::new(eps(&o, "fgsm(#{ eps: 0.3 })")?)
             };
             attack("fgsm", p.check())
@@ -130,16 +132,16 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "bim(opts: Map) -> Attack",
-        "BIM (iterative FGSM, no random start) under L∞: eps (required), steps (10), alpha (2.5·eps/steps), target, keep_best (true), seed, batch_size (256).",
+        "BIM (iterative FGSM, no random start) under L∞: eps (required), steps (10), alpha (2.5·eps/steps), target, keep_best (true), eot (1), seed, batch_size (256).",
         move |m: Map| -> RResult<AttackRef> {
-            let o = Opts::new("bim", &m, &["eps", "steps", "alpha", "target", "seed", "batch_size", "keep_best"])?;
+            let o = Opts::new("bim", &m, &["eps", "steps", "alpha", "target", "seed", "batch_size", "keep_best", "eot"])?;
             let p = iterative(&o, &s, PgdParams::bim(eps(&o, "bim(#{ eps: 0.3 })")?))?;
             attack("bim", p.check())
         }
     );
     let s = reg.session.clone();
-    def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), restarts (1: runs from other random starts for the samples not yet fooled), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "restarts", "target", "seed", "batch_size", "keep_best"])?;
+    def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), restarts (1: runs from other random starts for the samples not yet fooled), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), eot (1: each step's gradient averaged over that many passes of a randomised model), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "restarts", "target", "seed", "batch_size", "keep_best", "eot"])?;
         let base = PgdParams {
             norm: norm(&o, Norm::Linf)?,
             random_start: o.bool("random_start")?.unwrap_or(true),

@@ -5,6 +5,7 @@
 mod attack;
 mod cluster;
 mod data;
+mod defence;
 mod error;
 mod eval;
 mod explore;
@@ -138,6 +139,7 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("attack", attack::register),
         ("recipe", recipes::register),
         ("eval", eval::register),
+        ("defence", defence::register),
         ("figures", figures::register),
         ("reduce", reduce::register),
         ("cluster", cluster::register),

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod common;
 mod data;
+mod defences;
 mod errors;
 mod explore;
 mod lwta;
