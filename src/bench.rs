@@ -6,7 +6,9 @@ use crate::data::{load_mnist_like, Splits, Which};
 use crate::error::Result;
 use crate::eval::accuracy;
 use crate::nn::{Arch, Model};
-use crate::train::{fit, FitParams};
+use crate::train::{
+    fit_defended, Defence, FastFgsmParams, FitParams, GuardParams, PgdTrainingParams, Recipe, TradesParams,
+};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,7 +18,9 @@ pub struct BenchArgs {
     /// MNIST directory (default: the usual resolution order, $ADVLAB_DATA/mnist first).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Comma-separated workloads: mlp_epoch, cnn_epoch, mlp_fgsm, mlp_pgd20, cnn_fgsm, cnn_pgd20.
+    /// Comma-separated workloads (default: all): {mlp,cnn}_{epoch,fgsm,pgd20,bim20,pgdl2,cw,deepfool,
+    /// pgd_training,fast_fgsm_training,trades}, pca_60k, kmeans_1_10, dbscan_60k_raw, ward_10k,
+    /// ward_60k, tsne_5k.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Use only the first N train and test samples (a quick run).
@@ -37,7 +41,7 @@ pub struct BenchArgs {
     pub device: String,
 }
 
-const WORKLOADS: [&str; 20] = [
+const WORKLOADS: [&str; 26] = [
     "mlp_epoch",
     "cnn_epoch",
     "mlp_fgsm",
@@ -52,6 +56,12 @@ const WORKLOADS: [&str; 20] = [
     "cnn_pgdl2",
     "cnn_cw",
     "cnn_deepfool",
+    "mlp_pgd_training",
+    "mlp_fast_fgsm_training",
+    "mlp_trades",
+    "cnn_pgd_training",
+    "cnn_fast_fgsm_training",
+    "cnn_trades",
     "pca_60k",
     "kmeans_1_10",
     "dbscan_60k_raw",
@@ -74,7 +84,7 @@ fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<
     use crate::cluster::{agglomerative, dbscan, kmeans, AgglomerativeParams, DbscanParams, KMeansParams, Linkage};
     use crate::reduce::{rows_f32, to_matrix, tsne, Pca, PcaParams, TsneParams};
     // the reduction and clustering part of WORKLOADS
-    let names = &WORKLOADS[14..];
+    let names = &WORKLOADS[20..];
     let mut rows = Vec::new();
     if !names.iter().any(|n| wanted(n)) {
         return Ok(rows);
@@ -167,7 +177,8 @@ pub struct BenchRow {
     pub accuracy: f64,
 }
 
-fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
+/// One epoch (Adam, batch 128, seed 1) of a fresh model under `defence`; the model and seconds.
+fn train(arch: Arch, data: &Splits, defence: &Defence) -> Result<(Model, f64)> {
     let device = data.train.device().clone();
     let model = Model::new(arch, &device, 1)?;
     let p = FitParams {
@@ -176,9 +187,32 @@ fn train(arch: Arch, data: &Splits) -> Result<(Model, f64)> {
     }
     .check()?;
     let t = Instant::now();
-    fit(&model, &data.train, &p)?;
+    fit_defended(&model, &data.train, &p, defence)?;
     device.synchronize()?;
     Ok((model, t.elapsed().as_secs_f64()))
+}
+
+/// The training recipes of the benchmark, with `torch_bench.py`'s settings: ε, 10 steps,
+/// α = 2.5·ε/10 (PGD training, TRADES with β = 1), fast FGSM with α = 1.25·ε and no guard.
+fn recipes(eps: f64) -> Result<Vec<(&'static str, Defence)>> {
+    let one = |r: std::result::Result<Recipe, crate::error::ParamError>| -> Result<Defence> {
+        Ok(Defence::new(vec![r?])?)
+    };
+    Ok(vec![
+        ("pgd_training", one(PgdTrainingParams::new(eps).check())?),
+        (
+            "fast_fgsm_training",
+            one(FastFgsmParams {
+                guard: GuardParams {
+                    samples: 0,
+                    ..GuardParams::default()
+                },
+                ..FastFgsmParams::new(eps)
+            }
+            .check())?,
+        ),
+        ("trades", one(TradesParams::new(eps).check())?),
+    ])
 }
 
 /// Samples the CW workloads attack (the first of the test set): CW runs up to 250 steps.
@@ -280,14 +314,27 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         ),
     ];
     let cw_data = data.test.take(CW_SAMPLES)?;
+    let recipes = recipes(args.eps)?;
     let mut rows = Vec::new();
     for (prefix, arch) in [("mlp", Arch::mlp(vec![784, 256, 256, 10])?), ("cnn", Arch::cnn())] {
         let epoch = format!("{prefix}_epoch");
+        for (r, defence) in &recipes {
+            let name = format!("{prefix}_{r}");
+            if wanted(&name) {
+                let (model, seconds) = train(arch.clone(), &data, defence)?;
+                rows.push(BenchRow {
+                    name,
+                    seconds,
+                    samples: data.train.len(),
+                    accuracy: accuracy(&model, &data.test)?,
+                });
+            }
+        }
         let needed = wanted(&epoch) || attacks.iter().any(|(a, _)| wanted(&format!("{prefix}_{a}")));
         if !needed {
             continue;
         }
-        let (model, secs) = train(arch, &data)?;
+        let (model, secs) = train(arch, &data, &Defence::none())?;
         if wanted(&epoch) {
             let acc = accuracy(&model, &data.test)?;
             rows.push(BenchRow {

@@ -759,3 +759,32 @@ fn attacks_return_detached_tensors_so_no_graph_outlives_a_step() {
         );
     }
 }
+
+#[test]
+fn mixed_adversarial_training_quick_reproduces_table_1() {
+    let Some((tmp, stdout)) = reproduce("mixed_adversarial_training.rhai") else {
+        return;
+    };
+    let dir = tmp.path().join("out/mixed_at/quick");
+    let rows = csv_rows(&dir.join("table1.csv"));
+    assert_eq!(rows.len(), 8, "{stdout}");
+    for r in &rows {
+        for col in ["natural", "pgd", "fgsm", "cw"] {
+            let v: f64 = r[col].parse().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{col} = {v} in {r:?}");
+        }
+        // stochastic models are also attacked with EOT, the others are not
+        let stochastic = r["model"].contains("Noise Injection") || r["model"].contains("LWTA");
+        assert_eq!(!r["pgd_eot"].is_empty(), stochastic, "{r:?}");
+    }
+    // trained models beat chance (10 classes) on clean data
+    assert!(rows.iter().all(|r| r["natural"].parse::<f64>().unwrap() > 0.2), "{rows:?}");
+    for name in ["regular", "lwta", "smoothing_pgd_fgsm_cw_pni"] {
+        assert!(dir.join(format!("examples_{name}.png")).exists());
+        assert!(dir.join(format!("confidence_{name}.svg")).exists());
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("table1.json")).unwrap()).unwrap();
+    assert_eq!(json["eps"], 0.3);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 8);
+}
