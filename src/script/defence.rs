@@ -340,7 +340,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
 
     let s = reg.session.clone();
-    def!(reg, "robustness_checks(model: Model, data: Dataset) -> RobustnessChecks", "The sanity checks of an evaluation with the defaults (PGD-L∞ ε 0.3, 20 steps, 500 samples): accuracy falls with ε and steps, ε 1.0 reaches ~0, transfer not stronger than white-box, noise weaker, EOT/BPDA not weaker than naive.", move |m: Model, d: Dataset| {
+    def!(reg, "robustness_checks(model: Model, data: Dataset) -> RobustnessChecks", "The sanity checks of an evaluation with the defaults (PGD-L∞ ε 0.3, 20 steps, 500 samples): accuracy falls with ε and does not rise with steps, ε 1.0 reaches ~0, transfer not stronger than white-box, noise weaker, EOT/BPDA not weaker than naive.", move |m: Model, d: Dataset| {
         checks(&s, &m, &d, &Map::new())
     });
     let s = reg.session.clone();

@@ -309,7 +309,7 @@ pub(super) fn register(reg: &mut Reg) {
         |m: &mut Model| m.deep_clone().map_err(to_rhai)
     );
     let s: Rc<Session> = reg.session.clone();
-    def!(reg, "Model.save(path: String)", "Write the weights as safetensors (PyTorch nn.Sequential names), with the architecture and provenance in the metadata.", move |m: &mut Model, p: &str| -> RResult<()> {
+    def!(reg, "Model.save(path: String)", "Write the weights as safetensors (PyTorch nn.Sequential names), with the architecture and provenance in the metadata; a defended model is refused (save model.network()).", move |m: &mut Model, p: &str| -> RResult<()> {
         let path = s.resolve_out(p);
         let prov = serde_json::to_value(&*s.provenance.borrow()).map_err(to_rhai)?;
         save_model(m, &path, &prov).map_err(to_rhai)

@@ -2,6 +2,7 @@
 //! to end, EOT and BPDA against the naive attack, the robustness checks, seeds, and errors.
 
 use crate::common::{advlab, max_abs_diff, script, trained, values};
+use crate::suite::{csv_rows, num, reproduce};
 use advlab::attack::{perturb, Attack, PgdParams};
 use advlab::data::{synthetic, Dataset, SyntheticParams};
 use advlab::defence::{
@@ -285,7 +286,6 @@ fn eot_gives_a_lower_robust_accuracy_than_the_naive_attack_on_gaussian_noise() {
     };
     let naive = robust(&defend(), &pgd(0.1, 10, 1, 4), &test);
     let eot = robust(&defend(), &pgd(0.1, 10, 10, 4), &test);
-    eprintln!("DBG eot {eot} naive {naive}");
     assert!(eot < naive - 0.05, "EOT {eot} not below naive {naive}");
 }
 
@@ -297,7 +297,6 @@ fn bpda_through_bit_depth_beats_the_zero_gradient_attack() {
     let clean = accuracy(&with(true), &test).unwrap();
     let naive = robust(&with(false), &pgd(0.2, 10, 1, 4), &test);
     let bpda = robust(&with(true), &pgd(0.2, 10, 1, 4), &test);
-    eprintln!("DBG clean {clean} naive {naive} bpda {bpda}");
     assert!(
         naive > clean - 0.15,
         "the zero-gradient attack should barely move: {naive} vs clean {clean}"
@@ -319,7 +318,6 @@ fn robustness_checks_flag_masked_gradients_and_pass_an_ordinary_model() {
         .unwrap()
     };
     let ordinary = robustness_checks(model, &data.test, &p()).unwrap();
-    eprintln!("DBG {ordinary}");
     assert!(ordinary.passed(), "{ordinary}");
     assert_eq!(ordinary.checks.len(), 6);
     assert_eq!(ordinary.checks[5].status, Status::Skipped, "no transform to adapt to");
@@ -327,7 +325,6 @@ fn robustness_checks_flag_masked_gradients_and_pass_an_ordinary_model() {
         .defended(vec![Arc::new(BitDepth::new(3, false).unwrap())])
         .unwrap();
     let r = robustness_checks(&masked, &data.test, &p()).unwrap();
-    eprintln!("DBG {r}");
     assert!(!r.passed(), "{r}");
     for key in ["large_eps", "transfer", "noise"] {
         assert!(r.failures().contains(&key), "{key} not flagged:\n{r}");
@@ -414,7 +411,6 @@ fn autoencoders_learn_to_reconstruct_and_pass_gradients() {
             ..AeFitParams::default()
         };
         let h = ae.fit(&d.train, &p.check().unwrap()).unwrap();
-        eprintln!("DBG {}: {h:?}", ae.name());
         assert!(h[3].loss < 0.7 * h[0].loss, "{}: {h:?}", ae.name());
         let x = d.test.images();
         let y = run(&ae, x);
@@ -605,4 +601,60 @@ write_csv("out/checks.csv", c.rows());
         meta.contains("\"defended\"") && meta.contains("\"explained_variance\""),
         "{meta}"
     );
+}
+
+#[test]
+fn input_defences_reproduction_runs_quick() {
+    let Some((tmp, stdout)) = reproduce("input_defences.rhai") else {
+        return;
+    };
+    assert!(stdout.contains("Table 2: cross-testing"), "{stdout}");
+    assert!(stdout.contains("Robustness checks of Model(uniform_noise("), "{stdout}");
+    let root = tmp.path().join("out/input_defences/quick");
+    let t1 = csv_rows(&root.join("table1.csv"));
+    assert_eq!(t1.len(), 16, "2 data sets × control and 7 defences");
+    for r in t1.iter().filter(|r| r["model"] == "control") {
+        assert!(num(r, "universal") < num(r, "original"), "{r:?}");
+    }
+    assert_eq!(csv_rows(&root.join("table2.csv")).len(), 6);
+    assert_eq!(csv_rows(&root.join("table3.csv")).len(), 8);
+    let adaptive = csv_rows(&root.join("adaptive.csv"));
+    assert_eq!(adaptive.len(), 20);
+    for r in &adaptive {
+        assert!(
+            num(r, "pgd_adaptive") <= num(r, "pgd_naive") + 0.02,
+            "adaptive weaker: {r:?}"
+        );
+        if r["model"] == "bit_depth_3" {
+            assert!(num(r, "pgd_adaptive") < num(r, "pgd_naive") - 0.1, "BPDA: {r:?}");
+        }
+    }
+    for name in ["mnist", "fashion-mnist"] {
+        let dir = root.join(name);
+        for f in [
+            "noise.csv",
+            "noise.png",
+            "noise.svg",
+            "transfer.csv",
+            "transfer.png",
+            "universal.png",
+            "universal_through_defences.png",
+        ] {
+            assert!(dir.join(f).is_file(), "{name}: missing {f}");
+        }
+        let curve = csv_rows(&dir.join("noise.csv"));
+        assert_eq!(curve.len(), 7);
+        let control = t1
+            .iter()
+            .find(|r| r["dataset"] == name && r["model"] == "control")
+            .unwrap();
+        assert_eq!(
+            num(&curve[0], "original"),
+            num(control, "original"),
+            "noise of magnitude 0 changes nothing"
+        );
+    }
+    let checks = csv_rows(&root.join("mnist/checks_eot.csv"));
+    assert_eq!(checks.len(), 6);
+    assert!(checks.iter().any(|c| c["check"] == "eot_bpda" && c["passed"] != "n/a"));
 }

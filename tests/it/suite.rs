@@ -624,7 +624,7 @@ confidence_histogram(m, d.test, #{ bins: 10 }).save("out/hist.png");
 
 /// Run a reproduction script with quick=true on the real data (skipped without it); returns
 /// the output directory and stdout.
-fn reproduce(name: &str) -> Option<(tempfile::TempDir, String)> {
+pub(crate) fn reproduce(name: &str) -> Option<(tempfile::TempDir, String)> {
     let mnist = crate::common::mnist_dir()?;
     let tmp = tempfile::tempdir().unwrap();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/reproduce/{name}"));
@@ -645,7 +645,7 @@ fn reproduce(name: &str) -> Option<(tempfile::TempDir, String)> {
     Some((tmp, String::from_utf8(out).unwrap()))
 }
 
-fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+pub(crate) fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     r.records()
@@ -659,7 +659,7 @@ fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, Str
         .collect()
 }
 
-fn num(row: &std::collections::HashMap<String, String>, col: &str) -> f64 {
+pub(crate) fn num(row: &std::collections::HashMap<String, String>, col: &str) -> f64 {
     row[col].parse().unwrap_or_else(|_| panic!("{col} = {:?}", row[col]))
 }
 
