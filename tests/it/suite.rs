@@ -788,3 +788,22 @@ fn mixed_adversarial_training_quick_reproduces_table_1() {
     assert_eq!(json["eps"], 0.3);
     assert_eq!(json["rows"].as_array().unwrap().len(), 8);
 }
+
+#[test]
+fn defence_benchmark_quick_fills_the_table_and_the_heatmap() {
+    let Some((tmp, stdout)) = reproduce("../defence_benchmark.rhai") else {
+        return;
+    };
+    let dir = tmp.path().join("out/defence_benchmark/quick");
+    let rows = csv_rows(&dir.join("table.csv"));
+    assert_eq!(rows.len(), 11, "{stdout}");
+    for r in &rows {
+        for col in ["clean", "fgsm", "pgd", "pgd_eot", "cw_l2", "deepfool", "noise"] {
+            let v: f64 = r[col].parse().unwrap_or(f64::NAN);
+            assert!((0.0..=1.0).contains(&v), "{col} = {:?} in {r:?}", r[col]);
+        }
+    }
+    assert_eq!(csv_rows(&dir.join("cells.csv")).len(), 11 * 7);
+    assert_eq!(csv_rows(&dir.join("checks.csv")).len(), 11);
+    assert!(dir.join("heatmap.png").exists() && dir.join("heatmap.svg").exists());
+}
