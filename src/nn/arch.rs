@@ -143,7 +143,7 @@ pub(crate) struct LayerSpec {
     pub name: String,
     /// The weight's shape: `(out, in)` or `(out, in, k, k)`.
     pub shape: Vec<usize>,
-    /// torchvision's resnet init (He normal, zero bias) instead of PyTorch's default.
+    /// He's normal init with zero bias (the resnet's convs) instead of PyTorch's default.
     pub he: bool,
     /// The classifier (no activation noise).
     pub last: bool,
@@ -165,9 +165,10 @@ pub(crate) enum Init {
     Uniform { fan_in: usize },
     /// Every element the same (the noise scales α).
     Const(f32),
-    /// torchvision's resnet convs: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`,
-    /// normal with standard deviation √(2/fan_out).
-    KaimingNormal { fan_out: usize },
+    /// He et al.'s init for ReLU layers, `kaiming_normal_(mode="fan_in", nonlinearity="relu")`:
+    /// normal with standard deviation √(2/fan_in), which keeps the forward signal's scale
+    /// without batch norm.
+    KaimingNormal { fan_in: usize },
     /// All zeros (the biases of the resnet's convs).
     Zeros,
 }
@@ -469,7 +470,7 @@ impl Arch {
                 ..
             } => {
                 // without batch norm, PyTorch's default init shrinks the signal at every conv
-                // and the network barely learns: torchvision's He init keeps it
+                // and the network barely learns: He's init keeps it
                 push("stem".into(), vec![*base_width, *channels, 3, 3], true);
                 for b in self.resnet_blocks() {
                     push(format!("{}.conv1", b.prefix), vec![b.cout, b.cin, 3, 3], true);
@@ -492,9 +493,8 @@ impl Arch {
         let mut specs = Vec::new();
         for l in self.layer_specs() {
             let fan_in: usize = l.shape[1..].iter().product();
-            let fan_out = l.shape[0] * l.shape[2..].iter().product::<usize>();
             let (w, b) = if l.he {
-                (Init::KaimingNormal { fan_out }, Init::Zeros)
+                (Init::KaimingNormal { fan_in }, Init::Zeros)
             } else {
                 (Init::Uniform { fan_in }, Init::Uniform { fan_in })
             };
@@ -607,7 +607,7 @@ impl Arch {
                      \n\
                      class ResNet(nn.Module):\n\
                      \x20   def __init__(self):\n\
-                     \x20       super().__init__()  # advlab inits convs with kaiming_normal_(fan_out, relu), biases 0\n\
+                     \x20       super().__init__()  # advlab inits convs with kaiming_normal_(mode=\"fan_in\", nonlinearity=\"relu\"), biases 0\n\
                      \x20       self.stem = nn.Conv2d({channels}, {base_width}, 3, padding=1)\n\
                      \x20       self.stages = nn.Sequential({})\n\
                      \x20       self.fc = nn.Linear({}, {classes})\n\

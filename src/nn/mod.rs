@@ -49,7 +49,7 @@ pub struct Model(Arc<Inner>);
 
 impl Model {
     /// A new model with PyTorch's default initialisation (uniform in ±1/√fan_in for weights
-    /// and biases; the resnet's convs as torchvision's; noise scales 0.25), drawn from
+    /// and biases; the resnet's convs He's normal; noise scales 0.25), drawn from
     /// `seed`, which also seeds the noise of a stochastic model.
     pub fn new(arch: Arch, device: &Device, seed: u64) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -63,8 +63,8 @@ impl Model {
                         let bound = 1.0 / (fan_in as f32).sqrt();
                         (0..n).map(|_| rng.random_range(-bound..bound)).collect()
                     }
-                    Init::KaimingNormal { fan_out } => {
-                        let std = (2.0 / fan_out as f32).sqrt();
+                    Init::KaimingNormal { fan_in } => {
+                        let std = (2.0 / fan_in as f32).sqrt();
                         (0..n)
                             .map(|_| std * rng.sample::<f32, _>(rand_distr::StandardNormal))
                             .collect()

@@ -211,3 +211,32 @@ fn resolution_order_env_then_local_then_download_names_every_place() {
         .failure()
         .stderr(contains("unknown option `tran` (did you mean `train`?)"));
 }
+
+#[test]
+fn the_cifar_models_script_runs_quick_on_generated_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_cifar(tmp.path(), 420, 500);
+    let out = tmp.path().join("out");
+    advlab()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("scripts/cifar_models.rhai")
+        .arg(format!("dir={:?}", tmp.path().display().to_string()))
+        .arg("quick=true")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("classes: [\"airplane\""));
+    let csv = std::fs::read_to_string(out.join("cifar_models/quick/results.csv")).unwrap();
+    assert!(csv.lines().count() == 3 && csv.contains("resnet"), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",2000")), "{csv}");
+    for f in [
+        "resnet.safetensors",
+        "test.safetensors",
+        "predictions.safetensors",
+        "resnet_module.json",
+    ] {
+        assert!(out.join("cifar_models/quick").join(f).is_file(), "{f} missing");
+    }
+}

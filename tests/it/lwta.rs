@@ -308,3 +308,24 @@ print(lwta_cnn(#{ input: [3, 32, 32] }).torch_module());
         .failure()
         .stderr(contains("option `layers` is required"));
 }
+
+#[test]
+fn the_stochastic_models_script_runs_quick() {
+    let tmp = tempfile::tempdir().unwrap();
+    advlab()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("scripts/stochastic_models.rhai")
+        .arg("quick=true")
+        .arg("--out")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    let csv = std::fs::read_to_string(tmp.path().join("stochastic_models/quick/results.csv")).unwrap();
+    // cnn, two PNI models, LWTA from 1 and from 4 passes
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(
+        csv.contains("cnn + PNI activations") && csv.contains("lwta_cnn"),
+        "{csv}"
+    );
+}

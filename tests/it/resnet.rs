@@ -59,12 +59,12 @@ fn resnet_parameters_follow_the_torch_module() {
             && torch.contains(".mean((2, 3))"),
         "{torch}"
     );
-    // torchvision's init of resnet convs: normal with std √(2/fan_out), biases 0; the fc
-    // layer keeps PyTorch's default uniform in ±1/√fan_in
-    for (name, fan_out) in [("stages.0.0.conv1", 16 * 9), ("stages.2.0.conv2", 64 * 9)] {
+    // He's init of the convs: normal with std √(2/fan_in), biases 0; the fc layer keeps
+    // PyTorch's default uniform in ±1/√fan_in
+    for (name, fan_in) in [("stages.1.0.conv1", 16 * 9), ("stages.2.0.conv2", 64 * 9)] {
         let w = values(&param(&m, &format!("{name}.weight")));
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
-        let want = (2.0 / fan_out as f32).sqrt();
+        let want = (2.0 / fan_in as f32).sqrt();
         assert!((std / want - 1.0).abs() < 0.1, "{name}: std {std}, want {want}");
         assert!(values(&param(&m, &format!("{name}.bias"))).iter().all(|&b| b == 0.0));
     }
