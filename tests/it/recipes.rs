@@ -808,7 +808,7 @@ fn recipes_mnist_script_runs_quick() {
     assert!(stdout.contains("pgd40_restarts"), "{stdout}");
     let dir = tmp.path().join("out/recipes_mnist/quick");
     for f in [
-        "fast_fgsm_cnn.safetensors",
+        "model.safetensors",
         "history.csv",
         "results.json",
         "results.csv",
