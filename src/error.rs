@@ -159,7 +159,7 @@ pub enum ParamError {
     SmoothingAmount(f64),
     #[error("guard_steps must be at least 1 (got 0)")]
     GuardStepsZero,
-    #[error("guard_drop (the fall of held-out PGD accuracy that counts as catastrophic overfitting) must be in (0, 1] (got {0})")]
+    #[error("guard_drop (the share of the best held-out PGD accuracy whose loss counts as catastrophic overfitting) must be in (0, 1] (got {0})")]
     GuardDrop(f64),
     #[error("a defence crafts its samples with one recipe, got both {0} and {1}: list one of them (label_smoothing composes with either)")]
     TwoCraftingRecipes(String, String),

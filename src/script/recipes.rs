@@ -70,7 +70,7 @@ pub(super) fn register(reg: &mut Reg) {
         recipe("pgd_training", p.check())
     });
     let s = reg.session.clone();
-    def!(reg, "fast_fgsm_training(opts: Map) -> Recipe", "Fast FGSM training (Wong et al.): FGSM from a uniform random start; eps (required), alpha (1.25·eps), seed; guard: guard_samples (500 held out; 0 = off), guard_steps (10), guard_drop (0.2), stop_on_overfit (false).", move |m: Map| -> RResult<Recipe> {
+    def!(reg, "fast_fgsm_training(opts: Map) -> Recipe", "Fast FGSM training (Wong et al.): FGSM from a uniform random start; eps (required), alpha (1.25·eps), seed; guard: guard_samples (500 held out; 0 = off), guard_steps (10), guard_drop (0.5: a fall to half the best epoch's held-out PGD accuracy), stop_on_overfit (false).", move |m: Map| -> RResult<Recipe> {
         let o = Opts::new(
             "fast_fgsm_training",
             &m,

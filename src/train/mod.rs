@@ -19,7 +19,7 @@ use recipes::{add_sums, GuardState};
 pub use recipes::{
     smoothed_cross_entropy, trades_samples, ClusterTraining, ClusterTrainingParams, Crafted, Defence, FastFgsm,
     FastFgsmParams, GuardParams, LabelSmoothingParams, Mixed, MixedParams, PgdTrainingParams, Recipe, Trades,
-    TradesParams,
+    TradesParams, GUARD_MIN_FALL,
 };
 
 /// Which optimizer.

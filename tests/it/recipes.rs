@@ -649,7 +649,7 @@ write_json("out/h.json", h);
     .success();
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     for want in [
-        "fast_fgsm_training(eps=0.1, alpha=0.125, seed=0, guard_samples=100, guard_steps=3, guard_drop=0.2, stop_on_overfit=false)",
+        "fast_fgsm_training(eps=0.1, alpha=0.125, seed=0, guard_samples=100, guard_steps=3, guard_drop=0.5, stop_on_overfit=false)",
         "type=Recipe name=fast_fgsm_training alpha=0.125",
         "guard=2 co=false",
         "defence=fast_fgsm_training(eps=0.1",
@@ -808,7 +808,7 @@ fn recipes_mnist_script_runs_quick() {
     assert!(stdout.contains("pgd40_restarts"), "{stdout}");
     let dir = tmp.path().join("out/recipes_mnist/quick");
     for f in [
-        "fast_fgsm_cnn.safetensors",
+        "model.safetensors",
         "history.csv",
         "results.json",
         "results.csv",
@@ -827,6 +827,22 @@ fn recipes_mnist_script_runs_quick() {
         .as_str()
         .unwrap()
         .starts_with("fast_fgsm_training(eps=0.3, alpha=0.375"));
+    // the other recipes, which have no guard
+    advlab()
+        .env("ADVLAB_DATA", mnist.parent().unwrap())
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "quick=true",
+            "recipe=pgd",
+            "steps=2",
+            "--out",
+            tmp.path().join("out").to_str().unwrap(),
+        ])
+        .assert()
+        .success()
+        .stdout(contains("pgd_training(eps=0.3, alpha=0.375, steps=2"));
+    assert!(tmp.path().join("out/recipes_mnist_pgd/quick/results.json").is_file());
 }
 
 #[test]
@@ -861,4 +877,46 @@ fn recipes_synthetic_script_ranks_every_crafting_recipe_above_plain_training() {
             assert!(*pgd >= plain + 0.1, "{name}: {pgd} against plain {plain}");
         }
     }
+}
+
+#[test]
+fn the_cyclic_schedule_rises_to_lr_at_two_fifths_and_falls_to_zero() {
+    use advlab::train::LrSchedule;
+    let rates: Vec<f64> = (0..100).map(|t| LrSchedule::Cyclic.rate(0.005, t, 100)).collect();
+    assert!((rates[0] - 0.005 / 40.0).abs() < 1e-12, "{}", rates[0]);
+    assert!((rates[39] - 0.005).abs() < 1e-12);
+    assert_eq!(rates[99], 0.0);
+    assert!(rates[..40].windows(2).all(|w| w[1] > w[0]));
+    assert!(rates[39..].windows(2).all(|w| w[1] < w[0]));
+    assert!((0..100).all(|t| LrSchedule::Constant.rate(0.005, t, 100) == 0.005));
+    assert_eq!(
+        FitParams {
+            lr_schedule: "step".into(),
+            ..FitParams::default()
+        }
+        .check()
+        .err(),
+        Some(ParamError::UnknownLrSchedule("step".into()))
+    );
+    // the schedule reaches the optimizer: another schedule, other weights
+    let small = data().train.take(500).unwrap();
+    let run = |schedule: &str| {
+        let model = fresh();
+        let p = FitParams {
+            epochs: 2,
+            seed: 1,
+            lr_schedule: schedule.into(),
+            ..FitParams::default()
+        }
+        .check()
+        .unwrap();
+        fit_defended(&model, &small, &p, &Defence::none()).unwrap();
+        model.named_params().map(|(_, t)| values(t)).collect::<Vec<_>>()
+    };
+    assert!(run("constant") != run("cyclic"));
+    fails(
+        "let d = synthetic(#{ train: 50, test: 10 });\nlet m = mlp([784, 8, 10]);\nm.fit(d.train, #{ lr_schedule: \"cosine\" });",
+        "unknown lr_schedule \"cosine\": use \"constant\" or \"cyclic\"",
+        "3:3",
+    );
 }
