@@ -195,9 +195,8 @@ fn train(arch: Arch, data: &Splits, defence: &Defence) -> Result<(Model, f64)> {
 /// The training recipes of the benchmark, with `torch_bench.py`'s settings: ε, 10 steps,
 /// α = 2.5·ε/10 (PGD training, TRADES with β = 1), fast FGSM with α = 1.25·ε and no guard.
 fn recipes(eps: f64) -> Result<Vec<(&'static str, Defence)>> {
-    let one = |r: std::result::Result<Recipe, crate::error::ParamError>| -> Result<Defence> {
-        Ok(Defence::new(vec![r?])?)
-    };
+    let one =
+        |r: std::result::Result<Recipe, crate::error::ParamError>| -> Result<Defence> { Ok(Defence::new(vec![r?])?) };
     Ok(vec![
         ("pgd_training", one(PgdTrainingParams::new(eps).check())?),
         (

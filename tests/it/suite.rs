@@ -778,7 +778,10 @@ fn mixed_adversarial_training_quick_reproduces_table_1() {
         assert_eq!(!r["pgd_eot"].is_empty(), stochastic, "{r:?}");
     }
     // trained models beat chance (10 classes) on clean data
-    assert!(rows.iter().all(|r| r["natural"].parse::<f64>().unwrap() > 0.2), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["natural"].parse::<f64>().unwrap() > 0.2),
+        "{rows:?}"
+    );
     for name in ["regular", "lwta", "smoothing_pgd_fgsm_cw_pni"] {
         assert!(dir.join(format!("examples_{name}.png")).exists());
         assert!(dir.join(format!("confidence_{name}.svg")).exists());
