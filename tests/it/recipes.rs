@@ -807,12 +807,7 @@ fn recipes_mnist_script_runs_quick() {
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(stdout.contains("pgd40_restarts"), "{stdout}");
     let dir = tmp.path().join("out/recipes_mnist/quick");
-    for f in [
-        "model.safetensors",
-        "history.csv",
-        "results.json",
-        "results.csv",
-    ] {
+    for f in ["model.safetensors", "history.csv", "results.json", "results.csv"] {
         assert!(dir.join(f).is_file(), "missing {f}");
     }
     let r: serde_json::Value =
