@@ -373,6 +373,7 @@ mod tests {
     #[test]
     fn completes_functions_variables_and_methods_of_the_type() {
         assert_eq!(names("let c = kmea"), ["kmeans("]);
+        // variables and functions share the prefix (`cluster_training(` is a function)
         assert_eq!(names("clu"), ["cluster_training(", "clusters"]);
         let m = names("clusters.");
         assert!(m.contains(&"summary(".to_string()) && m.contains(&"purity(".to_string()));
