@@ -20,7 +20,7 @@ pub struct BenchArgs {
     pub data: Option<PathBuf>,
     /// Comma-separated workloads (default: all): {mlp,cnn}_{epoch,fgsm,pgd20,bim20,pgdl2,cw,deepfool,
     /// pgd_training,fast_fgsm_training,trades}, pca_60k, kmeans_1_10, dbscan_60k_raw, ward_10k,
-    /// ward_60k, tsne_5k.
+    /// ward_60k, average_10k, average_60k, complete_10k, complete_60k, tsne_5k.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Use only the first N train and test samples (a quick run).
@@ -41,7 +41,7 @@ pub struct BenchArgs {
     pub device: String,
 }
 
-const WORKLOADS: [&str; 26] = [
+const WORKLOADS: [&str; 30] = [
     "mlp_epoch",
     "cnn_epoch",
     "mlp_fgsm",
@@ -67,6 +67,10 @@ const WORKLOADS: [&str; 26] = [
     "dbscan_60k_raw",
     "ward_10k",
     "ward_60k",
+    "average_10k",
+    "average_60k",
+    "complete_10k",
+    "complete_60k",
     "tsne_5k",
 ];
 
@@ -154,6 +158,19 @@ fn cluster_rows(data: &Splits, wanted: &dyn Fn(&str) -> bool) -> anyhow::Result<
     }
     if wanted("ward_60k") {
         timed("ward_60k", n, &mut || Ok(agglomerative(&points, &ward).map(|_| ())?))?;
+    }
+    for (linkage, small, full) in [
+        (Linkage::Average, "average_10k", "average_60k"),
+        (Linkage::Complete, "complete_10k", "complete_60k"),
+    ] {
+        let p = AgglomerativeParams { k: 8, linkage };
+        if wanted(small) {
+            let x = points.slice(ndarray::s![..10000.min(n), ..]).to_owned();
+            timed(small, x.nrows(), &mut || Ok(agglomerative(&x, &p).map(|_| ())?))?;
+        }
+        if wanted(full) {
+            timed(full, n, &mut || Ok(agglomerative(&points, &p).map(|_| ())?))?;
+        }
     }
     if wanted("tsne_5k") {
         let small = to_matrix(&images.narrow(0, 0, 5000.min(n))?)?;

@@ -82,7 +82,7 @@ pub enum ParamError {
     DbscanEps(f64),
     #[error("min_points must be at least 2 (got {0})")]
     MinPoints(usize),
-    #[error("unknown linkage \"{0}\": use \"ward\" or \"single\" (average and complete linkage at 60k points are not implemented yet)")]
+    #[error("unknown linkage \"{0}\": use \"ward\", \"average\", \"complete\" or \"single\"")]
     UnknownLinkage(String),
     #[error("perplexity must be a number in (0, N - 1) for N = {points} points (got {perplexity})")]
     Perplexity { perplexity: f64, points: usize },

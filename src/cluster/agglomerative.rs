@@ -1,7 +1,7 @@
 //! Agglomerative clustering in O(n) memory, so 60k points never need the n×n distance matrix
-//! (about 14 GB): Ward by the nearest-neighbour chain over centroids (Ward's distance is
-//! reducible, so the chain finds exactly the merges of the greedy algorithm), single linkage
-//! by Prim's minimum spanning tree. Both cut the merge tree at `k` clusters.
+//! (about 14 GB): Ward, average and complete linkage by the nearest-neighbour chain with
+//! distances recomputed on demand (`chain.rs`), single linkage by Prim's minimum spanning
+//! tree. All cut the merge tree at `k` clusters.
 
 use super::Clustering;
 use crate::error::{Error, ParamError, Result};
@@ -12,14 +12,18 @@ use rayon::prelude::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Linkage {
     Ward,
+    Average,
+    Complete,
     Single,
 }
 
 impl Linkage {
-    /// Parse `ward` or `single`.
+    /// Parse `ward`, `average`, `complete` or `single`.
     pub fn parse(s: &str) -> std::result::Result<Self, ParamError> {
         match s {
             "ward" => Ok(Linkage::Ward),
+            "average" => Ok(Linkage::Average),
+            "complete" => Ok(Linkage::Complete),
             "single" => Ok(Linkage::Single),
             other => Err(ParamError::UnknownLinkage(other.to_string())),
         }
@@ -48,10 +52,10 @@ impl AgglomerativeParams {
 
 /// A merge of two clusters (by any of their member points) at a height.
 #[derive(Clone, Copy, Debug)]
-struct Merge {
-    a: usize,
-    b: usize,
-    height: f64,
+pub(super) struct Merge {
+    pub a: usize,
+    pub b: usize,
+    pub height: f64,
 }
 
 fn sq(a: &[f64], b: &[f64]) -> f64 {
@@ -63,73 +67,8 @@ fn ward(na: f64, ca: &[f64], nb: f64, cb: &[f64]) -> f64 {
     na * nb / (na + nb) * sq(ca, cb)
 }
 
-/// Nearest-neighbour chain for Ward: O(n) memory, O(n²) time.
-fn ward_merges(x: &Array2<f64>) -> Result<Vec<Merge>> {
-    let (n, d) = x.dim();
-    let mut centroid: Vec<f64> = x.iter().copied().collect();
-    let mut size = vec![1f64; n];
-    let mut active: Vec<usize> = (0..n).collect();
-    let mut pos = (0..n).collect::<Vec<usize>>(); // index of each cluster in `active`
-    let mut merges = Vec::with_capacity(n.saturating_sub(1));
-    let mut chain: Vec<usize> = Vec::new();
-    while active.len() > 1 {
-        if chain.is_empty() {
-            crate::interrupt::check()?;
-            chain.push(active[0]);
-        }
-        let a = *chain.last().unwrap_or(&active[0]);
-        let prev = if chain.len() >= 2 {
-            Some(chain[chain.len() - 2])
-        } else {
-            None
-        };
-        let ca = centroid[a * d..(a + 1) * d].to_vec();
-        let na = size[a];
-        // nearest active neighbour of a; ties go to the previous chain element, then the lowest id
-        let (b, db) = active
-            .par_iter()
-            .with_min_len(2048)
-            .filter(|&&c| c != a)
-            .map(|&c| (c, ward(na, &ca, size[c], &centroid[c * d..(c + 1) * d])))
-            .reduce(
-                || (usize::MAX, f64::INFINITY),
-                |u, v| {
-                    let key = |t: (usize, f64)| (t.1, Some(t.0) != prev, t.0);
-                    if key(v).partial_cmp(&key(u)) == Some(std::cmp::Ordering::Less) {
-                        v
-                    } else {
-                        u
-                    }
-                },
-            );
-        if Some(b) == prev {
-            chain.pop();
-            chain.pop();
-            // merge b into a: a keeps the merged cluster
-            let nb = size[b];
-            for j in 0..d {
-                centroid[a * d + j] = (na * centroid[a * d + j] + nb * centroid[b * d + j]) / (na + nb);
-            }
-            size[a] = na + nb;
-            let i = pos[b];
-            active.swap_remove(i);
-            if i < active.len() {
-                pos[active[i]] = i;
-            }
-            merges.push(Merge {
-                a,
-                b,
-                height: (2.0 * db).sqrt(),
-            });
-        } else {
-            chain.push(b);
-        }
-    }
-    Ok(merges)
-}
-
 /// Prim's minimum spanning tree: O(n) memory, O(n²) time; its edges are single linkage's merges.
-fn single_merges(x: &Array2<f64>) -> Result<Vec<Merge>> {
+fn single_merges(x: &Array2<f64>, progress: &dyn Fn(usize)) -> Result<Vec<Merge>> {
     let (n, d) = x.dim();
     let owned = x.as_standard_layout();
     let data = owned
@@ -164,6 +103,7 @@ fn single_merges(x: &Array2<f64>) -> Result<Vec<Merge>> {
             b: next,
             height: dist.sqrt(),
         });
+        progress(merges.len());
         cur = next;
     }
     Ok(merges)
@@ -212,12 +152,17 @@ pub struct MergeTree {
 impl MergeTree {
     /// Build the tree of the rows of `x` (at least one point).
     pub fn build(x: &Array2<f64>, linkage: Linkage) -> Result<Self> {
+        Self::build_with_progress(x, linkage, &|_| {})
+    }
+
+    /// Build the tree, calling `progress` with the number of merges done (n − 1 in all).
+    pub fn build_with_progress(x: &Array2<f64>, linkage: Linkage, progress: &dyn Fn(usize)) -> Result<Self> {
         if x.nrows() == 0 {
             return Err(Error::Invalid("agglomerative: there are no points".into()));
         }
         let merges = match linkage {
-            Linkage::Ward => ward_merges(x)?,
-            Linkage::Single => single_merges(x)?,
+            Linkage::Ward | Linkage::Average | Linkage::Complete => super::chain::chain_merges(x, linkage, progress)?,
+            Linkage::Single => single_merges(x, progress)?,
         };
         Ok(Self {
             n: x.nrows(),
@@ -277,11 +222,17 @@ pub fn agglomerative_brute_force(x: &Array2<f64>, k: usize, linkage: Linkage) ->
                         clusters[j].len() as f64,
                         &centroid(&clusters[j]),
                     ),
-                    Linkage::Single => clusters[i]
-                        .iter()
-                        .flat_map(|&a| clusters[j].iter().map(move |&b| (a, b)))
-                        .map(|(a, b)| sq(&row(a), &row(b)))
-                        .fold(f64::INFINITY, f64::min),
+                    _ => {
+                        let pairs = clusters[i]
+                            .iter()
+                            .flat_map(|&a| clusters[j].iter().map(move |&b| (a, b)))
+                            .map(|(a, b)| sq(&row(a), &row(b)).sqrt());
+                        match linkage {
+                            Linkage::Single => pairs.fold(f64::INFINITY, f64::min),
+                            Linkage::Complete => pairs.fold(0.0, f64::max),
+                            _ => pairs.sum::<f64>() / (clusters[i].len() * clusters[j].len()) as f64,
+                        }
+                    }
                 };
                 if d < best.0 {
                     best = (d, i, j);

@@ -2,6 +2,7 @@
 //! with a k-d tree), and the `Clustering` result that scripts query.
 
 mod agglomerative;
+mod chain;
 mod explore;
 mod kmeans;
 mod metrics;

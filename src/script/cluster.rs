@@ -35,7 +35,13 @@ fn cut_tree(points: &Tensor, x: &ndarray::Array2<f64>, p: &AgglomerativeParams) 
     if let Some(c) = cached {
         return c;
     }
-    let tree = MergeTree::build(x, p.linkage)?;
+    let pb = crate::progress::bar(
+        x.nrows().saturating_sub(1) as u64,
+        format!("agglomerative ({:?}) merges", p.linkage).to_lowercase(),
+    );
+    let tree = MergeTree::build_with_progress(x, p.linkage, &|done| pb.set_position(done as u64));
+    pb.finish_and_clear();
+    let tree = tree?;
     let c = tree.cut(p.k);
     TREE.with(|t| *t.borrow_mut() = Some((points.id(), p.linkage, tree)));
     c
@@ -112,7 +118,7 @@ pub(super) fn register(reg: &mut Reg) {
             Ok(Clusterer::Dbscan(p))
         }
     );
-    def!(reg, "agglomerative(opts: Map) -> Clusterer", "Agglomerative clustering in O(n) memory: k (required), linkage (\"ward\" by nearest-neighbour chain, or \"single\" by spanning tree).", |m: Map| -> RResult<Clusterer> {
+    def!(reg, "agglomerative(opts: Map) -> Clusterer", "Agglomerative clustering in O(n) memory: k (required), linkage (\"ward\", \"average\" or \"complete\" by nearest-neighbour chain, \"single\" by spanning tree).", |m: Map| -> RResult<Clusterer> {
         let o = Opts::new("agglomerative", &m, &["k", "linkage"])?;
         let k = o.usize("k")?.ok_or_else(|| to_rhai("agglomerative: option `k` is required, e.g. agglomerative(#{ k: 8, linkage: \"ward\" })"))?;
         let linkage = Linkage::parse(&o.string("linkage")?.unwrap_or_else(|| "ward".into()))

@@ -237,14 +237,55 @@ print(noisy.labels().len());"#,
         .stderr(contains("bad3.rhai:1:9"));
 }
 
+const LINKAGES: [advlab::cluster::Linkage; 4] = [
+    advlab::cluster::Linkage::Ward,
+    advlab::cluster::Linkage::Average,
+    advlab::cluster::Linkage::Complete,
+    advlab::cluster::Linkage::Single,
+];
+
+/// Average and complete linkage recompute distances from the members (and complete linkage
+/// keeps convex hulls in 2-D): check them where that is most fragile, on collinear points, in
+/// 1, 3 and 5 dimensions, and on clusters big enough for the parallel exact distance.
+#[test]
+fn member_linkages_equal_brute_force_in_other_shapes() {
+    use advlab::cluster::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage};
+    let mut rng = StdRng::seed_from_u64(11);
+    let line: Vec<f64> = (0..40).map(|_| rng.random_range(0.0..1.0)).collect();
+    let collinear = Array2::from_shape_fn((40, 2), |(i, j)| if j == 0 { line[i] } else { 2.0 * line[i] + 1.0 });
+    let mut inputs = vec![collinear];
+    for d in [1, 3, 5] {
+        inputs.push(Array2::from_shape_fn((30, d), |_| rng.random_range(-1.0..1.0)));
+    }
+    // two far groups of 150 points each: the last merges take the parallel exact distance
+    inputs.push(Array2::from_shape_fn((300, 2), |(i, _)| {
+        rng.random_range(0.0..1.0) + if i < 150 { 0.0 } else { 5.0 }
+    }));
+    for x in &inputs {
+        for linkage in [Linkage::Average, Linkage::Complete] {
+            let ks: &[usize] = if x.nrows() > 100 { &[2, 3] } else { &[1, 2, 4, 7] };
+            for &k in ks {
+                let ours = agglomerative(x, &AgglomerativeParams { k, linkage }).unwrap();
+                let reference = agglomerative_brute_force(x, k, linkage);
+                let ari = adjusted_rand(ours.labels(), &reference);
+                assert!(
+                    (ari - 1.0).abs() < 1e-12,
+                    "{linkage:?} k {k} shape {:?}: ARI {ari}",
+                    x.dim()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn o_n_memory_agglomerative_equals_brute_force() {
-    use advlab::cluster::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage};
+    use advlab::cluster::{agglomerative, agglomerative_brute_force, AgglomerativeParams};
     for seed in 0..6u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let n = 12 + (seed as usize) * 7;
         let x = Array2::from_shape_fn((n, 2), |_| rng.random_range(0.0..1.0));
-        for linkage in [Linkage::Ward, Linkage::Single] {
+        for linkage in LINKAGES {
             for k in [1, 2, 3, 5, n] {
                 let ours = agglomerative(&x, &AgglomerativeParams { k, linkage }).unwrap();
                 let reference = agglomerative_brute_force(&x, k, linkage);
@@ -260,13 +301,13 @@ fn o_n_memory_agglomerative_equals_brute_force() {
 fn agglomerative_recovers_separated_blobs() {
     use advlab::cluster::{agglomerative, AgglomerativeParams, Linkage};
     let (x, truth) = blobs(5);
-    for linkage in [Linkage::Ward, Linkage::Single] {
+    for linkage in LINKAGES {
         let c = agglomerative(&x, &AgglomerativeParams { k: 3, linkage }).unwrap();
         assert!(adjusted_rand(c.labels(), &truth) >= 0.95, "{linkage:?}: {c}");
     }
     assert_eq!(
-        Linkage::parse("average").unwrap_err(),
-        ParamError::UnknownLinkage("average".into())
+        Linkage::parse("centroid").unwrap_err(),
+        ParamError::UnknownLinkage("centroid".into())
     );
 }
 
