@@ -139,6 +139,10 @@ pub enum ParamError {
     Temperature(f64),
     #[error("passes must be at least 1 (got 0)")]
     PassesZero,
+    #[error("ibp_alpha (the concentration of the IBP prior) must be a finite number > 0 (got {0})")]
+    IbpAlpha(f64),
+    #[error("ibp_temperature (of the relaxed IBP utilities) must be a finite number > 0 (got {0})")]
+    IbpTemperature(f64),
     #[error("passes only applies to stochastic LWTA models (lwta_mlp, lwta_cnn)")]
     PassesNotStochastic,
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]

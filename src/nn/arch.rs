@@ -1,6 +1,7 @@
 //! Architectures: what a checkpoint records to rebuild a model, the parameters each one has
 //! (named as in the equivalent PyTorch module) and that module's source.
 
+use super::ibp::{softplus_inv, IbpPrior, LOGIT_INIT};
 use crate::error::ParamError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -62,6 +63,10 @@ pub struct Lwta {
     pub temperature: f64,
     /// Stochastic passes whose softmax a prediction averages.
     pub passes: usize,
+    /// The Indian buffet process prior over the connections of every LWTA layer (none: all
+    /// connections always on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ibp: Option<IbpPrior>,
 }
 
 impl Default for Lwta {
@@ -70,6 +75,7 @@ impl Default for Lwta {
             units_per_block: 2,
             temperature: 0.67,
             passes: 1,
+            ibp: None,
         }
     }
 }
@@ -85,6 +91,14 @@ impl Lwta {
         }
         if self.passes == 0 {
             return Err(ParamError::PassesZero);
+        }
+        if let Some(ibp) = self.ibp {
+            if !(ibp.alpha.is_finite() && ibp.alpha > 0.0) {
+                return Err(ParamError::IbpAlpha(ibp.alpha));
+            }
+            if !(ibp.temperature.is_finite() && ibp.temperature > 0.0) {
+                return Err(ParamError::IbpTemperature(ibp.temperature));
+            }
         }
         Ok(())
     }
@@ -520,6 +534,28 @@ impl Arch {
                     init: Init::Const(ALPHA_INIT),
                 });
             }
+            if let Some((units, ibp)) = self.lwta().and_then(|x| Some((x.units_per_block, x.ibp?))) {
+                if !l.last {
+                    // utilities per (block, input) of a linear layer, per block of a convolution
+                    let blocks = l.shape[0] / units;
+                    let logit = if l.shape.len() == 2 {
+                        vec![blocks, l.shape[1]]
+                    } else {
+                        vec![blocks]
+                    };
+                    for (suffix, shape, value) in [
+                        ("ibp_logit", logit, LOGIT_INIT),
+                        ("ibp_a", vec![blocks], softplus_inv(ibp.alpha)),
+                        ("ibp_b", vec![blocks], softplus_inv(1.0)),
+                    ] {
+                        specs.push(Spec {
+                            name: format!("{}.{suffix}", l.name),
+                            shape,
+                            init: Init::Const(value as f32),
+                        });
+                    }
+                }
+            }
         }
         specs
     }
@@ -640,7 +676,11 @@ impl fmt::Display for Lwta {
             self.units_per_block,
             self.temperature,
             if p == 1 { "" } else { "es" }
-        )
+        )?;
+        match self.ibp {
+            Some(i) => write!(f, ", IBP prior alpha {} (temperature {})", i.alpha, i.temperature),
+            None => Ok(()),
+        }
     }
 }
 
@@ -742,7 +782,7 @@ fn pni_torch(plain: &str, site: NoiseSite) -> String {
 /// averages the passes.
 fn lwta_torch(plain: &str, l: &Lwta) -> String {
     format!(
-        "# stochastic local winner-takes-all (Panousis et al. 2021): blocks of `units` consecutive channels compete,\n\
+        "{ibp}# stochastic local winner-takes-all (Panousis et al. 2021): blocks of `units` consecutive channels compete,\n\
          # one winner per block (and position) drawn from softmax(x) with Gumbel noise: relaxed in training, one-hot in eval\n\
          class LWTA(nn.Module):\n\
          \x20   def __init__(self, units, temperature):\n\
@@ -760,6 +800,13 @@ fn lwta_torch(plain: &str, l: &Lwta) -> String {
          model = {plain}\n\
          # prediction (model.eval()): the log of the mean softmax over {p} stochastic passes\n\
          # torch.logsumexp(torch.stack([model(x).log_softmax(1) for _ in range({p})]), 0) - math.log({p})\n",
-        p = l.passes
+        p = l.passes,
+        ibp = if l.ibp.is_some() {
+            "# IBP prior: sigmoid(10 * <layer>.ibp_logit) of the file is the posterior probability of each (block, input) connection\n\
+             # (each block of kernels of a conv); advlab multiplies a layer's weight by z ~ Bernoulli(sigmoid(10 * ibp_logit))\n\
+             # (relaxed in training), repeated over the block's units; load with strict=False and mask the weights\n"
+        } else {
+            ""
+        }
     )
 }

@@ -7,6 +7,7 @@
 
 mod arch;
 mod checkpoint;
+pub mod ibp;
 pub mod lwta;
 mod net;
 pub mod noise;
@@ -15,6 +16,7 @@ mod random;
 
 pub use arch::{Arch, Input, Lwta, NoiseSite, ALPHA_INIT};
 pub use checkpoint::{load_model, save_model};
+pub use ibp::{IbpPrior, IbpUsage};
 
 use crate::error::{Error, Result};
 use arch::Init;
@@ -280,6 +282,22 @@ impl Model {
         self.check_input(x.dims())?;
         let x = self.defend(x)?;
         Ok(self.0.net.forward(&x, &self.ctx(true))?)
+    }
+
+    /// KL(q ‖ p) of an LWTA model's IBP prior over its connections, with gradients (none for
+    /// a model without the prior): the ELBO's term that training adds, divided by the number
+    /// of training samples, to the cross-entropy.
+    pub fn ibp_kl(&self) -> Result<Option<Tensor>> {
+        if self.0.arch.lwta().and_then(|l| l.ibp).is_none() {
+            return Ok(None);
+        }
+        let key = self.rng().next_u64();
+        Ok(self.0.net.ibp_kl(key)?)
+    }
+
+    /// How much of each LWTA layer with an IBP prior the posterior keeps.
+    pub fn ibp_usage(&self) -> Result<Vec<IbpUsage>> {
+        Ok(self.0.frozen.ibp_usage()?)
     }
 
     /// Logits without tracking the weights (evaluation and attacks: gradients flow only to

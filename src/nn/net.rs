@@ -2,6 +2,7 @@
 //! random draws of stochastic models taken from a per-pass key.
 
 use super::arch::Arch;
+use super::ibp::{Gates, IbpUsage};
 use super::lwta::{lwta, Draw};
 use super::noise;
 use super::ops;
@@ -46,14 +47,21 @@ pub(crate) struct Layer {
     b: Tensor,
     alpha_w: Option<Tensor>,
     alpha_a: Option<Tensor>,
+    /// The IBP utilities of an LWTA layer's connections.
+    ibp: Option<Gates>,
 }
 
 impl Layer {
-    /// The weight this pass uses: with noise when the layer injects it on its weights.
+    /// The weight this pass uses: with noise when the layer injects it on its weights, times
+    /// the utilities of its connections under an IBP prior.
     fn weight(&self, ctx: &Ctx) -> Result<Tensor> {
-        match &self.alpha_w {
-            Some(a) => add_noise(&self.w, a, ctx),
-            None => Ok(self.w.clone()),
+        let w = match &self.alpha_w {
+            Some(a) => add_noise(&self.w, a, ctx)?,
+            None => self.w.clone(),
+        };
+        match &self.ibp {
+            Some(g) => g.apply(&w, ctx),
+            None => Ok(w),
         }
     }
 
@@ -135,12 +143,24 @@ impl Net {
     pub fn build(arch: &Arch, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Self> {
         let need =
             |name: String| get(&name).ok_or_else(|| candle_core::Error::Msg(format!("{arch}: no parameter {name}")));
+        let ibp = arch.lwta().and_then(|l| Some((l.units_per_block, l.ibp?)));
         let layer = |name: &str| -> Result<Layer> {
+            let gates = match (ibp, get(&format!("{name}.ibp_logit"))) {
+                (Some((units, prior)), Some(logit)) => Some(Gates {
+                    logit,
+                    a: need(format!("{name}.ibp_a"))?,
+                    b: need(format!("{name}.ibp_b"))?,
+                    units,
+                    prior,
+                }),
+                _ => None,
+            };
             Ok(Layer {
                 w: need(format!("{name}.weight"))?,
                 b: need(format!("{name}.bias"))?,
                 alpha_w: get(&format!("{name}.alpha_w")),
                 alpha_a: get(&format!("{name}.alpha_a")),
+                ibp: gates,
             })
         };
         let mlp = |layers: &[usize]| -> Result<Vec<Layer>> {
@@ -186,6 +206,35 @@ impl Net {
                 fc: layer("fc")?,
             },
         })
+    }
+
+    /// The layers whose connections have IBP utilities.
+    fn gates(&self) -> Vec<&Gates> {
+        let layers: Vec<&Layer> = match self {
+            Net::Mlp(l) | Net::LwtaMlp(l, _) => l.iter().collect(),
+            Net::Cnn { c1, c2, f1, f2 } | Net::LwtaCnn { c1, c2, f1, f2, .. } => vec![c1, c2, f1, f2],
+            Net::Resnet { .. } => Vec::new(),
+        };
+        layers.into_iter().filter_map(|l| l.ibp.as_ref()).collect()
+    }
+
+    /// The IBP prior's KL(q ‖ p) summed over the layers (none without the prior), with the
+    /// stick samples drawn from `key`.
+    pub fn ibp_kl(&self, key: u64) -> Result<Option<Tensor>> {
+        let mut total: Option<Tensor> = None;
+        for (i, g) in self.gates().into_iter().enumerate() {
+            let kl = g.kl(substream(key, i as u64))?;
+            total = Some(match total {
+                Some(t) => (t + kl)?,
+                None => kl,
+            });
+        }
+        Ok(total)
+    }
+
+    /// How much of each layer with IBP utilities the posterior keeps.
+    pub fn ibp_usage(&self) -> Result<Vec<IbpUsage>> {
+        self.gates().into_iter().map(Gates::usage).collect()
     }
 
     /// Logits of a batch.

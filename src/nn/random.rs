@@ -206,6 +206,11 @@ pub(crate) fn gumbel_vec(n: usize, key: u64) -> Vec<f32> {
     out
 }
 
+/// `n` uniform numbers in (0, 1) of stream `key`.
+pub(crate) fn uniform_vec(n: usize, key: u64) -> Vec<f32> {
+    (0..n as u64).map(|i| open01(bits(key, i) >> 40)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

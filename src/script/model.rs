@@ -5,7 +5,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
-use crate::nn::{load_model, save_model, Arch, Lwta, Model, NoiseSite};
+use crate::nn::{load_model, save_model, Arch, IbpPrior, Lwta, Model, NoiseSite};
 use crate::train::{fit_defended, Defence, EpochStats, FitParams};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
@@ -90,14 +90,35 @@ fn lwta_opts(o: &Opts) -> RResult<Lwta> {
         units_per_block: o.usize("units_per_block")?.unwrap_or(d.units_per_block),
         temperature: o.f64("temperature")?.unwrap_or(d.temperature),
         passes: o.usize("passes")?.unwrap_or(d.passes),
+        ibp: ibp_opts(o)?,
     })
+}
+
+/// The IBP prior of an LWTA model: `ibp: true`, or either of its options, turns it on.
+fn ibp_opts(o: &Opts) -> RResult<Option<IbpPrior>> {
+    let d = IbpPrior::default();
+    let (alpha, temperature) = (o.f64("ibp_alpha")?, o.f64("ibp_temperature")?);
+    let on = o.bool("ibp")?.unwrap_or(alpha.is_some() || temperature.is_some());
+    Ok(on.then(|| IbpPrior {
+        alpha: alpha.unwrap_or(d.alpha),
+        temperature: temperature.unwrap_or(d.temperature),
+    }))
 }
 
 fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
     let o = Opts::new(
         "lwta_mlp",
         m,
-        &["layers", "units_per_block", "temperature", "passes", "seed"],
+        &[
+            "layers",
+            "units_per_block",
+            "temperature",
+            "passes",
+            "ibp",
+            "ibp_alpha",
+            "ibp_temperature",
+            "seed",
+        ],
     )?;
     let layers = match o.get("layers") {
         Some(v) => {
@@ -126,7 +147,17 @@ fn lwta_cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
     let o = Opts::new(
         "lwta_cnn",
         m,
-        &["input", "classes", "units_per_block", "temperature", "passes", "seed"],
+        &[
+            "input",
+            "classes",
+            "units_per_block",
+            "temperature",
+            "passes",
+            "ibp",
+            "ibp_alpha",
+            "ibp_temperature",
+            "seed",
+        ],
     )?;
     let arch = Arch::lwta_cnn(
         input_shape(&o, [1, 28, 28])?,
@@ -253,7 +284,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "lwta_mlp(opts: Map) -> Model",
-        "An MLP with stochastic local winner-takes-all activations (Panousis et al. 2021): layers (required), units_per_block (2), temperature (0.67, training relaxation), passes (1: softmax averaged over this many passes at prediction), seed.",
+        "An MLP with stochastic local winner-takes-all activations (Panousis et al. 2021): layers (required), units_per_block (2), temperature (0.67, training relaxation), passes (1: softmax averaged over this many passes at prediction), ibp (false: an Indian buffet process prior over the connections, trained by the ELBO), ibp_alpha (5), ibp_temperature (0.67), seed.",
         move |m: Map| lwta_mlp_opts(&s, &m)
     );
     let s = reg.session.clone();
@@ -267,7 +298,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "lwta_cnn(opts: Map) -> Model",
-        "The LWTA CNN with options: input ([1, 28, 28]), classes (10), units_per_block (2; divides 32), temperature (0.67), passes (1), seed.",
+        "The LWTA CNN with options: input ([1, 28, 28]), classes (10), units_per_block (2; divides 32), temperature (0.67), passes (1), ibp (false), ibp_alpha (5), ibp_temperature (0.67), seed.",
         move |m: Map| lwta_cnn_opts(&s, &m)
     );
     let s = reg.session.clone();
@@ -338,6 +369,28 @@ pub(super) fn register(reg: &mut Reg) {
                 .map_err(to_rhai)?
                 .into_iter()
                 .map(|(n, v)| (n.into(), Dynamic::from(f64::from(v))))
+                .collect())
+        }
+    );
+    def!(
+        reg,
+        "Model.ibp_usage() -> Array",
+        "Per LWTA layer with an IBP prior, in order: #{ layer, on, connections, fraction, blocks_on, blocks } (a connection is on when its posterior probability is above 1/2); empty for other models.",
+        |m: &mut Model| -> RResult<Array> {
+            Ok(m.ibp_usage()
+                .map_err(to_rhai)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    let mut row = Map::new();
+                    row.insert("layer".into(), Dynamic::from(i as INT));
+                    row.insert("on".into(), Dynamic::from(u.on as INT));
+                    row.insert("connections".into(), Dynamic::from(u.connections as INT));
+                    row.insert("fraction".into(), Dynamic::from(u.on as f64 / u.connections.max(1) as f64));
+                    row.insert("blocks_on".into(), Dynamic::from(u.blocks_on as INT));
+                    row.insert("blocks".into(), Dynamic::from(u.blocks as INT));
+                    Dynamic::from(row)
+                })
                 .collect())
         }
     );

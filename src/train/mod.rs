@@ -393,7 +393,14 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let x = set.images().index_select(&idx, 0)?;
             let y = set.labels().index_select(&idx, 0)?;
-            let out = defence.batch_loss(model, &x, &y, epoch, b)?;
+            let mut out = defence.batch_loss(model, &x, &y, epoch, b)?;
+            if let Some(kl) = model.ibp_kl()? {
+                // the ELBO per sample: cross-entropy + KL(q ‖ p)/N
+                let kl = (kl / set.len() as f64)?;
+                out.sums
+                    .push(("ibp_kl", kl.to_scalar::<f32>()? as f64 * chunk.len() as f64));
+                out.loss = (out.loss + kl)?;
+            }
             if p.lr_schedule != LrSchedule::Constant {
                 opt.set_lr(p.lr_schedule.rate(p.lr, epoch * batches + b, p.epochs * batches));
             }
@@ -410,6 +417,11 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         }
         pb.finish_and_clear();
         let mut measured: BTreeMap<String, f64> = sums.into_iter().map(|(k, v)| (k, v / n as f64)).collect();
+        let usage = model.ibp_usage()?;
+        if !usage.is_empty() {
+            let (on, all) = usage.iter().fold((0, 0), |(a, b), u| (a + u.on, b + u.connections));
+            measured.insert("ibp_active".into(), on as f64 / all.max(1) as f64);
+        }
         if let Some((chosen, k, size)) = cluster_info {
             measured.insert("cluster".into(), chosen as f64);
             measured.insert("clusters".into(), k as f64);

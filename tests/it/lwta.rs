@@ -223,6 +223,7 @@ fn passes_average_the_softmax_and_seeds_reproduce() {
                 units_per_block: 4,
                 temperature: 0.5,
                 passes: 2,
+                ibp: None,
             },
         )
         .unwrap(),

@@ -9,6 +9,7 @@ mod data;
 mod defences;
 mod errors;
 mod explore;
+mod ibp;
 mod lwta;
 mod model;
 mod ops;
