@@ -616,6 +616,10 @@ fn input_defences_reproduction_runs_quick() {
     for r in t1.iter().filter(|r| r["model"] == "control") {
         assert!(num(r, "universal") < num(r, "original"), "{r:?}");
     }
+    // perturbations fitted through each defence cost accuracy on the whole
+    let mean = |c: &str| t1.iter().map(|r| num(r, c)).sum::<f64>() / t1.len() as f64;
+    assert!(t1.iter().all(|r| (0.0..=1.0).contains(&num(r, "universal_adaptive"))));
+    assert!(mean("universal_adaptive") < mean("original"), "{t1:?}");
     assert_eq!(csv_rows(&root.join("table2.csv")).len(), 6);
     assert_eq!(csv_rows(&root.join("table3.csv")).len(), 8);
     let adaptive = csv_rows(&root.join("adaptive.csv"));
