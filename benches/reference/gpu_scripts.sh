@@ -24,7 +24,7 @@ if want bench; then
   echo "benchmark exit $?"; grep -v '^fit\|^ *$' "$OUT/bench.log" | tail -28
 fi
 if want cluster; then
-  # resumable: a second call with the same OUT continues where the first stopped
+  # resumable while the machine stays warm: /tmp/gpu_out keeps each finished configuration
   timeout 500 "$BIN" run scripts/reproduce/cluster_adversarial_training.rhai --device cuda --out /tmp/gpu_out > "$OUT/cluster.log" 2>&1
   echo "cluster exit $?"; grep -v '^fit\|^ *$\|runs/' "$OUT/cluster.log" | tail -40
 fi
