@@ -22,7 +22,7 @@ fn ibp_mlp(hidden: usize) -> Arch {
 /// Pixels within two of the image's edge: blank in every MNIST image.
 fn is_border(j: usize) -> bool {
     let (r, c) = (j / 28, j % 28);
-    r < 2 || r >= 26 || c < 2 || c >= 26
+    !(2..26).contains(&r) || !(2..26).contains(&c)
 }
 
 #[test]
