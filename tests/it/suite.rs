@@ -2,7 +2,7 @@
 //! perturbations, noise), the robustness report and its metric definitions, accuracy-versus-ε
 //! curves and transfer matrices.
 
-use crate::common::{advlab, script, trained, values};
+use crate::common::{advlab, fails, run_in, script, trained, values};
 use advlab::attack::{
     fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm, PgdParams,
     Target, Universal, UniversalParams,
@@ -491,29 +491,6 @@ fn parameter_rules_of_the_new_attacks() {
         Err(ParamError::EpsNegative(-0.1))
     );
     assert_eq!(NoiseKind::parse("pink"), Err(ParamError::UnknownNoise("pink".into())));
-}
-
-/// `advlab run SCRIPT --out DIR/out` inside DIR.
-fn run_in(dir: &std::path::Path, script: &std::path::Path) -> assert_cmd::assert::Assert {
-    advlab()
-        .current_dir(dir)
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-        ])
-        .assert()
-}
-
-/// Run `text` as a script; it must fail with `what` at `line:col`.
-fn fails(text: &str, what: &str, line_col: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = script(tmp.path(), "bad.rhai", text);
-    run_in(tmp.path(), &s)
-        .code(1)
-        .stderr(contains(what))
-        .stderr(contains(format!("bad.rhai:{line_col}")));
 }
 
 #[test]
