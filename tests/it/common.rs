@@ -118,6 +118,38 @@ pub fn round_trip(model: &Model, path: &Path, x: &Tensor, seed: u64) -> Model {
     back
 }
 
+/// The error of a loader given an explicit folder `name` that does not exist: it says so
+/// and names the folder.
+pub fn assert_missing_folder<T>(loaded: advlab::Result<T>, name: &str) {
+    let Err(e) = loaded else {
+        panic!("the folder {name} does not exist, yet it loaded");
+    };
+    let e = e.to_string();
+    assert!(e.contains("does not exist") && e.contains(name), "{e}");
+}
+
+/// Run `scripts/<path>` with quick=true and `args` on the real MNIST (None, skipped, without
+/// it); returns the temporary directory (outputs under `out/`) and stdout.
+pub fn run_quick(path: &str, args: &[&str]) -> Option<(tempfile::TempDir, String)> {
+    let mnist = mnist_dir()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(path);
+    let out = advlab()
+        .env("ADVLAB_DATA", mnist.parent().unwrap())
+        .arg("run")
+        .arg(script)
+        .arg("quick=true")
+        .args(args)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    Some((tmp, String::from_utf8(out).unwrap()))
+}
+
 /// The resolution order of a data set's loader, run on the script `s` (which loads it with no
 /// path and prints something) inside `dir`: with nothing anywhere the run fails and stderr
 /// holds each of `not_found`; `local(dir/data)` writes a copy into `./data` and returns what

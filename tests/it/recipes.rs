@@ -1,7 +1,7 @@
 //! Training-time defences (recipes) and PGD restarts: robustness gained over plain training,
 //! samples crafted from the current weights, the label-smoothing loss, seeds, and errors.
 
-use crate::common::{advlab, fails, max_abs_diff, run_in, script, trained, values};
+use crate::common::{advlab, fails, max_abs_diff, run_in, run_quick, script, trained, values};
 use advlab::attack::{perturb, Attack, FgsmParams, NoiseParams, PgdParams};
 use advlab::data::{synthetic, Splits, SyntheticParams};
 use advlab::eval::accuracy;
@@ -771,23 +771,9 @@ fn bad_recipe_options_are_clear_errors_at_their_position() {
 
 #[test]
 fn recipes_mnist_script_runs_quick() {
-    let Some(mnist) = crate::common::mnist_dir() else {
+    let Some((tmp, stdout)) = run_quick("recipes_mnist.rhai", &[]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/recipes_mnist.rhai");
-    let out = advlab()
-        .env("ADVLAB_DATA", mnist.parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
-        .success();
-    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(stdout.contains("pgd40_restarts"), "{stdout}");
     let dir = tmp.path().join("out/recipes_mnist/quick");
     for f in ["model.safetensors", "history.csv", "results.json", "results.csv"] {
@@ -806,20 +792,11 @@ fn recipes_mnist_script_runs_quick() {
         .unwrap()
         .starts_with("fast_fgsm_training(eps=0.3, alpha=0.375"));
     // the other recipes, which have no guard
-    advlab()
-        .env("ADVLAB_DATA", mnist.parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "recipe=pgd",
-            "steps=2",
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
-        .success()
-        .stdout(contains("pgd_training(eps=0.3, alpha=0.375, steps=2"));
+    let (tmp, stdout) = run_quick("recipes_mnist.rhai", &["recipe=pgd", "steps=2"]).unwrap();
+    assert!(
+        stdout.contains("pgd_training(eps=0.3, alpha=0.375, steps=2"),
+        "{stdout}"
+    );
     assert!(tmp.path().join("out/recipes_mnist_pgd/quick/results.json").is_file());
 }
 

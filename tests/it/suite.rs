@@ -2,7 +2,7 @@
 //! perturbations, noise), the robustness report and its metric definitions, accuracy-versus-ε
 //! curves and transfer matrices.
 
-use crate::common::{advlab, fails, run_in, script, trained, values};
+use crate::common::{fails, run_in, run_quick, script, trained, values};
 use advlab::attack::{
     fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm, PgdParams,
     Target, Universal, UniversalParams,
@@ -602,24 +602,7 @@ confidence_histogram(m, d.test, #{ bins: 10 }).save("out/hist.png");
 /// Run a reproduction script with quick=true on the real data (skipped without it); returns
 /// the output directory and stdout.
 pub(crate) fn reproduce(name: &str) -> Option<(tempfile::TempDir, String)> {
-    let mnist = crate::common::mnist_dir()?;
-    let tmp = tempfile::tempdir().unwrap();
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/reproduce/{name}"));
-    let out = advlab()
-        .env("ADVLAB_DATA", mnist.parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    Some((tmp, String::from_utf8(out).unwrap()))
+    run_quick(&format!("reproduce/{name}"), &[])
 }
 
 pub(crate) fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
