@@ -15,7 +15,7 @@ use super::{image_dims, Transform};
 use crate::data::Dataset;
 use crate::error::{Error, ParamError, Result};
 use crate::nn::{ops, Arch, Model};
-use crate::train::Opt;
+use crate::train::{check_loop, Opt};
 use candle_core::{Device, Tensor, Var};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use serde::Serialize;
@@ -68,15 +68,7 @@ pub struct AeFitValid {
 impl AeFitParams {
     /// Check every rule; the first broken one is the error.
     pub fn check(&self) -> std::result::Result<AeFitValid, ParamError> {
-        if self.epochs == 0 {
-            return Err(ParamError::EpochsZero);
-        }
-        if self.batch_size == 0 {
-            return Err(ParamError::BatchSizeZero);
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(ParamError::LrNotPositive(self.lr));
-        }
+        check_loop(self.epochs, self.batch_size, self.lr)?;
         if !(self.noise_std.is_finite() && self.noise_std >= 0.0) {
             return Err(ParamError::AutoencoderNoise(self.noise_std));
         }

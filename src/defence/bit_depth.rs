@@ -2,12 +2,11 @@
 //! levels in [0, 1]. Its true gradient is zero almost everywhere; with BPDA (the default) the
 //! backward pass is the identity.
 
-use super::{cpu_values, through, Transform};
+use super::{backward_name, bpda_switch, cpu_values, through, Transform};
 use crate::error::{ParamError, Result};
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 use std::fmt;
-use std::sync::Arc;
 
 /// Rounding to `2^bits` levels.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,20 +45,10 @@ impl Transform for BitDepth {
             .into_iter()
             .map(|v| (v.clamp(0.0, 1.0) * top).round() / top)
             .collect();
-        let value = Tensor::from_vec(q, x.dims(), x.device())?.to_dtype(x.dtype())?;
-        through(x, value, self.bpda)
+        through(x, q, self.bpda)
     }
 
-    fn bpda(&self) -> Option<bool> {
-        Some(self.bpda)
-    }
-
-    fn with_bpda(&self, on: bool) -> Option<Arc<dyn Transform>> {
-        Some(Arc::new(Self {
-            bpda: on,
-            ..self.clone()
-        }))
-    }
+    bpda_switch!();
 }
 
 impl fmt::Display for BitDepth {
@@ -69,11 +58,7 @@ impl fmt::Display for BitDepth {
             "bit_depth(bits={}, {} levels, backward={})",
             self.bits,
             self.levels(),
-            if self.bpda {
-                "identity (BPDA)"
-            } else {
-                "none (zero gradient)"
-            }
+            backward_name(self.bpda)
         )
     }
 }

@@ -2,13 +2,12 @@
 //! channel by channel, with the border replicated. Not differentiable in any useful way; with
 //! BPDA (the default) the backward pass is the identity.
 
-use super::{cpu_values, image_dims, through, Transform};
+use super::{backward_name, bpda_switch, cpu_values, image_dims, through, Transform};
 use crate::error::{ParamError, Result};
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
 use std::fmt;
-use std::sync::Arc;
 
 /// The median filter of `planes` (each `h × w`, row-major, one after another) with a
 /// `size × size` window: offsets `−(size−1)/2 ..= size/2` on each axis, the border replicated;
@@ -73,20 +72,10 @@ impl Transform for MedianSmoothing {
     fn apply(&self, x: &Tensor, _rng: &mut StdRng) -> Result<Tensor> {
         let (_, h, w) = image_dims(self.name(), x.dims())?;
         let m = median_filter(&cpu_values(x)?, h, w, self.size);
-        let value = Tensor::from_vec(m, x.dims(), x.device())?.to_dtype(x.dtype())?;
-        through(x, value, self.bpda)
+        through(x, m, self.bpda)
     }
 
-    fn bpda(&self) -> Option<bool> {
-        Some(self.bpda)
-    }
-
-    fn with_bpda(&self, on: bool) -> Option<Arc<dyn Transform>> {
-        Some(Arc::new(Self {
-            bpda: on,
-            ..self.clone()
-        }))
-    }
+    bpda_switch!();
 }
 
 impl fmt::Display for MedianSmoothing {
@@ -96,11 +85,7 @@ impl fmt::Display for MedianSmoothing {
             "median_smoothing(size={}×{}, border replicated, backward={})",
             self.size,
             self.size,
-            if self.bpda {
-                "identity (BPDA)"
-            } else {
-                "none (zero gradient)"
-            }
+            backward_name(self.bpda)
         )
     }
 }

@@ -180,16 +180,46 @@ pub fn apply_to(transform: &dyn Transform, data: &Dataset) -> Result<Dataset> {
     data.with_images(images, format!("{}({})", transform.name(), data.name()))
 }
 
-/// The output of a non-differentiable transform: `value` (computed without a graph) in the
-/// forward pass; with `bpda`, the identity in the backward pass (`value + (x − detach(x))`,
-/// exactly `value` in value), else no gradient at all.
-pub(crate) fn through(x: &Tensor, value: Tensor, bpda: bool) -> Result<Tensor> {
+/// The output of a non-differentiable transform: `values` (computed without a graph, in the
+/// shape of `x`) on `x`'s device and dtype in the forward pass; with `bpda`, the identity in
+/// the backward pass (`value + (x − detach(x))`, exactly `value` in value), else no gradient
+/// at all.
+pub(crate) fn through(x: &Tensor, values: Vec<f32>, bpda: bool) -> Result<Tensor> {
+    let value = Tensor::from_vec(values, x.dims(), x.device())?.to_dtype(x.dtype())?;
     if bpda && x.track_op() {
         Ok((value + (x - x.detach())?)?)
     } else {
         Ok(value)
     }
 }
+
+/// The backward pass of a non-differentiable transform, as its description names it.
+pub(crate) fn backward_name(bpda: bool) -> &'static str {
+    if bpda {
+        "identity (BPDA)"
+    } else {
+        "none (zero gradient)"
+    }
+}
+
+/// The [`Transform::bpda`] and [`Transform::with_bpda`] methods of a non-differentiable
+/// transform: a `Clone` type whose `bpda: bool` field says whether [`through`] passes the
+/// gradient.
+macro_rules! bpda_switch {
+    () => {
+        fn bpda(&self) -> Option<bool> {
+            Some(self.bpda)
+        }
+
+        fn with_bpda(&self, on: bool) -> Option<std::sync::Arc<dyn $crate::defence::Transform>> {
+            Some(std::sync::Arc::new(Self {
+                bpda: on,
+                ..self.clone()
+            }))
+        }
+    };
+}
+use bpda_switch;
 
 /// The `(N, C, H, W)` images of a batch as f32 values on the CPU.
 pub(crate) fn cpu_values(x: &Tensor) -> Result<Vec<f32>> {

@@ -589,7 +589,14 @@ impl Arch {
                 }
                 format!("nn.Sequential({})", parts.join(", "))
             }
-            Arch::LwtaCnn {
+            Arch::Cnn {
+                channels,
+                height,
+                width,
+                classes,
+                ..
+            }
+            | Arch::LwtaCnn {
                 channels,
                 height,
                 width,
@@ -599,18 +606,6 @@ impl Arch {
                 "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), {act}, nn.MaxPool2d(2), \
                  nn.Conv2d(32, 64, 3, padding=1), {act}, nn.MaxPool2d(2), nn.Flatten(), \
                  nn.Linear({}, 128), {act}, nn.Linear(128, {classes}))",
-                64 * (height / 4) * (width / 4)
-            ),
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-                ..
-            } => format!(
-                "nn.Sequential(nn.Conv2d({channels}, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), \
-                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), \
-                 nn.Linear({}, 128), nn.ReLU(), nn.Linear(128, {classes}))",
                 64 * (height / 4) * (width / 4)
             ),
             Arch::Resnet {

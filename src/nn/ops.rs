@@ -222,6 +222,13 @@ impl Geom {
     fn chw(&self) -> usize {
         self.c * self.h * self.w
     }
+    /// With stride 1, the output columns `lo..hi` whose input column `ox + kj − pad` lies
+    /// inside the row (the others fall on the zero padding).
+    fn inside(&self, kj: usize) -> (usize, usize) {
+        let lo = self.pad.saturating_sub(kj).min(self.ow);
+        let hi = (self.w + self.pad).saturating_sub(kj).min(self.ow).max(lo);
+        (lo, hi)
+    }
     /// Input coordinate of output coordinate `out` and kernel offset `k`, if inside.
     fn src(&self, out: usize, k: usize, size: usize) -> Option<usize> {
         (out * self.stride + k).checked_sub(self.pad).filter(|&i| i < size)
@@ -244,8 +251,7 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
                             let src = &x[(c * g.h + iy) * g.w..][..g.w];
                             if g.stride == 1 {
                                 // ix = ox + kj − pad: one contiguous run, zeros on either side
-                                let lo = g.pad.saturating_sub(kj).min(g.ow);
-                                let hi = (g.w + g.pad).saturating_sub(kj).min(g.ow).max(lo);
+                                let (lo, hi) = g.inside(kj);
                                 dst[..lo].fill(0.0);
                                 dst[lo..hi].copy_from_slice(&src[lo + kj - g.pad..hi + kj - g.pad]);
                                 dst[hi..].fill(0.0);
@@ -276,8 +282,7 @@ fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
                         let src = &row[oy * g.ow..][..g.ow];
                         if g.stride == 1 {
                             // ix = ox + kj − pad: one contiguous run
-                            let lo = g.pad.saturating_sub(kj).min(g.ow);
-                            let hi = (g.w + g.pad).saturating_sub(kj).min(g.ow).max(lo);
+                            let (lo, hi) = g.inside(kj);
                             let d = &mut dst[lo + kj - g.pad..hi + kj - g.pad];
                             d.iter_mut().zip(&src[lo..hi]).for_each(|(a, v)| *a += v);
                         } else {

@@ -99,18 +99,25 @@ pub struct FitValid {
     pub lr_schedule: LrSchedule,
 }
 
+/// The rules every training loop shares (a model's fit, an autoencoder's): at least one
+/// epoch, a batch of at least one sample, a finite learning rate above 0.
+pub(crate) fn check_loop(epochs: usize, batch_size: usize, lr: f64) -> std::result::Result<(), ParamError> {
+    if epochs == 0 {
+        return Err(ParamError::EpochsZero);
+    }
+    if batch_size == 0 {
+        return Err(ParamError::BatchSizeZero);
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(ParamError::LrNotPositive(lr));
+    }
+    Ok(())
+}
+
 impl FitParams {
     /// Check every rule; the first broken one is the error.
     pub fn check(&self) -> std::result::Result<FitValid, ParamError> {
-        if self.epochs == 0 {
-            return Err(ParamError::EpochsZero);
-        }
-        if self.batch_size == 0 {
-            return Err(ParamError::BatchSizeZero);
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(ParamError::LrNotPositive(self.lr));
-        }
+        check_loop(self.epochs, self.batch_size, self.lr)?;
         let optimizer = match self.optimizer.as_str() {
             "adam" => OptimizerKind::Adam,
             "sgd" => OptimizerKind::Sgd,

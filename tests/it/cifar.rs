@@ -2,7 +2,7 @@
 //! CHW pixel bytes per record), read back value by value; truncated and wrongly sized files,
 //! bad labels and missing files are clear errors; the resolution order is that of MNIST.
 
-use crate::common::{advlab, script, values};
+use crate::common::{advlab, assert_missing_folder, assert_resolution_order, script, values};
 use advlab::data::{load_cifar10, load_dataset, read_cifar_batch, save_dataset, CifarParams, CIFAR10_CLASSES};
 use candle_core::Device;
 use predicates::str::contains;
@@ -142,10 +142,7 @@ fn truncated_and_wrongly_sized_files_are_clear_errors() {
         e.contains("missing data_batch_3.bin") && e.contains("test_batch.bin"),
         "{e}"
     );
-    let e = load_cifar10(&explicit(&tmp.path().join("nope")), &Device::Cpu)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("does not exist") && e.contains("nope"), "{e}");
+    assert_missing_folder(load_cifar10(&explicit(&tmp.path().join("nope")), &Device::Cpu), "nope");
 }
 
 #[test]
@@ -156,39 +153,27 @@ fn resolution_order_env_then_local_then_download_names_every_place() {
         "c.rhai",
         "let c = cifar10(); print(`${c.train.len()} ${c.test.shape()} ${c.test.class_names()[0]}`);",
     );
-    // nothing anywhere: every place is named, and ADVLAB_OFFLINE skips the download
-    advlab()
-        .current_dir(tmp.path())
-        .env("ADVLAB_DATA", tmp.path().join("empty"))
-        .arg("run")
-        .arg(&s)
-        .assert()
-        .failure()
-        .stderr(contains("cifar10 data not found"))
-        .stderr(contains("empty/cifar-10-batches-bin (no such directory)"))
-        .stderr(contains("data/cifar-10-batches-bin (no such directory)"))
-        .stderr(contains("skipped: ADVLAB_OFFLINE is set"))
-        .stderr(contains("c.rhai:1:9"));
-    // ./data is used when $ADVLAB_DATA has none
-    write_cifar(&tmp.path().join("data"), 2, 3);
-    advlab()
-        .current_dir(tmp.path())
-        .env_remove("ADVLAB_DATA")
-        .arg("run")
-        .arg(&s)
-        .assert()
-        .success()
-        .stdout("10 [3, 32, 32] airplane\n");
-    // $ADVLAB_DATA comes first
-    write_cifar(&tmp.path().join("env"), 1, 3);
-    advlab()
-        .current_dir(tmp.path())
-        .env("ADVLAB_DATA", tmp.path().join("env"))
-        .arg("run")
-        .arg(&s)
-        .assert()
-        .success()
-        .stdout("5 [3, 32, 32] airplane\n");
+    // nothing anywhere: every place is named, and ADVLAB_OFFLINE skips the download; then
+    // ./data is used when $ADVLAB_DATA has none, and $ADVLAB_DATA comes first
+    assert_resolution_order(
+        tmp.path(),
+        &s,
+        &[
+            "cifar10 data not found",
+            "empty/cifar-10-batches-bin (no such directory)",
+            "data/cifar-10-batches-bin (no such directory)",
+            "skipped: ADVLAB_OFFLINE is set",
+            "c.rhai:1:9",
+        ],
+        |data| {
+            write_cifar(data, 2, 3);
+            "10 [3, 32, 32] airplane\n"
+        },
+        |env| {
+            write_cifar(env, 1, 3);
+            "5 [3, 32, 32] airplane\n"
+        },
+    );
     // the option map: a path and limits; unknown options are errors naming the valid ones
     let s2 = script(
         tmp.path(),

@@ -1,10 +1,13 @@
-//! Shared helpers: a trained model on synthetic data, the local MNIST copy, the CLI.
+//! Shared helpers: a trained model on synthetic data, the local MNIST copy, the CLI, script
+//! runs that must fail, checkpoint round trips and the data resolution order.
 
 use advlab::data::{synthetic, Splits, SyntheticParams};
-use advlab::nn::{Arch, Model};
+use advlab::nn::{load_model, save_model, Arch, Model};
 use advlab::train::{fit, FitParams};
 use candle_core::{Device, Tensor};
-use std::path::PathBuf;
+use predicates::prelude::*;
+use predicates::str::contains;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// An MLP trained for one epoch on a small synthetic set, shared by the attack tests.
@@ -69,15 +72,129 @@ pub fn advlab() -> assert_cmd::Command {
 }
 
 /// Write a script into `dir` and return its path.
-pub fn script(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+pub fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
 
+/// `advlab run SCRIPT --out DIR/out` inside DIR.
+pub fn run_in(dir: &Path, script: &Path) -> assert_cmd::assert::Assert {
+    advlab()
+        .current_dir(dir)
+        .arg("run")
+        .arg(script)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .assert()
+}
+
+/// Run `text` as the script `bad.rhai` in a fresh folder; it must fail (exit code 1) with
+/// `what` in stderr and no panic. Returns the assertion for further checks.
+pub fn script_fails(text: &str, what: &str) -> assert_cmd::assert::Assert {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = script(tmp.path(), "bad.rhai", text);
+    run_in(tmp.path(), &s)
+        .code(1)
+        .stderr(contains(what))
+        .stderr(contains("panicked").not())
+}
+
+/// Run `text` as a script; it must fail with `what` in stderr at `line:col`, and no panic.
+pub fn fails(text: &str, what: &str, line_col: &str) {
+    script_fails(text, what).stderr(contains(format!("bad.rhai:{line_col}")));
+}
+
+/// `model` saved to `path` and loaded back: the same architecture and, both reseeded to
+/// `seed`, the same outputs on `x` (a stochastic model draws the same noise). Returns the
+/// loaded model.
+pub fn round_trip(model: &Model, path: &Path, x: &Tensor, seed: u64) -> Model {
+    save_model(model, path, &serde_json::json!({})).unwrap();
+    let back = load_model(path, &Device::Cpu).unwrap();
+    assert_eq!(back.arch(), model.arch());
+    model.reseed(seed);
+    back.reseed(seed);
+    assert_eq!(values(&model.forward(x).unwrap()), values(&back.forward(x).unwrap()));
+    back
+}
+
+/// The error of a loader given an explicit folder `name` that does not exist: it says so
+/// and names the folder.
+pub fn assert_missing_folder<T>(loaded: advlab::Result<T>, name: &str) {
+    let Err(e) = loaded else {
+        panic!("the folder {name} does not exist, yet it loaded");
+    };
+    let e = e.to_string();
+    assert!(e.contains("does not exist") && e.contains(name), "{e}");
+}
+
+/// Run `scripts/<path>` with quick=true and `args` on the real MNIST (None, skipped, without
+/// it); returns the temporary directory (outputs under `out/`) and stdout.
+pub fn run_quick(path: &str, args: &[&str]) -> Option<(tempfile::TempDir, String)> {
+    let mnist = mnist_dir()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(path);
+    let out = advlab()
+        .env("ADVLAB_DATA", mnist.parent().unwrap())
+        .arg("run")
+        .arg(script)
+        .arg("quick=true")
+        .args(args)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    Some((tmp, String::from_utf8(out).unwrap()))
+}
+
+/// The resolution order of a data set's loader, run on the script `s` (which loads it with no
+/// path and prints something) inside `dir`: with nothing anywhere the run fails and stderr
+/// holds each of `not_found`; `local(dir/data)` writes a copy into `./data` and returns what
+/// the script prints then, with `$ADVLAB_DATA` unset; `env(dir/env)` writes another copy and
+/// returns what the script prints with `$ADVLAB_DATA=dir/env`, which comes first.
+pub fn assert_resolution_order(
+    dir: &Path,
+    s: &Path,
+    not_found: &[&str],
+    local: impl FnOnce(&Path) -> &'static str,
+    env: impl FnOnce(&Path) -> &'static str,
+) {
+    let mut nowhere = advlab()
+        .current_dir(dir)
+        .env("ADVLAB_DATA", dir.join("empty"))
+        .arg("run")
+        .arg(s)
+        .assert()
+        .failure();
+    for what in not_found {
+        nowhere = nowhere.stderr(contains(*what));
+    }
+    let out = local(&dir.join("data"));
+    advlab()
+        .current_dir(dir)
+        .env_remove("ADVLAB_DATA")
+        .arg("run")
+        .arg(s)
+        .assert()
+        .success()
+        .stdout(out);
+    let out = env(&dir.join("env"));
+    advlab()
+        .current_dir(dir)
+        .env("ADVLAB_DATA", dir.join("env"))
+        .arg("run")
+        .arg(s)
+        .assert()
+        .success()
+        .stdout(out);
+}
+
 /// An MNIST directory with the first `n` train and `m` test samples of the real data when
 /// present, else of the synthetic set, as gzip IDX files.
-pub fn small_mnist(dir: &std::path::Path, n: usize, m: usize) {
+pub fn small_mnist(dir: &Path, n: usize, m: usize) {
     use advlab::data::{read_idx, write_idx};
     let Some(real) = mnist_dir() else {
         crate::data::write_fixture(dir, n, m);

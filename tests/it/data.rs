@@ -1,11 +1,10 @@
 //! Data sets: the synthetic set, IDX reading and validation, the resolution order.
 
-use crate::common::{advlab, mnist_dir, script, values};
+use crate::common::{assert_missing_folder, assert_resolution_order, mnist_dir, script, values};
 use advlab::data::{load_mnist_like, read_idx, synthetic, write_idx, SyntheticParams, Which};
 use advlab::nn::{Arch, Model};
 use advlab::train::{fit, FitParams};
 use candle_core::Device;
-use predicates::str::contains;
 use std::path::Path;
 
 #[test]
@@ -141,49 +140,37 @@ fn loading_checks_labels_and_counts() {
         .to_string();
     assert!(e.contains("label 12 is out of range"), "{e}");
     // an explicit directory that does not exist
-    let e = load_mnist_like(Which::Mnist, Some(&tmp.path().join("nope")), &Device::Cpu)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("does not exist") && e.contains("nope"), "{e}");
+    assert_missing_folder(
+        load_mnist_like(Which::Mnist, Some(&tmp.path().join("nope")), &Device::Cpu),
+        "nope",
+    );
 }
 
 #[test]
 fn resolution_order_env_then_local_then_download_names_every_place() {
     let tmp = tempfile::tempdir().unwrap();
     let s = script(tmp.path(), "m.rhai", "let m = mnist(); print(m.train.len());");
-    // nothing anywhere: the error lists $ADVLAB_DATA/mnist, ./data/mnist and the download
-    advlab()
-        .current_dir(tmp.path())
-        .env("ADVLAB_DATA", tmp.path().join("empty"))
-        .arg("run")
-        .arg(&s)
-        .assert()
-        .failure()
-        .stderr(contains("mnist data not found"))
-        .stderr(contains("empty/mnist (no such directory)"))
-        .stderr(contains("data/mnist (no such directory)"))
-        .stderr(contains("download"))
-        .stderr(contains("m.rhai:1:9"));
-    // ./data/mnist is used when $ADVLAB_DATA has none
-    write_fixture(&tmp.path().join("data/mnist"), 20, 5);
-    advlab()
-        .current_dir(tmp.path())
-        .env_remove("ADVLAB_DATA")
-        .arg("run")
-        .arg(&s)
-        .assert()
-        .success()
-        .stdout("20\n");
-    // $ADVLAB_DATA comes first
-    write_fixture(&tmp.path().join("env/mnist"), 30, 5);
-    advlab()
-        .current_dir(tmp.path())
-        .env("ADVLAB_DATA", tmp.path().join("env"))
-        .arg("run")
-        .arg(&s)
-        .assert()
-        .success()
-        .stdout("30\n");
+    // nothing anywhere: the error lists $ADVLAB_DATA/mnist, ./data/mnist and the download;
+    // then ./data/mnist is used when $ADVLAB_DATA has none, and $ADVLAB_DATA comes first
+    assert_resolution_order(
+        tmp.path(),
+        &s,
+        &[
+            "mnist data not found",
+            "empty/mnist (no such directory)",
+            "data/mnist (no such directory)",
+            "download",
+            "m.rhai:1:9",
+        ],
+        |data| {
+            write_fixture(&data.join("mnist"), 20, 5);
+            "20\n"
+        },
+        |env| {
+            write_fixture(&env.join("mnist"), 30, 5);
+            "30\n"
+        },
+    );
 }
 
 #[test]

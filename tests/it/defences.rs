@@ -1,7 +1,7 @@
 //! Input-time defences (seed 003): what each transform computes, defended models attacked end
 //! to end, EOT and BPDA against the naive attack, the robustness checks, seeds, and errors.
 
-use crate::common::{advlab, max_abs_diff, script, trained, values};
+use crate::common::{max_abs_diff, run_in, script, script_fails, trained, values};
 use crate::suite::{csv_rows, num, reproduce};
 use advlab::attack::{perturb, Attack, PgdParams};
 use advlab::data::{synthetic, Dataset, SyntheticParams};
@@ -14,7 +14,6 @@ use advlab::nn::Model;
 use advlab::train::{fit, FitParams};
 use advlab::ParamError;
 use candle_core::{Device, Tensor, Var};
-use predicates::prelude::*;
 use predicates::str::contains;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::Arc;
@@ -444,22 +443,6 @@ fn autoencoders_learn_to_reconstruct_and_pass_gradients() {
     ));
 }
 
-/// Run `text` as a script; it must fail with `what` in stderr and no panic.
-fn fails(text: &str, what: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = script(tmp.path(), "bad.rhai", text);
-    advlab()
-        .current_dir(tmp.path())
-        .arg("run")
-        .arg(&s)
-        .arg("--out")
-        .arg(tmp.path().join("out"))
-        .assert()
-        .code(1)
-        .stderr(contains(what))
-        .stderr(contains("panicked").not());
-}
-
 #[test]
 fn bad_options_are_clear_errors() {
     let pre = "let d = synthetic(#{ train: 20, test: 20 }).train;\nlet m = mlp([784, 8, 10]);\n";
@@ -553,7 +536,7 @@ fn bad_options_are_clear_errors() {
             "option `surrogate` must be a Model",
         ),
     ] {
-        fails(&format!("{pre}{line};"), what);
+        script_fails(&format!("{pre}{line};"), what);
     }
 }
 
@@ -581,13 +564,7 @@ print(`passed=${c.passed} rows=${c.rows().len()}`);
 write_csv("out/checks.csv", c.rows());
 "#,
     );
-    advlab()
-        .current_dir(tmp.path())
-        .arg("run")
-        .arg(&s)
-        .arg("--out")
-        .arg(tmp.path().join("out"))
-        .assert()
+    run_in(tmp.path(), &s)
         .success()
         .stdout(contains("defended: input → pca_projection(40 of 784 components"))
         .stdout(contains("gaussian_noise(std=0.1, seed=3"))

@@ -1,26 +1,7 @@
 //! Every user mistake is an error with the script's line:column and a sentence that says
 //! what to fix, never a panic.
 
-use crate::common::{advlab, script};
-use predicates::prelude::*;
-use predicates::str::contains;
-
-/// Run `text` as a script; it must fail with `what` in stderr at `line:col`.
-fn fails(text: &str, what: &str, line_col: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = script(tmp.path(), "bad.rhai", text);
-    advlab()
-        .current_dir(tmp.path())
-        .arg("run")
-        .arg(&s)
-        .arg("--out")
-        .arg(tmp.path().join("out"))
-        .assert()
-        .code(1)
-        .stderr(contains(what))
-        .stderr(contains(format!("bad.rhai:{line_col}")))
-        .stderr(contains("panicked").not());
-}
+use crate::common::fails;
 
 const DATA: &str = "let d = synthetic(#{ train: 20, test: 20 });\nlet m = mlp([784, 8, 10]);\n";
 

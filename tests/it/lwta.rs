@@ -2,11 +2,11 @@
 //! per block at test time drawn from softmax(h), gradients of the relaxed training pass,
 //! learning, passes, seeds and checkpoints.
 
-use crate::common::{advlab, max_abs_diff, script, values};
+use crate::common::{advlab, max_abs_diff, round_trip, script, values};
 use advlab::data::{synthetic, SyntheticParams};
 use advlab::eval::accuracy;
 use advlab::nn::lwta::{lwta, lwta_candle, Draw};
-use advlab::nn::{load_model, save_model, Arch, Lwta, Model};
+use advlab::nn::{Arch, Lwta, Model};
 use advlab::train::{fit, FitParams};
 use candle_core::{Device, Tensor, Var};
 use predicates::str::contains;
@@ -231,13 +231,8 @@ fn passes_average_the_softmax_and_seeds_reproduce() {
         2,
     )
     .unwrap();
-    save_model(&cnn, &path, &serde_json::json!({})).unwrap();
-    let back = load_model(&path, &Device::Cpu).unwrap();
-    assert_eq!(back.arch(), cnn.arch());
     let xc = Tensor::rand(0f32, 1f32, (3, 3, 32, 32), &Device::Cpu).unwrap();
-    cnn.reseed(1);
-    back.reseed(1);
-    assert_eq!(values(&cnn.forward(&xc).unwrap()), values(&back.forward(&xc).unwrap()));
+    round_trip(&cnn, &path, &xc, 1);
     let torch = cnn.arch().torch_module();
     assert!(
         torch.contains("class LWTA(nn.Module)")

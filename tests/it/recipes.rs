@@ -1,7 +1,7 @@
 //! Training-time defences (recipes) and PGD restarts: robustness gained over plain training,
 //! samples crafted from the current weights, the label-smoothing loss, seeds, and errors.
 
-use crate::common::{advlab, max_abs_diff, script, trained, values};
+use crate::common::{advlab, fails, max_abs_diff, run_in, run_quick, script, trained, values};
 use advlab::attack::{perturb, Attack, FgsmParams, NoiseParams, PgdParams};
 use advlab::data::{synthetic, Splits, SyntheticParams};
 use advlab::eval::accuracy;
@@ -610,20 +610,12 @@ fn recipes_print_and_record_their_resolved_parameters() {
     assert_eq!(d.params()[1]["attacks"][1]["attack"], "fgsm");
 }
 
-/// `advlab run SCRIPT --out DIR/out` inside DIR.
-fn run_in(dir: &std::path::Path, text: &str) -> assert_cmd::assert::Assert {
-    let s = script(dir, "s.rhai", text);
-    advlab()
-        .current_dir(dir)
-        .args(["run", s.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
-        .assert()
-}
-
 #[test]
 fn recipes_from_a_script_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_in(
+    let s = script(
         tmp.path(),
+        "s.rhai",
         r#"
 let d = synthetic(#{ train: 600, test: 100, seed: 1 });
 let m = mlp([784, 32, 10], #{ seed: 1 });
@@ -645,8 +637,8 @@ print(`${a}`);
 print(evaluate(m, d.test, [a]));
 write_json("out/h.json", h);
 "#,
-    )
-    .success();
+    );
+    let out = run_in(tmp.path(), &s).success();
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     for want in [
         "fast_fgsm_training(eps=0.1, alpha=0.125, seed=0, guard_samples=100, guard_steps=3, guard_drop=0.5, stop_on_overfit=false)",
@@ -680,15 +672,6 @@ write_json("out/h.json", h);
     assert_eq!(fits[2]["defence"][0]["beta"], 6.0);
     assert_eq!(fits[4]["defence"][0]["algorithm"], "kmeans");
     assert_eq!(fits[4]["defence"][0]["attack"]["attack"], "fgsm");
-}
-
-/// Run `text`; it must fail with `what` at `line:col`.
-fn fails(text: &str, what: &str, line_col: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    run_in(tmp.path(), text)
-        .code(1)
-        .stderr(contains(what))
-        .stderr(contains(format!("s.rhai:{line_col}")));
 }
 
 #[test]
@@ -788,23 +771,9 @@ fn bad_recipe_options_are_clear_errors_at_their_position() {
 
 #[test]
 fn recipes_mnist_script_runs_quick() {
-    let Some(mnist) = crate::common::mnist_dir() else {
+    let Some((tmp, stdout)) = run_quick("recipes_mnist.rhai", &[]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/recipes_mnist.rhai");
-    let out = advlab()
-        .env("ADVLAB_DATA", mnist.parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
-        .success();
-    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(stdout.contains("pgd40_restarts"), "{stdout}");
     let dir = tmp.path().join("out/recipes_mnist/quick");
     for f in ["model.safetensors", "history.csv", "results.json", "results.csv"] {
@@ -823,20 +792,11 @@ fn recipes_mnist_script_runs_quick() {
         .unwrap()
         .starts_with("fast_fgsm_training(eps=0.3, alpha=0.375"));
     // the other recipes, which have no guard
-    advlab()
-        .env("ADVLAB_DATA", mnist.parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "recipe=pgd",
-            "steps=2",
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
-        .success()
-        .stdout(contains("pgd_training(eps=0.3, alpha=0.375, steps=2"));
+    let (tmp, stdout) = run_quick("recipes_mnist.rhai", &["recipe=pgd", "steps=2"]).unwrap();
+    assert!(
+        stdout.contains("pgd_training(eps=0.3, alpha=0.375, steps=2"),
+        "{stdout}"
+    );
     assert!(tmp.path().join("out/recipes_mnist_pgd/quick/results.json").is_file());
 }
 

@@ -2,7 +2,7 @@
 //! perturbations, noise), the robustness report and its metric definitions, accuracy-versus-ε
 //! curves and transfer matrices.
 
-use crate::common::{advlab, script, trained, values};
+use crate::common::{fails, run_in, run_quick, script, trained, values};
 use advlab::attack::{
     fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm, PgdParams,
     Target, Universal, UniversalParams,
@@ -493,29 +493,6 @@ fn parameter_rules_of_the_new_attacks() {
     assert_eq!(NoiseKind::parse("pink"), Err(ParamError::UnknownNoise("pink".into())));
 }
 
-/// `advlab run SCRIPT --out DIR/out` inside DIR.
-fn run_in(dir: &std::path::Path, script: &std::path::Path) -> assert_cmd::assert::Assert {
-    advlab()
-        .current_dir(dir)
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-        ])
-        .assert()
-}
-
-/// Run `text` as a script; it must fail with `what` at `line:col`.
-fn fails(text: &str, what: &str, line_col: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let s = script(tmp.path(), "bad.rhai", text);
-    run_in(tmp.path(), &s)
-        .code(1)
-        .stderr(contains(what))
-        .stderr(contains(format!("bad.rhai:{line_col}")));
-}
-
 #[test]
 fn script_errors_of_the_attack_suite_name_the_problem_and_the_position() {
     let data = "let d = synthetic(#{ train: 20, test: 20 });\nlet m = mlp([784, 8, 10]);\n";
@@ -625,24 +602,7 @@ confidence_histogram(m, d.test, #{ bins: 10 }).save("out/hist.png");
 /// Run a reproduction script with quick=true on the real data (skipped without it); returns
 /// the output directory and stdout.
 pub(crate) fn reproduce(name: &str) -> Option<(tempfile::TempDir, String)> {
-    let mnist = crate::common::mnist_dir()?;
-    let tmp = tempfile::tempdir().unwrap();
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/reproduce/{name}"));
-    let out = advlab()
-        .env("ADVLAB_DATA", mnist.parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "--out",
-            tmp.path().join("out").to_str().unwrap(),
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    Some((tmp, String::from_utf8(out).unwrap()))
+    run_quick(&format!("reproduce/{name}"), &[])
 }
 
 pub(crate) fn csv_rows(path: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
