@@ -83,6 +83,16 @@ fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
     init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
 }
 
+/// The options of the competition (and its IBP prior) that both LWTA models take.
+const LWTA_OPTS: [&str; 6] = [
+    "units_per_block",
+    "temperature",
+    "passes",
+    "ibp",
+    "ibp_alpha",
+    "ibp_temperature",
+];
+
 /// The competition options of an LWTA model.
 fn lwta_opts(o: &Opts) -> RResult<Lwta> {
     let d = Lwta::default();
@@ -106,20 +116,7 @@ fn ibp_opts(o: &Opts) -> RResult<Option<IbpPrior>> {
 }
 
 fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new(
-        "lwta_mlp",
-        m,
-        &[
-            "layers",
-            "units_per_block",
-            "temperature",
-            "passes",
-            "ibp",
-            "ibp_alpha",
-            "ibp_temperature",
-            "seed",
-        ],
-    )?;
+    let o = Opts::new("lwta_mlp", m, &[&["layers", "seed"][..], &LWTA_OPTS].concat())?;
     let layers = match o.get("layers") {
         Some(v) => {
             let arr = v.clone().into_array().map_err(|_| {
@@ -144,21 +141,7 @@ fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
 }
 
 fn lwta_cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new(
-        "lwta_cnn",
-        m,
-        &[
-            "input",
-            "classes",
-            "units_per_block",
-            "temperature",
-            "passes",
-            "ibp",
-            "ibp_alpha",
-            "ibp_temperature",
-            "seed",
-        ],
-    )?;
+    let o = Opts::new("lwta_cnn", m, &[&["input", "classes", "seed"][..], &LWTA_OPTS].concat())?;
     let arch = Arch::lwta_cnn(
         input_shape(&o, [1, 28, 28])?,
         o.usize("classes")?.unwrap_or(10),

@@ -131,8 +131,16 @@ pub fn assert_missing_folder<T>(loaded: advlab::Result<T>, name: &str) {
 /// Run `scripts/<path>` with quick=true and `args` on the real MNIST (None, skipped, without
 /// it); returns the temporary directory (outputs under `out/`) and stdout.
 pub fn run_quick(path: &str, args: &[&str]) -> Option<(tempfile::TempDir, String)> {
-    let mnist = mnist_dir()?;
+    mnist_dir()?;
     let tmp = tempfile::tempdir().unwrap();
+    let out = run_quick_in(tmp.path(), path, args);
+    Some((tmp, out))
+}
+
+/// Run `scripts/<path>` with quick=true and `args` on the real MNIST, its outputs under
+/// `dir/out` (where an earlier run may have left some); returns stdout. Needs MNIST.
+pub fn run_quick_in(dir: &Path, path: &str, args: &[&str]) -> String {
+    let mnist = mnist_dir().expect("the real MNIST files");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts").join(path);
     let out = advlab()
         .env("ADVLAB_DATA", mnist.parent().unwrap())
@@ -141,13 +149,13 @@ pub fn run_quick(path: &str, args: &[&str]) -> Option<(tempfile::TempDir, String
         .arg("quick=true")
         .args(args)
         .arg("--out")
-        .arg(tmp.path().join("out"))
+        .arg(dir.join("out"))
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    Some((tmp, String::from_utf8(out).unwrap()))
+    String::from_utf8(out).unwrap()
 }
 
 /// The resolution order of a data set's loader, run on the script `s` (which loads it with no

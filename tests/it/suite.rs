@@ -751,25 +751,11 @@ fn mixed_adversarial_training_quick_reproduces_table_1() {
     assert_eq!(json["eps"], 0.3);
     assert_eq!(json["rows"].as_array().unwrap().len(), 8);
     // a rerun keeps the finished rows and runs only the one whose settings changed
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/reproduce/mixed_adversarial_training.rhai");
-    let again = advlab()
-        .env("ADVLAB_DATA", crate::common::mnist_dir().unwrap().parent().unwrap())
-        .args([
-            "run",
-            script.to_str().unwrap(),
-            "quick=true",
-            "rows=lwta",
-            "lwta_ibp=false",
-            "--out",
-        ])
-        .arg(tmp.path().join("out"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let again = String::from_utf8(again).unwrap();
+    let again = crate::common::run_quick_in(
+        tmp.path(),
+        "reproduce/mixed_adversarial_training.rhai",
+        &["rows=lwta", "lwta_ibp=false"],
+    );
     assert_eq!(again.matches("kept from").count(), 7, "{again}");
     assert!(again.contains("== Stochastic LWTA"), "{again}");
     assert_eq!(csv_rows(&dir.join("table1.csv")).len(), 8);
