@@ -53,7 +53,11 @@ impl<'a> Clusters<'a> {
             size: vec![1; n],
             radius: vec![0.0; n],
             exact_at: vec![1; n],
-            members: (0..n as u32).map(|i| vec![i]).collect(),
+            // Ward's distance needs only centroids and sizes
+            members: match linkage {
+                Linkage::Ward => Vec::new(),
+                _ => (0..n as u32).map(|i| vec![i]).collect(),
+            },
         }
     }
 
