@@ -232,7 +232,7 @@ impl Autoencoder {
                 };
                 let mut h = x.clone();
                 for (w, b) in &n.enc {
-                    h = ops::max_pool2d(&ops::relu(&ops::conv2d(&h, &t(w), &t(b), 1, 1)?)?, 2)?;
+                    h = ops::conv2d_pool_relu(&h, &t(w), &t(b), 1, 1, 2)?;
                 }
                 let last = n.dec.len() - 1;
                 for (k, (w, b)) in n.dec.iter().enumerate() {

@@ -80,6 +80,15 @@ impl Layer {
     fn conv(&self, x: &Tensor, pad: usize, stride: usize, ctx: &Ctx) -> Result<Tensor> {
         self.output(ops::conv2d(x, &self.weight(ctx)?, &self.b, pad, stride)?, ctx)
     }
+
+    /// `relu(max_pool(conv(x)))` with 2×2 windows (= `max_pool(relu(·))`, both monotone): one
+    /// fused op unless noise goes on the convolution's output.
+    fn conv_pool_relu(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        match &self.alpha_a {
+            None => ops::conv2d_pool_relu(x, &self.weight(ctx)?, &self.b, 1, 1, 2),
+            Some(_) => ops::relu(&ops::max_pool2d(&self.conv(x, 1, 1, ctx)?, 2)?),
+        }
+    }
 }
 
 /// How an LWTA network competes.
@@ -251,9 +260,7 @@ impl Net {
                 Ok(h)
             }
             Net::Cnn { c1, c2, f1, f2 } => {
-                // max_pool(relu(z)) = relu(max_pool(z)) (both monotone), with 4× less relu work
-                let h = ops::relu(&ops::max_pool2d(&c1.conv(x, 1, 1, ctx)?, 2)?)?;
-                let h = ops::relu(&ops::max_pool2d(&c2.conv(&h, 1, 1, ctx)?, 2)?)?;
+                let h = c2.conv_pool_relu(&c1.conv_pool_relu(x, ctx)?, ctx)?;
                 let h = ops::relu(&f1.linear(&h.flatten_from(1)?, ctx)?)?;
                 f2.linear(&h, ctx)
             }

@@ -11,6 +11,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::sync::{Arc, OnceLock};
 
 /// The f32 slice of a contiguous CPU storage, or a clear error.
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -640,6 +641,256 @@ pub fn max_pool2d(x: &Tensor, s: usize) -> Result<Tensor> {
         return x.max_pool2d(s);
     }
     x.contiguous()?.apply_op1(MaxPool { s })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution, max pooling and ReLU fused: relu(max_pool(conv2d(x)))
+
+/// No gradient reaches this window: its maximum was not positive, so the ReLU cut it.
+const CUT: u8 = u8::MAX;
+
+/// `relu(max_pool_s(conv2d(x, k, b)))` in one pass per sample, so the full-size convolution
+/// output never leaves the cache: each sample's output planes are pooled while hot, and only
+/// the window of each maximum is kept (one byte per pooled value) for the backward pass, which
+/// rebuilds the sample's output gradient in a cache-sized buffer and computes the input, kernel
+/// and bias gradients from it in the same pass.
+struct ConvPoolRelu {
+    pad: usize,
+    stride: usize,
+    s: usize,
+    /// Per pooled value, the row-major index of its window's first maximum, or `CUT`.
+    argmax: OnceLock<Arc<Vec<u8>>>,
+}
+
+impl ConvPoolRelu {
+    fn pooled(&self, g: &Geom) -> (usize, usize) {
+        (g.oh / self.s, g.ow / self.s)
+    }
+}
+
+impl CustomOp3 for ConvPoolRelu {
+    fn name(&self) -> &'static str {
+        "advlab-conv-pool-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
+        let n = l1.dims()[0];
+        let (x, k, b) = (
+            slice(s1, l1, "conv2d")?,
+            slice(s2, l2, "conv2d")?,
+            slice(s3, l3, "conv2d")?,
+        );
+        if b.len() != g.o {
+            bail!("conv2d: {} bias values for {} output channels", b.len(), g.o);
+        }
+        let (ckk, ohw, s) = (g.ckk(), g.ohw(), self.s);
+        let (ph, pw) = self.pooled(&g);
+        let per = g.o * ph * pw;
+        let mut y = vec![0f32; n * per];
+        let mut am = vec![0u8; n * per];
+        y.par_chunks_mut(per.max(1))
+            .zip(am.par_chunks_mut(per.max(1)))
+            .zip(x.par_chunks(g.chw()))
+            .for_each_init(
+                || (vec![0f32; ckk * ohw], vec![0f32; g.o * ohw]),
+                |(col, z), ((ys, ams), xs)| {
+                    for (row, &bias) in z.chunks_mut(ohw).zip(b) {
+                        row.fill(bias);
+                    }
+                    im2col(&g, xs, col);
+                    sgemm((g.o, ohw, ckk), z, (ohw, 1), true, k, (ckk, 1), col, (ohw, 1), false);
+                    for ((zp, yp), ap) in z.chunks(ohw).zip(ys.chunks_mut(ph * pw)).zip(ams.chunks_mut(ph * pw)) {
+                        pool_relu_plane(zp, yp, ap, g.ow, pw, s);
+                    }
+                },
+            );
+        // a second forward through the same op value cannot happen (candle builds one per call)
+        let _ = self.argmax.set(Arc::new(am));
+        Ok((CpuStorage::F32(y), Shape::from((n, g.o, ph, pw))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some(argmax) = self.argmax.get() else {
+            bail!("conv2d + max_pool + relu backward: the forward pass kept no maxima");
+        };
+        let want = (x.track_op(), k.track_op(), b.track_op());
+        if want == (false, false, false) {
+            return Ok((None, None, None));
+        }
+        let op = ConvPoolReluGrad {
+            pad: self.pad,
+            stride: self.stride,
+            s: self.s,
+            argmax: argmax.clone(),
+            want_dx: want.0,
+            want_dk: want.1,
+        };
+        let (n, c, h, w) = x.dims4()?;
+        let kd = k.dims4()?;
+        let (nk, o) = (kd.0 * kd.1 * kd.2 * kd.3, kd.0);
+        let all = x.apply_op3_no_bwd(k, &grad.contiguous()?, &op)?;
+        let dk = want.1.then(|| all.narrow(0, 0, nk)?.reshape(kd)).transpose()?;
+        let db = want.2.then(|| all.narrow(0, nk, o)).transpose()?;
+        let dx = want
+            .0
+            .then(|| all.narrow(0, nk + o, n * c * h * w)?.reshape((n, c, h, w)))
+            .transpose()?;
+        Ok((dx, dk, db))
+    }
+}
+
+/// Max of each `s×s` window of one plane (width `w`) with the ReLU applied, into `ys` (rows of
+/// `pw`), and the row-major index of each window's first maximum into `am` (`CUT` where the
+/// maximum is not positive).
+#[inline(never)]
+fn pool_relu_plane(zs: &[f32], ys: &mut [f32], am: &mut [u8], w: usize, pw: usize, s: usize) {
+    for (py, (yrow, arow)) in ys.chunks_mut(pw).zip(am.chunks_mut(pw)).enumerate() {
+        for (px, (out, a)) in yrow.iter_mut().zip(arow.iter_mut()).enumerate() {
+            let (mut m, mut at) = (f32::NEG_INFINITY, 0usize);
+            for i in 0..s {
+                for (j, &v) in zs[(py * s + i) * w + px * s..][..s].iter().enumerate() {
+                    if v > m {
+                        (m, at) = (v, i * s + j);
+                    }
+                }
+            }
+            if m > 0.0 {
+                (*out, *a) = (m, at as u8);
+            } else {
+                (*out, *a) = (0.0, CUT);
+            }
+        }
+    }
+}
+
+/// The gradients of `ConvPoolRelu` from `(x, k, dy)`, as one flat tensor `[dk | db | dx]`
+/// (`dx` only when `want_dx`, `dk` zero unless `want_dk`): per sample, the convolution's output gradient is rebuilt from
+/// the kept maxima, then `dk += dz · im2col(x)ᵀ`, `db += Σ dz` and `dx = col2im(kᵀ · dz)`.
+struct ConvPoolReluGrad {
+    pad: usize,
+    stride: usize,
+    s: usize,
+    argmax: Arc<Vec<u8>>,
+    want_dx: bool,
+    want_dk: bool,
+}
+
+impl CustomOp3 for ConvPoolReluGrad {
+    fn name(&self) -> &'static str {
+        "advlab-conv-pool-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
+        let n = l1.dims()[0];
+        let what = "conv2d + max_pool + relu backward";
+        let (x, k, dy) = (slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?);
+        let (ckk, ohw, s) = (g.ckk(), g.ohw(), self.s);
+        let (ph, pw) = (g.oh / s, g.ow / s);
+        let per = g.o * ph * pw;
+        if dy.len() != n * per || self.argmax.len() != n * per {
+            bail!("{what}: gradient of {} values for {n} × {per} outputs", dy.len());
+        }
+        let head = g.o * ckk + g.o;
+        let mut out = vec![0f32; head + if self.want_dx { n * g.chw() } else { 0 }];
+        let (acc_out, dx) = out.split_at_mut(head);
+        let imgs = chunk(n);
+        // dx is split in the same sample chunks as the inputs (empty when not wanted)
+        let dx_chunks: Vec<&mut [f32]> = if self.want_dx {
+            dx.chunks_mut(imgs * g.chw()).collect()
+        } else {
+            (0..n.div_ceil(imgs)).map(|_| Default::default()).collect()
+        };
+        let acc = x
+            .par_chunks(imgs * g.chw())
+            .zip(dy.par_chunks(imgs * per).zip(self.argmax.par_chunks(imgs * per)))
+            .zip(dx_chunks.into_par_iter())
+            .map(|((xs, (dys, ams)), dxs)| {
+                let mut acc = vec![0f32; head];
+                let (mut col, mut dz) = (vec![0f32; ckk * ohw], vec![0f32; g.o * ohw]);
+                for (i, (xi, (dyi, ami))) in xs
+                    .chunks(g.chw())
+                    .zip(dys.chunks(per).zip(ams.chunks(per)))
+                    .enumerate()
+                {
+                    dz.fill(0.0);
+                    for ((zp, gp), ap) in dz.chunks_mut(ohw).zip(dyi.chunks(ph * pw)).zip(ami.chunks(ph * pw)) {
+                        unpool_plane(gp, ap, zp, g.ow, pw, s);
+                    }
+                    let (dk, db) = acc.split_at_mut(g.o * ckk);
+                    for (d, zp) in db.iter_mut().zip(dz.chunks(ohw)) {
+                        *d += zp.iter().sum::<f32>();
+                    }
+                    if self.want_dk {
+                        im2col(&g, xi, &mut col);
+                        sgemm((g.o, ckk, ohw), dk, (ckk, 1), true, &dz, (ohw, 1), &col, (1, ohw), false);
+                    }
+                    if self.want_dx {
+                        sgemm((ckk, ohw, g.o), &mut col, (ohw, 1), false, k, (1, ckk), &dz, (ohw, 1), false);
+                        col2im(&g, &col, &mut dxs[i * g.chw()..][..g.chw()]);
+                    }
+                }
+                acc
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(b).for_each(|(u, v)| *u += v);
+                a
+            })
+            .unwrap_or_else(|| vec![0f32; head]);
+        acc_out.copy_from_slice(&acc);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
+/// Each pooled gradient back to its window's kept maximum in one plane (`dz` starts at zero).
+#[inline(never)]
+fn unpool_plane(gs: &[f32], am: &[u8], dz: &mut [f32], w: usize, pw: usize, s: usize) {
+    for (p, (&gv, &a)) in gs.iter().zip(am).enumerate() {
+        if a != CUT {
+            let (py, px, a) = (p / pw, p % pw, a as usize);
+            dz[(py * s + a / s) * w + px * s + a % s] = gv;
+        }
+    }
+}
+
+/// `relu(max_pool2d(conv2d(x, k, b, pad, stride), s))` fused (see `ConvPoolRelu`), with the
+/// same values and gradients as the three ops in a row.
+pub fn conv2d_pool_relu(x: &Tensor, k: &Tensor, b: &Tensor, pad: usize, stride: usize, s: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() || s * s > usize::from(CUT) || s == 0 {
+        return relu(&max_pool2d(&conv2d(x, k, b, pad, stride)?, s)?);
+    }
+    let op = ConvPoolRelu {
+        pad,
+        stride,
+        s,
+        argmax: OnceLock::new(),
+    };
+    x.contiguous()?.apply_op3(&k.contiguous()?, &b.contiguous()?, op)
 }
 
 /// `f` applied to every element, in parallel chunks.
