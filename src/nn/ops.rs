@@ -300,6 +300,46 @@ fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// The checked `(x, kernel, bias)` of a convolution: its geometry, batch size and slices.
+fn conv_args<'a>(
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+    (s3, l3): (&'a CpuStorage, &Layout),
+    pad: usize,
+    stride: usize,
+) -> Result<(Geom, usize, [&'a [f32]; 3])> {
+    let g = Geom::new(l1.dims(), l2.dims(), pad, stride)?;
+    let (x, k, b) = (
+        slice(s1, l1, "conv2d")?,
+        slice(s2, l2, "conv2d")?,
+        slice(s3, l3, "conv2d")?,
+    );
+    if b.len() != g.o {
+        bail!("conv2d: {} bias values for {} output channels", b.len(), g.o);
+    }
+    Ok((g, l1.dims()[0], [x, k, b]))
+}
+
+/// One sample's convolution `ys (O, OH·OW) = k · im2col(xs) + b`, through the buffer `col`.
+fn conv_sample(g: &Geom, xs: &[f32], k: &[f32], b: &[f32], col: &mut [f32], ys: &mut [f32]) {
+    let (ckk, ohw) = (g.ckk(), g.ohw());
+    for (row, &bias) in ys.chunks_mut(ohw).zip(b) {
+        row.fill(bias);
+    }
+    im2col(g, xs, col);
+    sgemm((g.o, ohw, ckk), ys, (ohw, 1), true, k, (ckk, 1), col, (ohw, 1), false);
+}
+
+/// Element-wise sum of per-thread accumulators (`len` zeros when there are none).
+fn sum_parts(parts: impl ParallelIterator<Item = Vec<f32>>, len: usize) -> Vec<f32> {
+    parts
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(u, v)| *u += v);
+            a
+        })
+        .unwrap_or_else(|| vec![0f32; len])
+}
+
 /// Samples per parallel chunk: about one chunk per thread.
 fn chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1)).max(1)
@@ -326,27 +366,12 @@ impl CustomOp3 for Conv2d {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
-        let n = l1.dims()[0];
-        let (x, k, b) = (
-            slice(s1, l1, "conv2d")?,
-            slice(s2, l2, "conv2d")?,
-            slice(s3, l3, "conv2d")?,
-        );
-        if b.len() != g.o {
-            bail!("conv2d: {} bias values for {} output channels", b.len(), g.o);
-        }
+        let (g, n, [x, k, b]) = conv_args((s1, l1), (s2, l2), (s3, l3), self.pad, self.stride)?;
         let (ckk, ohw) = (g.ckk(), g.ohw());
         let mut y = vec![0f32; n * g.o * ohw];
         y.par_chunks_mut(g.o * ohw).zip(x.par_chunks(g.chw())).for_each_init(
             || vec![0f32; ckk * ohw],
-            |col, (ys, xs)| {
-                for (row, &bias) in ys.chunks_mut(ohw).zip(b) {
-                    row.fill(bias);
-                }
-                im2col(&g, xs, col);
-                sgemm((g.o, ohw, ckk), ys, (ohw, 1), true, k, (ckk, 1), col, (ohw, 1), false);
-            },
+            |col, (ys, xs)| conv_sample(&g, xs, k, b, col, ys),
         );
         Ok((CpuStorage::F32(y), Shape::from((n, g.o, g.oh, g.ow))))
     }
@@ -486,12 +511,8 @@ impl CustomOp2 for Conv2dKernelGrad {
                     );
                 }
                 acc
-            })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(u, v)| *u += v);
-                a
-            })
-            .unwrap_or_else(|| vec![0f32; g.o * ckk]);
+            });
+        let dk = sum_parts(dk, g.o * ckk);
         Ok((CpuStorage::F32(dk), Shape::from(self.kernel)))
     }
 }
@@ -682,16 +703,7 @@ impl CustomOp3 for ConvPoolRelu {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
-        let n = l1.dims()[0];
-        let (x, k, b) = (
-            slice(s1, l1, "conv2d")?,
-            slice(s2, l2, "conv2d")?,
-            slice(s3, l3, "conv2d")?,
-        );
-        if b.len() != g.o {
-            bail!("conv2d: {} bias values for {} output channels", b.len(), g.o);
-        }
+        let (g, n, [x, k, b]) = conv_args((s1, l1), (s2, l2), (s3, l3), self.pad, self.stride)?;
         let (ckk, ohw, s) = (g.ckk(), g.ohw(), self.s);
         let (ph, pw) = self.pooled(&g);
         let per = g.o * ph * pw;
@@ -703,11 +715,7 @@ impl CustomOp3 for ConvPoolRelu {
             .for_each_init(
                 || (vec![0f32; ckk * ohw], vec![0f32; g.o * ohw]),
                 |(col, z), ((ys, ams), xs)| {
-                    for (row, &bias) in z.chunks_mut(ohw).zip(b) {
-                        row.fill(bias);
-                    }
-                    im2col(&g, xs, col);
-                    sgemm((g.o, ohw, ckk), z, (ohw, 1), true, k, (ckk, 1), col, (ohw, 1), false);
+                    conv_sample(&g, xs, k, b, col, z);
                     for ((zp, yp), ap) in z.chunks(ohw).zip(ys.chunks_mut(ph * pw)).zip(ams.chunks_mut(ph * pw)) {
                         pool_relu_plane(zp, yp, ap, g.ow, pw, s);
                     }
@@ -832,11 +840,7 @@ impl CustomOp3 for ConvPoolReluGrad {
             .map(|((xs, (dys, ams)), dxs)| {
                 let mut acc = vec![0f32; head];
                 let (mut col, mut dz) = (vec![0f32; ckk * ohw], vec![0f32; g.o * ohw]);
-                for (i, (xi, (dyi, ami))) in xs
-                    .chunks(g.chw())
-                    .zip(dys.chunks(per).zip(ams.chunks(per)))
-                    .enumerate()
-                {
+                for (i, (xi, (dyi, ami))) in xs.chunks(g.chw()).zip(dys.chunks(per).zip(ams.chunks(per))).enumerate() {
                     dz.fill(0.0);
                     for ((zp, gp), ap) in dz.chunks_mut(ohw).zip(dyi.chunks(ph * pw)).zip(ami.chunks(ph * pw)) {
                         unpool_plane(gp, ap, zp, g.ow, pw, s);
@@ -847,20 +851,36 @@ impl CustomOp3 for ConvPoolReluGrad {
                     }
                     if self.want_dk {
                         im2col(&g, xi, &mut col);
-                        sgemm((g.o, ckk, ohw), dk, (ckk, 1), true, &dz, (ohw, 1), &col, (1, ohw), false);
+                        sgemm(
+                            (g.o, ckk, ohw),
+                            dk,
+                            (ckk, 1),
+                            true,
+                            &dz,
+                            (ohw, 1),
+                            &col,
+                            (1, ohw),
+                            false,
+                        );
                     }
                     if self.want_dx {
-                        sgemm((ckk, ohw, g.o), &mut col, (ohw, 1), false, k, (1, ckk), &dz, (ohw, 1), false);
+                        sgemm(
+                            (ckk, ohw, g.o),
+                            &mut col,
+                            (ohw, 1),
+                            false,
+                            k,
+                            (1, ckk),
+                            &dz,
+                            (ohw, 1),
+                            false,
+                        );
                         col2im(&g, &col, &mut dxs[i * g.chw()..][..g.chw()]);
                     }
                 }
                 acc
-            })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(u, v)| *u += v);
-                a
-            })
-            .unwrap_or_else(|| vec![0f32; head]);
+            });
+        let acc = sum_parts(acc, head);
         acc_out.copy_from_slice(&acc);
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))

@@ -308,7 +308,10 @@ fn fused_conv_pool_relu_matches_the_three_ops_and_finite_differences() {
         let what = format!("{x_dims:?} * {k_dims:?} pad {pad} stride {stride} pool {s}");
         assert_close(&y, &three(&args), 1e-6, &format!("forward, {what}"));
         let positive = vals(&y).iter().filter(|v| **v > 0.0).count();
-        assert!(positive > 0 && positive < y.elem_count(), "{what}: the ReLU must cut some windows and not all");
+        assert!(
+            positive > 0 && positive < y.elem_count(),
+            "{what}: the ReLU must cut some windows and not all"
+        );
         let r = rand_tensor(&mut rng, y.dims());
         let vars: Vec<Var> = args.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
         let (g1, g2) = (grads(&fused, &vars, &r), grads(&three, &vars, &r));
@@ -317,18 +320,42 @@ fn fused_conv_pool_relu_matches_the_three_ops_and_finite_differences() {
             assert_close(a, e, 1e-5, &format!("grad {i}, {what}"));
             // a kernel or bias step moves every output: with many windows, some kink is always near
             if i == 0 || y.elem_count() <= 200 {
-                let (checked, tried) = check_fd_where(&fused, &args, &r, i, a, &format!("fused grad {i}, {what}"), true);
-                assert!(checked * 4 >= tried * 3, "{what}: only {checked} of {tried} coordinates free of kinks");
+                let (checked, tried) =
+                    check_fd_where(&fused, &args, &r, i, a, &format!("fused grad {i}, {what}"), true);
+                assert!(
+                    checked * 4 >= tried * 3,
+                    "{what}: only {checked} of {tried} coordinates free of kinks"
+                );
             }
         }
         // an attack tracks only the input; training only the parameters
         let xv = Var::from_tensor(&x).unwrap();
-        let g = (fused(&[xv.as_tensor().clone(), k.clone(), b.clone()]) * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        assert_close(g.get(xv.as_tensor()).unwrap(), g2.get(vars[0].as_tensor()).unwrap(), 1e-5, &what);
+        let g = (fused(&[xv.as_tensor().clone(), k.clone(), b.clone()]) * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_close(
+            g.get(xv.as_tensor()).unwrap(),
+            g2.get(vars[0].as_tensor()).unwrap(),
+            1e-5,
+            &what,
+        );
         assert!(g.get(&k).is_none() && g.get(&b).is_none());
         let kv = Var::from_tensor(&k).unwrap();
-        let g = (fused(&[x.clone(), kv.as_tensor().clone(), b.clone()]) * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        assert_close(g.get(kv.as_tensor()).unwrap(), g2.get(vars[1].as_tensor()).unwrap(), 1e-5, &what);
+        let g = (fused(&[x.clone(), kv.as_tensor().clone(), b.clone()]) * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_close(
+            g.get(kv.as_tensor()).unwrap(),
+            g2.get(vars[1].as_tensor()).unwrap(),
+            1e-5,
+            &what,
+        );
         assert!(g.get(&x).is_none());
     }
 }
