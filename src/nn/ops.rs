@@ -214,6 +214,10 @@ impl Geom {
             ow,
         })
     }
+    /// Output size after non-overlapping `s×s` pooling (floor).
+    fn pooled(&self, s: usize) -> (usize, usize) {
+        (self.oh / s, self.ow / s)
+    }
     fn ckk(&self) -> usize {
         self.c * self.kh * self.kw
     }
@@ -384,37 +388,7 @@ impl CustomOp3 for Conv2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let dx = if x.track_op() {
-            Some(grad.apply_op2_no_bwd(
-                k,
-                &Conv2dInputGrad {
-                    pad: self.pad,
-                    stride: self.stride,
-                    input: x.dims4()?,
-                },
-            )?)
-        } else {
-            None
-        };
-        let dk = if k.track_op() {
-            Some(x.apply_op2_no_bwd(
-                &grad,
-                &Conv2dKernelGrad {
-                    pad: self.pad,
-                    stride: self.stride,
-                    kernel: k.dims4()?,
-                },
-            )?)
-        } else {
-            None
-        };
-        let db = if b.track_op() {
-            Some(grad.apply_op1_no_bwd(&ChannelSum)?)
-        } else {
-            None
-        };
-        Ok((dx, dk, db))
+        conv_grads(x, k, b, grad, (self.pad, self.stride), OutGrad::Given)
     }
 }
 
@@ -442,79 +416,159 @@ impl CustomOp1 for ChannelSum {
     }
 }
 
-/// Gradient with respect to the input: `col2im(kᵀ · dy)` per sample.
-struct Conv2dInputGrad {
+/// Where the backward pass of a convolution finds each sample's output gradient `dz (O, OH·OW)`.
+enum OutGrad {
+    /// The incoming gradient is `dz` itself (a plain convolution).
+    Given,
+    /// The incoming gradient is that of `relu(max_pool_s(z))`: each pooled value goes back to
+    /// its window's kept maximum (`ConvPoolRelu`).
+    Unpooled { s: usize, argmax: Arc<Vec<u8>> },
+}
+
+/// The gradients of a convolution from `(x, k, dy)`, as one flat tensor `[dk | db | dx]`
+/// (`dx` only when `want_dx`, `dk` zero unless `want_dk`), in one pass over the samples: per
+/// sample `dk += dz · im2col(x)ᵀ`, `db += Σ dz` and `dx = col2im(kᵀ · dz)`, the kernel and bias
+/// parts summed per thread then reduced.
+struct ConvGrad {
     pad: usize,
     stride: usize,
-    input: (usize, usize, usize, usize),
+    from: OutGrad,
+    want_dx: bool,
+    want_dk: bool,
 }
 
-impl CustomOp2 for Conv2dInputGrad {
+impl CustomOp3 for ConvGrad {
     fn name(&self) -> &'static str {
-        "advlab-conv2d-input-grad"
+        "advlab-conv2d-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = self.input;
-        let g = Geom::new(&[n, c, h, w], l2.dims(), self.pad, self.stride)?;
-        let (dy, k) = (slice(s1, l1, "conv2d backward")?, slice(s2, l2, "conv2d backward")?);
-        let (ckk, ohw) = (g.ckk(), g.ohw());
-        let mut dx = vec![0f32; n * g.chw()];
-        dx.par_chunks_mut(g.chw()).zip(dy.par_chunks(g.o * ohw)).for_each_init(
-            || vec![0f32; ckk * ohw],
-            |col, (dxs, dys)| {
-                sgemm((ckk, ohw, g.o), col, (ohw, 1), false, k, (1, ckk), dys, (ohw, 1), false);
-                col2im(&g, col, dxs);
-            },
-        );
-        Ok((CpuStorage::F32(dx), Shape::from(self.input)))
-    }
-}
-
-/// Gradient with respect to the kernel: `Σₙ dyₙ · im2col(xₙ)ᵀ`, summed per thread then reduced.
-struct Conv2dKernelGrad {
-    pad: usize,
-    stride: usize,
-    kernel: (usize, usize, usize, usize),
-}
-
-impl CustomOp2 for Conv2dKernelGrad {
-    fn name(&self) -> &'static str {
-        "advlab-conv2d-kernel-grad"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let k = self.kernel;
-        let g = Geom::new(l1.dims(), &[k.0, k.1, k.2, k.3], self.pad, self.stride)?;
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
         let n = l1.dims()[0];
-        let (x, dy) = (slice(s1, l1, "conv2d backward")?, slice(s2, l2, "conv2d backward")?);
+        let what = "conv2d backward";
+        let (x, k, dy) = (slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?);
         let (ckk, ohw) = (g.ckk(), g.ohw());
-        let per = chunk(n);
-        let dk = x
-            .par_chunks(per * g.chw())
-            .zip(dy.par_chunks(per * g.o * ohw))
-            .map(|(xs, dys)| {
-                let mut acc = vec![0f32; g.o * ckk];
+        let per = match &self.from {
+            OutGrad::Given => g.o * ohw,
+            OutGrad::Unpooled { s, argmax } => {
+                let (ph, pw) = g.pooled(*s);
+                let per = g.o * ph * pw;
+                if argmax.len() != n * per {
+                    bail!("{what}: {} kept maxima for {n} × {per} outputs", argmax.len());
+                }
+                per
+            }
+        };
+        if dy.len() != n * per {
+            bail!("{what}: gradient of {} values for {n} × {per} outputs", dy.len());
+        }
+        let head = g.o * ckk + g.o;
+        let mut out = vec![0f32; head + if self.want_dx { n * g.chw() } else { 0 }];
+        let (acc_out, dx) = out.split_at_mut(head);
+        let imgs = chunk(n);
+        // dx is split in the same sample chunks as the inputs (empty when not wanted)
+        let dx_chunks: Vec<&mut [f32]> = if self.want_dx {
+            dx.chunks_mut(imgs * g.chw()).collect()
+        } else {
+            (0..n.div_ceil(imgs)).map(|_| Default::default()).collect()
+        };
+        let acc = x
+            .par_chunks(imgs * g.chw())
+            .zip(dy.par_chunks(imgs * per))
+            .zip(dx_chunks.into_par_iter())
+            .enumerate()
+            .map(|(chunk_at, ((xs, dys), dxs))| {
+                let mut acc = vec![0f32; head];
                 let mut col = vec![0f32; ckk * ohw];
-                for (i, (xi, dyi)) in xs.chunks(g.chw()).zip(dys.chunks(g.o * ohw)).enumerate() {
-                    im2col(&g, xi, &mut col);
-                    sgemm(
-                        (g.o, ckk, ohw),
-                        &mut acc,
-                        (ckk, 1),
-                        i > 0,
-                        dyi,
-                        (ohw, 1),
-                        &col,
-                        (1, ohw),
-                        false,
-                    );
+                let mut buf = match self.from {
+                    OutGrad::Given => Vec::new(),
+                    OutGrad::Unpooled { .. } => vec![0f32; g.o * ohw],
+                };
+                for (i, (xi, dyi)) in xs.chunks(g.chw()).zip(dys.chunks(per)).enumerate() {
+                    let dz: &[f32] = match &self.from {
+                        OutGrad::Given => dyi,
+                        OutGrad::Unpooled { s, argmax } => {
+                            let ami = &argmax[(chunk_at * imgs + i) * per..][..per];
+                            let (pw, pp) = (g.pooled(*s).1, per / g.o);
+                            buf.fill(0.0);
+                            for ((zp, gp), ap) in buf.chunks_mut(ohw).zip(dyi.chunks(pp)).zip(ami.chunks(pp)) {
+                                unpool_plane(gp, ap, zp, g.ow, pw, *s);
+                            }
+                            &buf
+                        }
+                    };
+                    let (dk, db) = acc.split_at_mut(g.o * ckk);
+                    for (d, zp) in db.iter_mut().zip(dz.chunks(ohw)) {
+                        *d += zp.iter().sum::<f32>();
+                    }
+                    if self.want_dk {
+                        im2col(&g, xi, &mut col);
+                        sgemm((g.o, ckk, ohw), dk, (ckk, 1), true, dz, (ohw, 1), &col, (1, ohw), false);
+                    }
+                    if self.want_dx {
+                        sgemm(
+                            (ckk, ohw, g.o),
+                            &mut col,
+                            (ohw, 1),
+                            false,
+                            k,
+                            (1, ckk),
+                            dz,
+                            (ohw, 1),
+                            false,
+                        );
+                        col2im(&g, &col, &mut dxs[i * g.chw()..][..g.chw()]);
+                    }
                 }
                 acc
             });
-        let dk = sum_parts(dk, g.o * ckk);
-        Ok((CpuStorage::F32(dk), Shape::from(self.kernel)))
+        let acc = sum_parts(acc, head);
+        acc_out.copy_from_slice(&acc);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
+}
+
+/// The tracked ones of `(dx, dk, db)` for a convolution of `x` by `(k, b)` with `(pad, stride)`,
+/// whose output gradient comes `from` the incoming `grad`.
+fn conv_grads(
+    x: &Tensor,
+    k: &Tensor,
+    b: &Tensor,
+    grad: &Tensor,
+    (pad, stride): (usize, usize),
+    from: OutGrad,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let want = (x.track_op(), k.track_op(), b.track_op());
+    if want == (false, false, false) {
+        return Ok((None, None, None));
+    }
+    let op = ConvGrad {
+        pad,
+        stride,
+        from,
+        want_dx: want.0,
+        want_dk: want.1,
+    };
+    let (n, c, h, w) = x.dims4()?;
+    let kd = k.dims4()?;
+    let (nk, o) = (kd.0 * kd.1 * kd.2 * kd.3, kd.0);
+    let all = x.apply_op3_no_bwd(k, &grad.contiguous()?, &op)?;
+    let dk = want.1.then(|| all.narrow(0, 0, nk)?.reshape(kd)).transpose()?;
+    let db = want.2.then(|| all.narrow(0, nk, o)).transpose()?;
+    let dx = want
+        .0
+        .then(|| all.narrow(0, nk + o, n * c * h * w)?.reshape((n, c, h, w)))
+        .transpose()?;
+    Ok((dx, dk, db))
 }
 
 /// 2-D convolution with stride, zero padding and bias: `x (N, C, H, W)`, `k (O, C, KH, KW)`, `b (O)`.
@@ -683,12 +737,6 @@ struct ConvPoolRelu {
     argmax: OnceLock<Arc<Vec<u8>>>,
 }
 
-impl ConvPoolRelu {
-    fn pooled(&self, g: &Geom) -> (usize, usize) {
-        (g.oh / self.s, g.ow / self.s)
-    }
-}
-
 impl CustomOp3 for ConvPoolRelu {
     fn name(&self) -> &'static str {
         "advlab-conv-pool-relu"
@@ -705,7 +753,7 @@ impl CustomOp3 for ConvPoolRelu {
     ) -> Result<(CpuStorage, Shape)> {
         let (g, n, [x, k, b]) = conv_args((s1, l1), (s2, l2), (s3, l3), self.pad, self.stride)?;
         let (ckk, ohw, s) = (g.ckk(), g.ohw(), self.s);
-        let (ph, pw) = self.pooled(&g);
+        let (ph, pw) = g.pooled(s);
         let per = g.o * ph * pw;
         let mut y = vec![0f32; n * per];
         let mut am = vec![0u8; n * per];
@@ -737,29 +785,11 @@ impl CustomOp3 for ConvPoolRelu {
         let Some(argmax) = self.argmax.get() else {
             bail!("conv2d + max_pool + relu backward: the forward pass kept no maxima");
         };
-        let want = (x.track_op(), k.track_op(), b.track_op());
-        if want == (false, false, false) {
-            return Ok((None, None, None));
-        }
-        let op = ConvPoolReluGrad {
-            pad: self.pad,
-            stride: self.stride,
+        let from = OutGrad::Unpooled {
             s: self.s,
             argmax: argmax.clone(),
-            want_dx: want.0,
-            want_dk: want.1,
         };
-        let (n, c, h, w) = x.dims4()?;
-        let kd = k.dims4()?;
-        let (nk, o) = (kd.0 * kd.1 * kd.2 * kd.3, kd.0);
-        let all = x.apply_op3_no_bwd(k, &grad.contiguous()?, &op)?;
-        let dk = want.1.then(|| all.narrow(0, 0, nk)?.reshape(kd)).transpose()?;
-        let db = want.2.then(|| all.narrow(0, nk, o)).transpose()?;
-        let dx = want
-            .0
-            .then(|| all.narrow(0, nk + o, n * c * h * w)?.reshape((n, c, h, w)))
-            .transpose()?;
-        Ok((dx, dk, db))
+        conv_grads(x, k, b, grad, (self.pad, self.stride), from)
     }
 }
 
@@ -784,106 +814,6 @@ fn pool_relu_plane(zs: &[f32], ys: &mut [f32], am: &mut [u8], w: usize, pw: usiz
                 (*out, *a) = (0.0, CUT);
             }
         }
-    }
-}
-
-/// The gradients of `ConvPoolRelu` from `(x, k, dy)`, as one flat tensor `[dk | db | dx]`
-/// (`dx` only when `want_dx`, `dk` zero unless `want_dk`): per sample, the convolution's output gradient is rebuilt from
-/// the kept maxima, then `dk += dz · im2col(x)ᵀ`, `db += Σ dz` and `dx = col2im(kᵀ · dz)`.
-struct ConvPoolReluGrad {
-    pad: usize,
-    stride: usize,
-    s: usize,
-    argmax: Arc<Vec<u8>>,
-    want_dx: bool,
-    want_dk: bool,
-}
-
-impl CustomOp3 for ConvPoolReluGrad {
-    fn name(&self) -> &'static str {
-        "advlab-conv-pool-relu-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(l1.dims(), l2.dims(), self.pad, self.stride)?;
-        let n = l1.dims()[0];
-        let what = "conv2d + max_pool + relu backward";
-        let (x, k, dy) = (slice(s1, l1, what)?, slice(s2, l2, what)?, slice(s3, l3, what)?);
-        let (ckk, ohw, s) = (g.ckk(), g.ohw(), self.s);
-        let (ph, pw) = (g.oh / s, g.ow / s);
-        let per = g.o * ph * pw;
-        if dy.len() != n * per || self.argmax.len() != n * per {
-            bail!("{what}: gradient of {} values for {n} × {per} outputs", dy.len());
-        }
-        let head = g.o * ckk + g.o;
-        let mut out = vec![0f32; head + if self.want_dx { n * g.chw() } else { 0 }];
-        let (acc_out, dx) = out.split_at_mut(head);
-        let imgs = chunk(n);
-        // dx is split in the same sample chunks as the inputs (empty when not wanted)
-        let dx_chunks: Vec<&mut [f32]> = if self.want_dx {
-            dx.chunks_mut(imgs * g.chw()).collect()
-        } else {
-            (0..n.div_ceil(imgs)).map(|_| Default::default()).collect()
-        };
-        let acc = x
-            .par_chunks(imgs * g.chw())
-            .zip(dy.par_chunks(imgs * per).zip(self.argmax.par_chunks(imgs * per)))
-            .zip(dx_chunks.into_par_iter())
-            .map(|((xs, (dys, ams)), dxs)| {
-                let mut acc = vec![0f32; head];
-                let (mut col, mut dz) = (vec![0f32; ckk * ohw], vec![0f32; g.o * ohw]);
-                for (i, (xi, (dyi, ami))) in xs.chunks(g.chw()).zip(dys.chunks(per).zip(ams.chunks(per))).enumerate() {
-                    dz.fill(0.0);
-                    for ((zp, gp), ap) in dz.chunks_mut(ohw).zip(dyi.chunks(ph * pw)).zip(ami.chunks(ph * pw)) {
-                        unpool_plane(gp, ap, zp, g.ow, pw, s);
-                    }
-                    let (dk, db) = acc.split_at_mut(g.o * ckk);
-                    for (d, zp) in db.iter_mut().zip(dz.chunks(ohw)) {
-                        *d += zp.iter().sum::<f32>();
-                    }
-                    if self.want_dk {
-                        im2col(&g, xi, &mut col);
-                        sgemm(
-                            (g.o, ckk, ohw),
-                            dk,
-                            (ckk, 1),
-                            true,
-                            &dz,
-                            (ohw, 1),
-                            &col,
-                            (1, ohw),
-                            false,
-                        );
-                    }
-                    if self.want_dx {
-                        sgemm(
-                            (ckk, ohw, g.o),
-                            &mut col,
-                            (ohw, 1),
-                            false,
-                            k,
-                            (1, ckk),
-                            &dz,
-                            (ohw, 1),
-                            false,
-                        );
-                        col2im(&g, &col, &mut dxs[i * g.chw()..][..g.chw()]);
-                    }
-                }
-                acc
-            });
-        let acc = sum_parts(acc, head);
-        acc_out.copy_from_slice(&acc);
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }
 
