@@ -86,7 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out: session.out,
         }),
         Command::Functions { markdown } => {
-            print!("{}", functions_text(markdown));
+            print!("{}", script::functions_text(markdown));
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
@@ -112,33 +112,6 @@ fn configure_threads() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
-}
-
-/// The function list, as plain text grouped by domain or as a Markdown table.
-pub fn functions_text(markdown: bool) -> String {
-    let docs = script::function_docs();
-    let mut out = String::new();
-    if markdown {
-        out.push_str("| domain | function | what it does |\n|---|---|---|\n");
-        for d in &docs {
-            out.push_str(&format!(
-                "| {} | `{}` | {} |\n",
-                d.domain,
-                d.sig.replace('|', "\\|"),
-                d.doc
-            ));
-        }
-        return out;
-    }
-    let mut domain = "";
-    for d in &docs {
-        if d.domain != domain {
-            domain = d.domain;
-            out.push_str(&format!("\n[{domain}]\n"));
-        }
-        out.push_str(&format!("  {}\n      {}\n", d.sig, d.doc));
-    }
-    out
 }
 
 fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs) -> anyhow::Result<ExitCode> {

@@ -1,8 +1,10 @@
 //! advlab: a scriptable workbench for adversarial machine-learning research.
 //!
-//! The library holds the algorithms (data, models, training, attacks, evaluation, charts);
-//! `script` exposes them to Rhai, `cli` is the command line on top, and `repl` its
-//! interactive prompt.
+//! The library is a stack of layers whose imports point only downwards (the order is declared,
+//! and checked, in `tests/it/layers.rs`): infrastructure (`error`, `util`, `device`,
+//! `interrupt`, `progress`, `output`); `kernels`, `optim` and `data`; `nn`; `attack`, `reduce`
+//! and `cluster`; `defence` and `train`; `eval`; and the user's side: `plot`, `script` (the Rhai
+//! bindings), `repl`, `bench` and `cli`.
 
 pub mod attack;
 pub mod bench;
@@ -14,7 +16,9 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod interrupt;
+pub mod kernels;
 pub mod nn;
+pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod progress;
@@ -22,5 +26,6 @@ pub mod reduce;
 pub mod repl;
 pub mod script;
 pub mod train;
+pub mod util;
 
 pub use error::{Error, ParamError, Result};

@@ -136,12 +136,12 @@ impl Attack for CwL2 {
         for _ in 0..p.binary_search_steps {
             let c_t = Tensor::from_vec(c.iter().map(|&v| v as f32).collect::<Vec<_>>(), n, dev)?;
             let w = Var::from_tensor(&w0)?;
-            let mut adam = crate::train::Opt::adam(vec![w.clone()], p.lr, dev)?;
+            let mut adam = crate::optim::Opt::adam(vec![w.clone()], p.lr, dev)?;
             let mut succeeded = vec![false; n];
             let mut prev_loss = f64::INFINITY;
             for step in 1..=p.steps {
                 crate::interrupt::check()?;
-                let x = crate::nn::ops::tanh_box(w.as_tensor())?;
+                let x = super::step::tanh_box(w.as_tensor())?;
                 let logits = model.forward(&x)?;
                 let l2 = (&x - x0)?.sqr()?.flatten_from(1)?.sum(1)?;
                 let z_goal = logits.gather(&label_idx, 1)?.squeeze(1)?;

@@ -1,13 +1,14 @@
-//! Attacks: one `Attack` trait, and the mechanics every attack shares written once here
-//! (input gradient of the summed cross-entropy on logits, targeted or not; L∞ and L2 steps and
-//! projections around the original input; clipping to [0, 1]; the seeded per-sample noise;
-//! batching over a data set).
+//! Attacks (layer 4, above `nn`): one `Attack` trait, and the mechanics every attack shares
+//! written once here (input gradient of the summed cross-entropy on logits, targeted or not;
+//! the seeded per-sample noise; batching over a data set). Every step and projection (L∞, L2,
+//! CW's change of variables) lives in `step.rs`.
 
 mod cw;
 mod deepfool;
 mod fgsm;
 mod noise;
 mod pgd;
+pub mod step;
 mod universal;
 
 pub use cw::{CwL2, CwL2Params};
@@ -15,6 +16,7 @@ pub use deepfool::{DeepFool, DeepFoolParams};
 pub use fgsm::{Fgsm, FgsmParams};
 pub use noise::{Noise, NoiseKind, NoiseParams};
 pub use pgd::{Pgd, PgdParams};
+pub use step::{l2_step, linf_step, project_l2, sample_norms};
 pub use universal::{fooling_rate, Universal, UniversalParams, UniversalSearch};
 
 use crate::data::Dataset;
@@ -334,36 +336,6 @@ impl FirstSuccess {
             Some(best) => Ok(self.mask(self.found.clone(), &last)?.where_cond(best, &last)?),
         }
     }
-}
-
-/// One L∞ step of size `alpha` along `sign(grad)` (with `sign(0) = 0`) from `x`, projected
-/// onto the `eps`-ball around the original input `x0`, then clipped to [0, 1]:
-/// `clamp(x0 + clamp(x + α·sign(g) − x0, −ε, ε), 0, 1)`. One fused pass on the CPU.
-pub(crate) fn linf_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
-    Ok(crate::nn::ops::linf_step(x, grad, x0, alpha, eps)?)
-}
-
-/// Per-sample L2 norms of an `(N, …)` tensor, shaped `(N, 1, …, 1)` for broadcasting.
-pub(crate) fn sample_norms(t: &Tensor) -> Result<Tensor> {
-    let mut shape = vec![1usize; t.rank()];
-    shape[0] = t.dim(0)?;
-    Ok(t.flatten_from(1)?.sqr()?.sum_keepdim(1)?.sqrt()?.reshape(shape)?)
-}
-
-/// Project `x` onto the L2 ball of radius `eps` around `x0` (per sample), then clip to [0, 1].
-/// Clipping only moves a coordinate towards `x0` (which is inside the box), so the result stays
-/// inside the ball.
-pub(crate) fn project_l2(x: &Tensor, x0: &Tensor, eps: f64) -> Result<Tensor> {
-    let delta = (x - x0)?;
-    let factor = (sample_norms(&delta)?.affine(1.0, 1e-12)?.recip()? * eps)?.clamp(0f32, 1f32)?;
-    Ok((x0 + delta.broadcast_mul(&factor)?)?.clamp(0f32, 1f32)?)
-}
-
-/// One L2 step of length `alpha` along the per-sample normalised gradient, projected onto the
-/// `eps`-ball around `x0` and clipped to [0, 1].
-pub(crate) fn l2_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
-    let g = grad.broadcast_div(&sample_norms(grad)?.affine(1.0, 1e-12)?)?;
-    project_l2(&(x + (g * alpha)?)?, x0, eps)
 }
 
 /// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed

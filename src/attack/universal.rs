@@ -114,7 +114,7 @@ impl UniversalSearch {
             batch_size: p.batch_size,
         }
         .check()?;
-        let clean = crate::eval::predict(model, data)?.to_vec1::<u32>()?;
+        let clean = crate::nn::predict(model, data)?.to_vec1::<u32>()?;
         let n = data.len();
         let mut v = vec![0f32; c * h * w];
         let scale = 1.0 + p.overshoot as f32;
@@ -149,8 +149,8 @@ impl UniversalSearch {
             }
             passes += 1;
             let universal = Universal::new(Tensor::from_slice(&v, (1, c, h, w), &dev)?, serde_json::Value::Null)?;
-            let fooled = crate::eval::predict(model, &data.with_images(universal.apply(data.images())?, "")?)?
-                .to_vec1::<u32>()?;
+            let fooled =
+                crate::nn::predict(model, &data.with_images(universal.apply(data.images())?, "")?)?.to_vec1::<u32>()?;
             rate = fooled.iter().zip(&clean).filter(|(a, b)| a != b).count() as f64 / n as f64;
             if rate >= p.fooling_rate {
                 break;
@@ -310,8 +310,8 @@ pub fn fooling_rate(model: &Model, data: &Dataset, attack: &dyn Attack) -> Resul
     if data.is_empty() {
         return Ok(0.0);
     }
-    let clean = crate::eval::predict(model, data)?;
-    let adv = crate::eval::predict(model, &super::perturb(attack, model, data)?)?;
+    let clean = crate::nn::predict(model, data)?;
+    let adv = crate::nn::predict(model, &super::perturb(attack, model, data)?)?;
     let changed = clean
         .ne(&adv)?
         .to_dtype(candle_core::DType::F32)?

@@ -14,8 +14,10 @@ use super::downsample::{nearest_up, resample};
 use super::{image_dims, Transform};
 use crate::data::Dataset;
 use crate::error::{Error, ParamError, Result};
-use crate::nn::{ops, Arch, Model};
-use crate::train::{check_loop, Opt};
+use crate::kernels as ops;
+use crate::nn::{Arch, Model};
+use crate::optim::check_loop;
+use crate::optim::Opt;
 use candle_core::{Device, Tensor, Var};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use serde::Serialize;
@@ -309,11 +311,13 @@ impl Transform for Autoencoder {
         }
         self.reconstruct(x, false)
     }
+}
 
+impl Autoencoder {
     /// Train in place to reconstruct the clean images of `data` from noisy copies
     /// (`clamp(x + N(0, noise_std²), 0, 1)`), with Adam on the mean squared error. The sample
     /// order of epoch `e` and the noise of each batch are drawn from `seed`.
-    fn fit(&self, data: &Dataset, p: &AeFitValid) -> Result<Vec<AeEpoch>> {
+    pub fn fit(&self, data: &Dataset, p: &AeFitValid) -> Result<Vec<AeEpoch>> {
         self.check_shape(data.images().dims())?;
         if data.is_empty() {
             return Err(Error::Invalid(format!("{}.fit: the data set is empty", self.name())));
@@ -375,6 +379,17 @@ impl Transform for Autoencoder {
             });
         }
         Ok(history)
+    }
+}
+
+/// Train `transform` on `data` when it is an autoencoder, the one kind of transform that learns.
+pub fn fit_transform(transform: &dyn Transform, data: &Dataset, p: &AeFitValid) -> Result<Vec<AeEpoch>> {
+    match transform.as_any().downcast_ref::<Autoencoder>() {
+        Some(ae) => ae.fit(data, p),
+        None => Err(Error::Invalid(format!(
+            "{} has nothing to train: only denoising_autoencoder and conv_autoencoder are fitted (pca_projection takes its data as an option)",
+            transform.name()
+        ))),
     }
 }
 

@@ -16,7 +16,8 @@ mod median;
 mod noise;
 mod pca;
 
-pub use autoencoder::{AeEpoch, AeFitParams, AeFitValid, Autoencoder, AutoencoderKind};
+pub use crate::nn::{Pipeline, Transform};
+pub use autoencoder::{fit_transform, AeEpoch, AeFitParams, AeFitValid, Autoencoder, AutoencoderKind};
 pub use bit_depth::BitDepth;
 pub use downsample::{resample_matrix, Downsample};
 pub use median::{median_filter, MedianSmoothing};
@@ -27,132 +28,6 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use candle_core::Tensor;
 use rand::{rngs::StdRng, SeedableRng};
-use std::fmt;
-use std::sync::{Arc, Mutex};
-
-/// An input transform: `(N, C, H, W)` images in, images of the same shape out.
-pub trait Transform: fmt::Display + fmt::Debug + Send + Sync {
-    /// Short name, as the script function that builds it (`gaussian_noise`, `bit_depth`).
-    fn name(&self) -> &'static str;
-    /// Every resolved parameter, as recorded beside outputs.
-    fn params(&self) -> serde_json::Value;
-    /// Transform a batch. `rng` is this transform's own random stream in the model it sits
-    /// in (deterministic transforms ignore it).
-    fn apply(&self, x: &Tensor, rng: &mut StdRng) -> Result<Tensor>;
-    /// The seed of a randomised transform (`None` when it draws nothing).
-    fn seed(&self) -> Option<u64> {
-        None
-    }
-    /// Check that a batch of this shape fits (e.g. PCA's feature count).
-    fn check_input(&self, _dims: &[usize]) -> Result<()> {
-        Ok(())
-    }
-    /// For a non-differentiable transform, whether its backward pass is the identity (BPDA);
-    /// `None` for a differentiable one.
-    fn bpda(&self) -> Option<bool> {
-        None
-    }
-    /// The same transform with BPDA on or off (`None` for a differentiable one).
-    fn with_bpda(&self, _on: bool) -> Option<Arc<dyn Transform>> {
-        None
-    }
-    /// Train a transform that learns (the autoencoders) on `data`.
-    fn fit(&self, _data: &Dataset, _p: &AeFitValid) -> Result<Vec<AeEpoch>> {
-        Err(Error::Invalid(format!(
-            "{} has nothing to train: only denoising_autoencoder and conv_autoencoder are fitted (pca_projection takes its data as an option)",
-            self.name()
-        )))
-    }
-}
-
-/// One transform of a pipeline, with its own random stream.
-struct Stage {
-    transform: Arc<dyn Transform>,
-    rng: Mutex<StdRng>,
-}
-
-/// The transforms in front of a defended model, applied in order.
-pub struct Pipeline {
-    stages: Vec<Stage>,
-}
-
-impl Pipeline {
-    /// A pipeline of `transforms`, each randomised one starting its stream from its seed.
-    pub fn new(transforms: Vec<Arc<dyn Transform>>) -> Result<Self> {
-        if transforms.is_empty() {
-            return Err(Error::Invalid(
-                "defended: give at least one transform, e.g. defended(model, [gaussian_noise(#{ std: 0.1 })])".into(),
-            ));
-        }
-        Ok(Self {
-            stages: transforms
-                .into_iter()
-                .map(|t| Stage {
-                    rng: Mutex::new(StdRng::seed_from_u64(t.seed().unwrap_or(0))),
-                    transform: t,
-                })
-                .collect(),
-        })
-    }
-
-    /// The transforms, in the order they run.
-    pub fn transforms(&self) -> Vec<Arc<dyn Transform>> {
-        self.stages.iter().map(|s| s.transform.clone()).collect()
-    }
-
-    /// Run every transform on a batch.
-    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = x.clone();
-        for s in &self.stages {
-            // a poisoned lock only means another call panicked mid-draw: the stream is still valid
-            let mut rng = s.rng.lock().unwrap_or_else(|e| e.into_inner());
-            x = s.transform.apply(&x, &mut rng)?;
-        }
-        Ok(x)
-    }
-
-    /// Check the input shape against every transform.
-    pub fn check_input(&self, dims: &[usize]) -> Result<()> {
-        self.stages.iter().try_for_each(|s| s.transform.check_input(dims))
-    }
-
-    /// Whether some transform draws random numbers at each pass.
-    pub fn is_random(&self) -> bool {
-        self.stages.iter().any(|s| s.transform.seed().is_some())
-    }
-
-    /// The parameters of every transform, in order.
-    pub fn params(&self) -> serde_json::Value {
-        serde_json::Value::Array(self.stages.iter().map(|s| s.transform.params()).collect())
-    }
-}
-
-impl fmt::Display for Pipeline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self.stages.iter().map(|s| s.transform.to_string()).collect();
-        write!(f, "{}", names.join(" → "))
-    }
-}
-
-impl fmt::Debug for Pipeline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pipeline({self})")
-    }
-}
-
-/// The transforms of `model` with every non-differentiable one switched to BPDA (`on`) or to
-/// its true, zero gradient (`!on`); `None` when the model has no such transform.
-pub fn with_bpda(model: &crate::nn::Model, on: bool) -> Result<Option<crate::nn::Model>> {
-    let ts = model.transforms();
-    if !ts.iter().any(|t| t.bpda().is_some()) {
-        return Ok(None);
-    }
-    let switched: Vec<Arc<dyn Transform>> = ts
-        .iter()
-        .map(|t| t.with_bpda(on).unwrap_or_else(|| t.clone()))
-        .collect();
-    Ok(Some(model.network()?.defended(switched)?))
-}
 
 /// Every image of `data` through `transform` once (its random stream starts at its seed), in
 /// batches; same labels.
@@ -211,7 +86,7 @@ macro_rules! bpda_switch {
             Some(self.bpda)
         }
 
-        fn with_bpda(&self, on: bool) -> Option<std::sync::Arc<dyn $crate::defence::Transform>> {
+        fn with_bpda(&self, on: bool) -> Option<std::sync::Arc<dyn $crate::nn::Transform>> {
             Some(std::sync::Arc::new(Self {
                 bpda: on,
                 ..self.clone()

@@ -154,8 +154,8 @@ impl Transform for PcaProjection {
     fn apply(&self, x: &Tensor, _rng: &mut StdRng) -> Result<Tensor> {
         self.check_input(x.dims())?;
         let flat = x.flatten_from(1)?;
-        let z = crate::nn::ops::linear(&flat, &self.axes, &self.shift)?;
-        let y = crate::nn::ops::linear(&z, &self.axes_t, &self.mean)?;
+        let z = crate::kernels::linear(&flat, &self.axes, &self.shift)?;
+        let y = crate::kernels::linear(&z, &self.axes_t, &self.mean)?;
         Ok(y.reshape(x.dims())?)
     }
 }

@@ -307,8 +307,8 @@ pub fn robustness_checks(model: &Model, data: &Dataset, v: &ChecksValid) -> Resu
 
     // 6. EOT / BPDA against the naive attack
     let random = model.defence().is_some_and(|d| d.is_random());
-    let naive_model = crate::defence::with_bpda(model, false)?;
-    let adaptive_model = crate::defence::with_bpda(model, true)?;
+    let naive_model = model.with_bpda(false)?;
+    let adaptive_model = model.with_bpda(true)?;
     let check6 = if !random && naive_model.is_none() {
         Check {
             key: "eot_bpda",

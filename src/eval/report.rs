@@ -9,11 +9,12 @@
 //!   the successful samples;
 //! - confidence: mean probability of the true class on the adversarial images, all samples.
 
-use super::{predictions, unique_key, EVAL_BATCH};
 use crate::attack::{perturb, Attack};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Model;
+use crate::nn::{predictions, EVAL_BATCH};
+use crate::util::unique_key;
 use candle_core::DType;
 use std::fmt;
 use std::time::Instant;

@@ -1,6 +1,8 @@
-//! Models: an MLP, a small CNN and a small resnet, optionally with parametric noise
-//! injection, whose parameters are named and laid out exactly as the equivalent PyTorch
-//! module, so weights move between advlab and PyTorch.
+//! Models (layer 3, above `kernels`, `optim` and `data`): an MLP, a small CNN, a small resnet
+//! and the LWTA variants, optionally with parametric noise injection and the IBP prior, whose
+//! parameters are named and laid out exactly as the equivalent PyTorch module, so weights move
+//! between advlab and PyTorch. The input pipeline (`input.rs`) runs inside the forward pass;
+//! `infer.rs` predicts in batches.
 //!
 //! Stochastic models draw their noise from a seeded generator held in the model: each
 //! forward pass takes the next key from it, so the same seed gives the same numbers.
@@ -8,15 +10,18 @@
 mod arch;
 mod checkpoint;
 pub mod ibp;
+mod infer;
+mod input;
 pub mod lwta;
 mod net;
 pub mod noise;
-pub mod ops;
 mod random;
 
 pub use arch::{Arch, Input, Lwta, NoiseSite, ALPHA_INIT};
 pub use checkpoint::{load_model, save_model};
 pub use ibp::{IbpPrior, IbpUsage};
+pub use infer::{accuracy, predict, predictions, Predictions, EVAL_BATCH};
+pub use input::{AsAny, Pipeline, Transform};
 
 use crate::error::{Error, Result};
 use arch::Init;
@@ -41,7 +46,7 @@ struct Inner {
     /// The keys of stochastic forward passes (unused by deterministic models).
     rng: Mutex<StdRng>,
     /// Input transforms applied, in order, before the network (`defended(model, [...])`).
-    defence: Option<crate::defence::Pipeline>,
+    defence: Option<Pipeline>,
 }
 
 /// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
@@ -112,7 +117,7 @@ impl Model {
         params: Vec<(String, Var)>,
         device: &Device,
         rng: StdRng,
-        defence: Option<crate::defence::Pipeline>,
+        defence: Option<Pipeline>,
     ) -> Result<Self> {
         let find = |name: &str| {
             params
@@ -161,7 +166,7 @@ impl Model {
         let arch = self.0.arch.clone().with_passes(passes)?;
         let rng = self.rng().clone();
         let defence = match &self.0.defence {
-            Some(p) => Some(crate::defence::Pipeline::new(p.transforms())?),
+            Some(p) => Some(Pipeline::new(p.transforms())?),
             None => None,
         };
         Self::assemble(arch, self.0.params.clone(), &self.0.device, rng, defence)
@@ -180,7 +185,7 @@ impl Model {
 
     /// A model on the same weights (training one trains the other) whose input first goes
     /// through `defence`.
-    fn sharing(&self, defence: Option<crate::defence::Pipeline>) -> Result<Self> {
+    fn sharing(&self, defence: Option<Pipeline>) -> Result<Self> {
         let rng = self.rng().clone();
         Self::assemble(self.0.arch.clone(), self.0.params.clone(), &self.0.device, rng, defence)
     }
@@ -188,10 +193,10 @@ impl Model {
     /// This model behind input transforms, applied in the given order before any transforms
     /// it already has, on the same weights (`fit` on it trains this network). Every randomised
     /// transform starts its random stream from its seed.
-    pub fn defended(&self, transforms: Vec<Arc<dyn crate::defence::Transform>>) -> Result<Self> {
+    pub fn defended(&self, transforms: Vec<Arc<dyn Transform>>) -> Result<Self> {
         let mut all = transforms;
         all.extend(self.transforms());
-        let pipeline = crate::defence::Pipeline::new(all)?;
+        let pipeline = Pipeline::new(all)?;
         self.sharing(Some(pipeline))
     }
 
@@ -200,13 +205,27 @@ impl Model {
         self.sharing(None)
     }
 
+    /// The same network with every non-differentiable input transform switched to BPDA (`on`)
+    /// or to its true, zero gradient (`!on`); `None` when the model has no such transform.
+    pub fn with_bpda(&self, on: bool) -> Result<Option<Model>> {
+        let ts = self.transforms();
+        if !ts.iter().any(|t| t.bpda().is_some()) {
+            return Ok(None);
+        }
+        let switched: Vec<Arc<dyn Transform>> = ts
+            .iter()
+            .map(|t| t.with_bpda(on).unwrap_or_else(|| t.clone()))
+            .collect();
+        Ok(Some(self.network()?.defended(switched)?))
+    }
+
     /// The input transforms in front of the network, in the order they run (empty when none).
-    pub fn transforms(&self) -> Vec<Arc<dyn crate::defence::Transform>> {
+    pub fn transforms(&self) -> Vec<Arc<dyn Transform>> {
         self.0.defence.as_ref().map(|p| p.transforms()).unwrap_or_default()
     }
 
     /// The pipeline of input transforms, if any.
-    pub fn defence(&self) -> Option<&crate::defence::Pipeline> {
+    pub fn defence(&self) -> Option<&Pipeline> {
         self.0.defence.as_ref()
     }
 

@@ -5,8 +5,8 @@ use super::arch::Arch;
 use super::ibp::{Gates, IbpUsage};
 use super::lwta::{lwta, Draw};
 use super::noise;
-use super::ops;
 use super::random::substream;
+use crate::kernels as ops;
 use candle_core::{Result, Tensor};
 use std::cell::Cell;
 

@@ -151,7 +151,7 @@ impl Pca {
             .for_each(|row| row.iter_mut().zip(&mean32).for_each(|(v, m)| *v -= m));
         // covariance = Xcᵀ Xc / (n − 1), with the parallel GEMM
         let mut cov = vec![0f32; d * d];
-        crate::nn::ops::gemm_strided(
+        crate::kernels::gemm_strided(
             (d, d, n),
             &mut cov,
             (d, 1),
@@ -218,7 +218,7 @@ impl Pca {
         let k = self.components.nrows();
         let comps: Vec<f32> = self.components.iter().map(|&v| v as f32).collect();
         let mut y = vec![0f32; n * k];
-        crate::nn::ops::gemm_strided(
+        crate::kernels::gemm_strided(
             (n, k, d),
             &mut y,
             (k, 1),

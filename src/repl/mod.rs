@@ -283,7 +283,7 @@ impl Repl {
 
     fn help(&self, arg: &str) {
         if arg.is_empty() {
-            print!("{}", crate::cli::functions_text(false));
+            print!("{}", script::functions_text(false));
             println!("\n[commands]");
             for (c, what) in COMMANDS {
                 println!("  {c:<9} {what}");

@@ -124,7 +124,7 @@ fn fit_transform(s: &Session, t: &TransformRef, data: &Dataset, m: &Map) -> RRes
     }
     .check()
     .map_err(|e| to_rhai(format!("{}.fit: {e}", t.0.name())))?;
-    let history = t.0.fit(data, &p).map_err(to_rhai)?;
+    let history = crate::defence::fit_transform(t.0.as_ref(), data, &p).map_err(to_rhai)?;
     s.record(serde_json::json!({ "op": "transform.fit", "transform": t.0.params(), "data": data.name(), "samples": data.len() }));
     let mut out = Map::new();
     out.insert(

@@ -199,3 +199,30 @@ pub fn scope_with_args(args: Vec<(String, Dynamic)>) -> Scope<'static> {
     scope.push_constant("args", map);
     scope
 }
+
+/// The function list, as plain text grouped by domain or as a Markdown table.
+pub fn functions_text(markdown: bool) -> String {
+    let docs = function_docs();
+    let mut out = String::new();
+    if markdown {
+        out.push_str("| domain | function | what it does |\n|---|---|---|\n");
+        for d in &docs {
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                d.domain,
+                d.sig.replace('|', "\\|"),
+                d.doc
+            ));
+        }
+        return out;
+    }
+    let mut domain = "";
+    for d in &docs {
+        if d.domain != domain {
+            domain = d.domain;
+            out.push_str(&format!("\n[{domain}]\n"));
+        }
+        out.push_str(&format!("  {}\n      {}\n", d.sig, d.doc));
+    }
+    out
+}

@@ -382,7 +382,7 @@ impl Mixed {
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::with_capacity(self.attacks.len());
         for a in &self.attacks {
-            let key = crate::eval::unique_key(names.iter().map(String::as_str), a.name());
+            let key = crate::util::unique_key(names.iter().map(String::as_str), a.name());
             names.push(key);
         }
         names
@@ -800,9 +800,9 @@ impl GuardState {
     /// Measure clean and PGD accuracy on the held-out samples after epoch `epoch` (1-based),
     /// report a sharp fall, and restore the best weights when asked to stop.
     pub fn check(&mut self, model: &Model, epoch: usize) -> Result<GuardCheck> {
-        let clean = crate::eval::accuracy(model, &self.data)?;
+        let clean = crate::nn::accuracy(model, &self.data)?;
         let adv = crate::attack::perturb(&self.attack, model, &self.data)?;
-        let pgd = crate::eval::accuracy(model, &adv)?;
+        let pgd = crate::nn::accuracy(model, &adv)?;
         let mut stop = false;
         match self.best {
             Some((best_epoch, best)) if collapsed(best, pgd, self.params.drop) => {

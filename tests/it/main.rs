@@ -10,6 +10,7 @@ mod defences;
 mod errors;
 mod explore;
 mod ibp;
+mod layers;
 mod lwta;
 mod model;
 mod ops;

@@ -1,7 +1,8 @@
 //! The custom CPU ops against candle's reference implementation and finite differences,
 //! forward and backward, over several shapes, strides and paddings.
 
-use advlab::nn::ops;
+use advlab::attack::step::{linf_step, tanh_box};
+use advlab::kernels as ops;
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -257,7 +258,7 @@ fn relu_matches_candle_and_finite_differences() {
 fn tanh_box_matches_candle_and_finite_differences() {
     let mut rng = StdRng::seed_from_u64(6);
     let w = (rand_tensor(&mut rng, &[5, 11]) * 3.0).unwrap();
-    let ours = |a: &[Tensor]| ops::tanh_box(&a[0]).unwrap();
+    let ours = |a: &[Tensor]| tanh_box(&a[0]).unwrap();
     let reference = |a: &[Tensor]| ((a[0].tanh().unwrap() + 1.0).unwrap() * 0.5).unwrap();
     assert_close(
         &ours(std::slice::from_ref(&w)),
@@ -279,7 +280,7 @@ fn linf_step_projects_around_the_original_and_clips() {
     let x0 = Tensor::new(&[0.0f32, 0.5, 1.0, 0.5, 0.5], &dev).unwrap();
     let x = Tensor::new(&[0.0f32, 0.55, 1.0, 0.45, 0.5], &dev).unwrap();
     let g = Tensor::new(&[-1.0f32, 2.0, 3.0, -0.5, 0.0], &dev).unwrap();
-    let out = vals(&ops::linf_step(&x, &g, &x0, 0.5, 0.1).unwrap());
+    let out = vals(&linf_step(&x, &g, &x0, 0.5, 0.1).unwrap());
     // clipped at 0; ball edge 0.6; clipped at 1; ball edge 0.4; zero gradient: no move
     assert_eq!(out, vec![0.0, 0.6, 1.0, 0.4, 0.5]);
 }

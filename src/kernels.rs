@@ -1,5 +1,6 @@
-//! CPU kernels behind candle's custom-op mechanism, for the layers that dominate every
-//! experiment: linear, 2-D convolution and 2×2 max pooling.
+//! The bottom layer: CPU kernels behind candle's custom-op mechanism, for the layers that
+//! dominate every experiment (linear, 2-D convolution, 2×2 max pooling, ReLU) and the GEMM that
+//! PCA shares. Depends on nothing of advlab's; `nn`, `reduce` and `attack` build on it.
 //!
 //! Why: candle's own backward passes compute every gradient, wanted or not (the weight
 //! gradient during an attack, the input gradient of the first layer during training), and its
@@ -14,7 +15,7 @@ use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
 
 /// The f32 slice of a contiguous CPU storage, or a clear error.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
         _ => bail!("{op}: only f32 is supported"),
@@ -844,7 +845,7 @@ pub fn conv2d_pool_relu(x: &Tensor, k: &Tensor, b: &Tensor, pad: usize, stride: 
 }
 
 /// `f` applied to every element, in parallel chunks.
-fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+pub(crate) fn par_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(1 << 14)
         .zip(x.par_chunks(1 << 14))
@@ -900,100 +901,4 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
         return x.relu();
     }
     x.contiguous()?.apply_op1(Relu)
-}
-
-// ---------------------------------------------------------------------------------------------
-// CW's change of variables, fused
-
-/// `(tanh(w) + 1) / 2`, computed as the equal `1 / (1 + e^(−2w))` (libm's tanhf was 29% of a
-/// CW-L2 run), with the backward pass `2·x·(1 − x)` from the output.
-struct TanhBox;
-
-impl CustomOp1 for TanhBox {
-    fn name(&self) -> &'static str {
-        "advlab-tanh-box"
-    }
-
-    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = par_map(slice(st, l, "tanh box")?, |v| 1.0 / (1.0 + (-2.0 * v).exp()));
-        Ok((CpuStorage::F32(x), l.shape().clone()))
-    }
-
-    fn bwd(&self, _w: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let slope = (res * (1.0 - res)?)?.affine(2.0, 0.0)?;
-        Ok(Some((grad * slope)?))
-    }
-}
-
-/// `(tanh(w) + 1) / 2`: maps any `w` into (0, 1); its gradient is `2·x·(1 − x)`.
-pub fn tanh_box(w: &Tensor) -> Result<Tensor> {
-    if !w.device().is_cpu() {
-        return (w.tanh()? + 1.0)? * 0.5;
-    }
-    w.contiguous()?.apply_op1(TanhBox)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The L∞ attack step, fused
-
-/// One signed-gradient step with projection: `clamp(x0 + clamp(x + α·sign(g) − x0, −ε, ε), 0, 1)`,
-/// with `sign(0) = sign(NaN) = 0`.
-struct LinfStep {
-    alpha: f32,
-    eps: f32,
-}
-
-impl CustomOp3 for LinfStep {
-    fn name(&self) -> &'static str {
-        "advlab-linf-step"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, g, x0) = (
-            slice(s1, l1, "attack step")?,
-            slice(s2, l2, "attack step")?,
-            slice(s3, l3, "attack step")?,
-        );
-        if x.len() != g.len() || x.len() != x0.len() {
-            bail!("attack step: shapes differ");
-        }
-        let (alpha, eps) = (self.alpha, self.eps);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(1 << 14)
-            .zip(
-                x.par_chunks(1 << 14)
-                    .zip(g.par_chunks(1 << 14).zip(x0.par_chunks(1 << 14))),
-            )
-            .for_each(|(o, (xs, (gs, x0s)))| {
-                for (((o, &x), &g), &x0) in o.iter_mut().zip(xs).zip(gs).zip(x0s) {
-                    let sign = f32::from(g > 0.0) - f32::from(g < 0.0);
-                    let delta = (x + alpha * sign - x0).clamp(-eps, eps);
-                    *o = (x0 + delta).clamp(0.0, 1.0);
-                }
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
-/// One L∞ step of size `alpha` along `sign(grad)` from `x`, projected onto the `eps`-ball
-/// around `x0` and onto [0, 1].
-pub fn linf_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
-    if !x.device().is_cpu() {
-        let stepped = (x + (grad.sign()? * alpha)?)?;
-        return (x0 + (stepped - x0)?.clamp(-eps, eps)?)?.clamp(0f32, 1f32);
-    }
-    let op = LinfStep {
-        alpha: alpha as f32,
-        eps: eps as f32,
-    };
-    x.contiguous()?
-        .apply_op3_no_bwd(&grad.contiguous()?, &x0.contiguous()?, &op)
 }

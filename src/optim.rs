@@ -1,0 +1,158 @@
+//! Optimizers: Adam (fused on the CPU, candle's AdamW elsewhere) and SGD with momentum, as
+//! PyTorch defines them. A leaf: training, the CW attack and the autoencoders all use it.
+
+use crate::error::{ParamError, Result};
+use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+/// SGD with momentum, as PyTorch: `v = μ·v + g; p -= lr·v`.
+pub(crate) struct Sgd {
+    vars: Vec<Var>,
+    velocity: Vec<Option<Tensor>>,
+    lr: f64,
+    momentum: f64,
+}
+
+impl Sgd {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for (var, vel) in self.vars.iter().zip(self.velocity.iter_mut()) {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                let buf = match vel.take() {
+                    Some(v) if self.momentum > 0.0 => ((v * self.momentum)? + g)?,
+                    _ => g.clone(),
+                };
+                var.set(&(var.as_tensor() - (&buf * self.lr)?)?)?;
+                *vel = Some(buf);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adam as PyTorch (and candle) define it, fused into one pass per parameter tensor on the
+/// CPU: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`, `p −= lr·m̂/(√v̂ + ε)`.
+pub(crate) struct Adam {
+    vars: Vec<Var>,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    t: i32,
+    lr: f32,
+}
+
+impl Adam {
+    const B1: f32 = 0.9;
+    const B2: f32 = 0.999;
+    const EPS: f32 = 1e-8;
+
+    fn new(vars: Vec<Var>, lr: f64) -> Self {
+        let zeros = |v: &Var| vec![0f32; v.as_tensor().elem_count()];
+        let (m, v) = (vars.iter().map(zeros).collect(), vars.iter().map(zeros).collect());
+        Self {
+            vars,
+            m,
+            v,
+            t: 0,
+            lr: lr as f32,
+        }
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        use rayon::prelude::*;
+        self.t += 1;
+        let (bc1, bc2) = (1.0 - Self::B1.powi(self.t), 1.0 - Self::B2.powi(self.t));
+        let lr = self.lr;
+        for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g = g.flatten_all()?.to_vec1::<f32>()?;
+            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            p.par_chunks_mut(4096)
+                .zip(m.par_chunks_mut(4096))
+                .zip(v.par_chunks_mut(4096).zip(g.par_chunks(4096)))
+                .for_each(|((p, m), (v, g))| {
+                    for i in 0..p.len() {
+                        m[i] = Self::B1 * m[i] + (1.0 - Self::B1) * g[i];
+                        v[i] = Self::B2 * v[i] + (1.0 - Self::B2) * g[i] * g[i];
+                        p[i] -= lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + Self::EPS);
+                    }
+                });
+            var.set(&Tensor::from_vec(p, var.as_tensor().dims(), var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) enum Opt {
+    Adam(Adam),
+    AdamW(AdamW),
+    Sgd(Sgd),
+}
+
+impl Opt {
+    /// Adam over `vars` with learning rate `lr`: the fused CPU version, else candle's AdamW
+    /// without weight decay (the same update).
+    pub(crate) fn adam(vars: Vec<Var>, lr: f64, device: &candle_core::Device) -> Result<Self> {
+        Ok(if device.is_cpu() {
+            Opt::Adam(Adam::new(vars, lr))
+        } else {
+            Opt::AdamW(AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                },
+            )?)
+        })
+    }
+
+    /// SGD over `vars` with learning rate `lr` and `momentum` (0 for none).
+    pub(crate) fn sgd(vars: Vec<Var>, lr: f64, momentum: f64) -> Self {
+        let n = vars.len();
+        Opt::Sgd(Sgd {
+            vars,
+            velocity: vec![None; n],
+            lr,
+            momentum,
+        })
+    }
+
+    /// Change the learning rate of the next updates.
+    pub(crate) fn set_lr(&mut self, lr: f64) {
+        match self {
+            Opt::Adam(o) => o.lr = lr as f32,
+            Opt::AdamW(o) => o.set_learning_rate(lr),
+            Opt::Sgd(o) => o.lr = lr,
+        }
+    }
+
+    pub(crate) fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        self.step(&loss.backward()?)
+    }
+
+    /// One update from the gradients in `grads`.
+    pub(crate) fn step(&mut self, grads: &GradStore) -> Result<()> {
+        match self {
+            Opt::Adam(o) => o.step(grads)?,
+            Opt::AdamW(o) => o.step(grads)?,
+            Opt::Sgd(o) => o.step(grads)?,
+        }
+        Ok(())
+    }
+}
+
+/// The rules every training loop shares (a model's fit, an autoencoder's): at least one
+/// epoch, a batch of at least one sample, a finite learning rate above 0.
+pub(crate) fn check_loop(epochs: usize, batch_size: usize, lr: f64) -> std::result::Result<(), ParamError> {
+    if epochs == 0 {
+        return Err(ParamError::EpochsZero);
+    }
+    if batch_size == 0 {
+        return Err(ParamError::BatchSizeZero);
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(ParamError::LrNotPositive(lr));
+    }
+    Ok(())
+}
