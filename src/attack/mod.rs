@@ -16,7 +16,7 @@ pub use deepfool::{DeepFool, DeepFoolParams};
 pub use fgsm::{Fgsm, FgsmParams};
 pub use noise::{Noise, NoiseKind, NoiseParams};
 pub use pgd::{Pgd, PgdParams};
-pub use step::{l2_step, linf_step, project_l2, sample_norms};
+pub(crate) use step::{l2_step, linf_step};
 pub use universal::{fooling_rate, Universal, UniversalParams, UniversalSearch};
 
 use crate::data::Dataset;

@@ -39,7 +39,7 @@ pub fn apply_to(transform: &dyn Transform, data: &Dataset) -> Result<Dataset> {
     let mut start = 0;
     while start < n {
         crate::interrupt::check()?;
-        let len = 1000.min(n - start);
+        let len = crate::nn::EVAL_BATCH.min(n - start);
         parts.push(
             transform
                 .apply(&data.images().narrow(0, start, len)?, &mut rng)?

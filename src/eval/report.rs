@@ -12,8 +12,7 @@
 use crate::attack::{perturb, Attack};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::Model;
-use crate::nn::{predictions, EVAL_BATCH};
+use crate::nn::{predictions, Model, EVAL_BATCH};
 use crate::util::unique_key;
 use candle_core::DType;
 use std::fmt;
