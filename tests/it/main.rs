@@ -9,6 +9,7 @@ mod data;
 mod defences;
 mod errors;
 mod explore;
+mod fixtures;
 mod ibp;
 mod layers;
 mod lwta;
