@@ -143,7 +143,13 @@ pub enum ParamError {
     IbpAlpha(f64),
     #[error("ibp_temperature (of the relaxed IBP utilities) must be a finite number > 0 (got {0})")]
     IbpTemperature(f64),
-    #[error("passes only applies to stochastic LWTA models (lwta_mlp, lwta_cnn)")]
+    #[error("layer {at}: {reason}")]
+    Layer { at: String, reason: String },
+    #[error("a sequential network needs at least one layer")]
+    SequentialEmpty,
+    #[error("a classifier must end in a flat output of at least 2 classes, but this one ends in {0}: end it with flatten() and linear(classes)")]
+    SequentialOutput(String),
+    #[error("passes only applies to stochastic LWTA models (lwta_mlp, lwta_cnn, or a sequential network with an lwta layer)")]
     PassesNotStochastic,
     #[error("the synthetic data set needs train >= 1 and test >= 1 samples (got train {0}, test {1})")]
     SyntheticEmpty(usize, usize),

@@ -9,7 +9,7 @@
 //! candle itself uses) parallelised over the batch. Models keep using ordinary candle tensors;
 //! other devices keep candle's own kernels.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
@@ -901,4 +901,26 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
         return x.relu();
     }
     x.contiguous()?.apply_op1(Relu)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resampling by matrices on the last two axes
+
+/// `(factor·n × n)` row-major: nearest-neighbour up-sampling by an integer factor.
+pub(crate) fn nearest_up(n: usize, factor: usize) -> Vec<f32> {
+    let mut m = vec![0f32; n * factor * n];
+    for i in 0..n * factor {
+        m[i * n + i / factor] = 1.0;
+    }
+    m
+}
+
+/// `rows · x · colsᵀ` on the last two axes of `x (…, H, W)`, for `rows (H' × H)` and
+/// `cols (W' × W)` given row-major.
+pub(crate) fn resample(x: &Tensor, rows: (&[f32], usize), cols: (&[f32], usize), device: &Device) -> Result<Tensor> {
+    let dims = x.dims();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let r = Tensor::from_slice(rows.0, (rows.1, h), device)?.to_dtype(x.dtype())?;
+    let c = Tensor::from_slice(cols.0, (cols.1, w), device)?.to_dtype(x.dtype())?;
+    Ok(r.broadcast_matmul(&x.contiguous()?)?.broadcast_matmul(&c.t()?)?)
 }

@@ -10,12 +10,10 @@
 //!
 //! The output is linear in training and clipped to [0, 1] when the autoencoder is used.
 
-use super::downsample::{nearest_up, resample};
 use super::{image_dims, Transform};
 use crate::data::Dataset;
 use crate::error::{Error, ParamError, Result};
-use crate::kernels as ops;
-use crate::nn::{Arch, Model};
+use crate::nn::{Arch, Layer, Model, Record, Weighted};
 use crate::optim::{check_loop, Opt};
 use candle_core::{Device, Tensor, Var};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
@@ -92,17 +90,6 @@ pub struct AeEpoch {
     pub seconds: f64,
 }
 
-/// The convolutional network's variables: encoder levels, then decoder levels.
-struct ConvNet {
-    enc: Vec<(Var, Var)>,
-    dec: Vec<(Var, Var)>,
-}
-
-enum Net {
-    Dense(Model),
-    Conv(ConvNet),
-}
-
 /// What the last training did, for printing and provenance.
 #[derive(Clone, Debug, Serialize)]
 struct Trained {
@@ -118,16 +105,9 @@ pub struct Autoencoder {
     /// `(C, H, W)` of the images.
     input: (usize, usize, usize),
     seed: u64,
-    net: Net,
+    /// The network: an MLP, or a sequential network of convolutions.
+    net: Model,
     trained: Mutex<Option<Trained>>,
-}
-
-/// A `(shape)` tensor uniform in ±1/√fan_in (PyTorch's default), drawn from `rng`.
-fn init(shape: &[usize], fan_in: usize, rng: &mut StdRng, device: &Device) -> Result<Var> {
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-    Ok(Var::from_tensor(&Tensor::from_vec(data, shape, device)?)?)
 }
 
 impl Autoencoder {
@@ -137,7 +117,7 @@ impl Autoencoder {
             [c, h, w] if *c > 0 && *h > 0 && *w > 0 => (*c, *h, *w),
             _ => return Err(ParamError::AutoencoderInput(input.to_vec()).into()),
         };
-        let net = match &kind {
+        let arch = match &kind {
             AutoencoderKind::Dense { hidden } => {
                 if hidden.is_empty() || hidden.contains(&0) {
                     return Err(ParamError::AutoencoderHidden(hidden.clone()).into());
@@ -147,7 +127,7 @@ impl Autoencoder {
                 layers.extend(hidden);
                 layers.extend(hidden.iter().rev().skip(1));
                 layers.push(d);
-                Net::Dense(Model::new(Arch::mlp(layers)?, device, seed)?)
+                Arch::mlp(layers)?
             }
             AutoencoderKind::Conv { channels } => {
                 if channels.is_empty() || channels.contains(&0) {
@@ -163,47 +143,46 @@ impl Autoencoder {
                     }
                     .into());
                 }
-                let mut rng = StdRng::seed_from_u64(seed);
-                let layer = |i: usize, o: usize, rng: &mut StdRng| -> Result<(Var, Var)> {
-                    Ok((
-                        init(&[o, i, 3, 3], i * 9, rng, device)?,
-                        init(&[o], i * 9, rng, device)?,
-                    ))
+                // PyTorch's default init, drawn layer by layer: encoder, then decoder
+                let conv = |out| Layer::Conv2d {
+                    out,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    opts: Weighted::default(),
                 };
-                let mut enc = Vec::new();
-                let mut prev = c;
+                let mut layers = Vec::new();
                 for &ch in channels {
-                    enc.push(layer(prev, ch, &mut rng)?);
-                    prev = ch;
+                    layers.extend([conv(ch), Layer::Relu, Layer::MaxPool { size: 2 }]);
                 }
-                let mut dec = Vec::new();
                 for k in (0..channels.len()).rev() {
-                    let out = if k == 0 { c } else { channels[k - 1] };
-                    dec.push(layer(channels[k], out, &mut rng)?);
+                    layers.extend([
+                        Layer::Upsample { factor: 2 },
+                        conv(if k == 0 { c } else { channels[k - 1] }),
+                    ]);
+                    if k > 0 {
+                        layers.push(Layer::Relu);
+                    }
                 }
-                Net::Conv(ConvNet { enc, dec })
+                Arch::network(Record::Sequential {
+                    input: vec![c, h, w],
+                    layers,
+                    passes: 1,
+                })?
             }
         };
         Ok(Self {
             kind,
             input: (c, h, w),
             seed,
-            net,
+            net: Model::new(arch, device, seed)?,
             trained: Mutex::new(None),
         })
     }
 
     /// Trainable variables.
     fn vars(&self) -> Vec<Var> {
-        match &self.net {
-            Net::Dense(m) => m.vars(),
-            Net::Conv(n) => n
-                .enc
-                .iter()
-                .chain(&n.dec)
-                .flat_map(|(w, b)| [w.clone(), b.clone()])
-                .collect(),
-        }
+        self.net.vars()
     }
 
     /// Total number of scalar parameters.
@@ -218,40 +197,8 @@ impl Autoencoder {
 
     /// The reconstruction of a batch, tracking the weights (`train`) or not.
     fn reconstruct(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = match &self.net {
-            Net::Dense(m) => {
-                let y = if train { m.forward_train(x)? } else { m.forward(x)? };
-                y.reshape(x.dims())?
-            }
-            Net::Conv(n) => {
-                let t = |v: &Var| {
-                    if train {
-                        v.as_tensor().clone()
-                    } else {
-                        v.as_tensor().detach()
-                    }
-                };
-                let mut h = x.clone();
-                for (w, b) in &n.enc {
-                    h = ops::conv2d_pool_relu(&h, &t(w), &t(b), 1, 1, 2)?;
-                }
-                let last = n.dec.len() - 1;
-                for (k, (w, b)) in n.dec.iter().enumerate() {
-                    let (hh, ww) = (h.dim(2)?, h.dim(3)?);
-                    let up = resample(
-                        &h,
-                        (&nearest_up(hh, 2), 2 * hh),
-                        (&nearest_up(ww, 2), 2 * ww),
-                        x.device(),
-                    )?;
-                    h = ops::conv2d(&up, &t(w), &t(b), 1, 1)?;
-                    if k < last {
-                        h = ops::relu(&h)?;
-                    }
-                }
-                h
-            }
-        };
+        let m = &self.net;
+        let out = if train { m.forward_train(x)? } else { m.forward(x)? }.reshape(x.dims())?;
         // a linear output, clipped to [0, 1] only when used: behind a sigmoid, the MSE's
         // gradient vanishes once the output saturates at the black background, and the
         // convolutional one settled on a near-black image for 5 of 6 seeds (measured)

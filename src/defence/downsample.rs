@@ -6,7 +6,8 @@
 
 use super::{image_dims, Transform};
 use crate::error::{ParamError, Result};
-use candle_core::{Device, Tensor};
+use crate::kernels::resample;
+use candle_core::Tensor;
 use rand::rngs::StdRng;
 use std::fmt;
 
@@ -62,25 +63,6 @@ pub fn resample_matrix(n: usize, small: usize) -> Vec<f32> {
     matmul(&bilinear(small, n), &area(n, small), n, small, n)
 }
 
-/// `(factor·n × n)` row-major: nearest-neighbour up-sampling by an integer factor.
-pub(crate) fn nearest_up(n: usize, factor: usize) -> Vec<f32> {
-    let mut m = vec![0f32; n * factor * n];
-    for i in 0..n * factor {
-        m[i * n + i / factor] = 1.0;
-    }
-    m
-}
-
-/// `rows · x · colsᵀ` on the last two axes of `x (…, H, W)`, for `rows (H' × H)` and
-/// `cols (W' × W)` given row-major.
-pub(crate) fn resample(x: &Tensor, rows: (&[f32], usize), cols: (&[f32], usize), device: &Device) -> Result<Tensor> {
-    let dims = x.dims();
-    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    let r = Tensor::from_slice(rows.0, (rows.1, h), device)?.to_dtype(x.dtype())?;
-    let c = Tensor::from_slice(cols.0, (cols.1, w), device)?.to_dtype(x.dtype())?;
-    Ok(r.broadcast_matmul(&x.contiguous()?)?.broadcast_matmul(&c.t()?)?)
-}
-
 /// Down-sampling to `factor` of each side and back up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Downsample {
@@ -118,7 +100,7 @@ impl Transform for Downsample {
     fn apply(&self, x: &Tensor, _rng: &mut StdRng) -> Result<Tensor> {
         let (_, h, w) = image_dims(self.name(), x.dims())?;
         let (rh, rw) = (resample_matrix(h, self.small(h)), resample_matrix(w, self.small(w)));
-        resample(x, (&rh, h), (&rw, w), x.device())
+        Ok(resample(x, (&rh, h), (&rw, w), x.device())?)
     }
 }
 

@@ -1,15 +1,18 @@
-//! Architectures: what a checkpoint records to rebuild a model, the parameters each one has
-//! (named as in the equivalent PyTorch module) and that module's source.
+//! Architectures: every network is a list of layers ([`super::layer`]); `mlp`, `cnn`,
+//! `resnet`, `lwta_mlp` and `lwta_cnn` are presets that lower to one. An [`Arch`] keeps the
+//! record it was made from (a preset's few numbers, or the layer list itself): that record is
+//! what a checkpoint stores, and loading it runs the same checks as the constructor.
 
-use super::ibp::{softplus_inv, IbpPrior, LOGIT_INIT};
+use super::ibp::IbpPrior;
+use super::layer::{self, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, Weighted, WeightedSpec};
 use crate::error::ParamError;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// The architecture of a model: enough to rebuild it from a checkpoint.
+/// How an architecture was described: what a checkpoint's `advlab.arch` metadata holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Arch {
+pub enum Record {
     /// `Flatten, Linear, ReLU, …, Linear`: `layers[0]` inputs, `layers[last]` classes.
     Mlp {
         layers: Vec<usize>,
@@ -52,6 +55,53 @@ pub enum Arch {
         classes: usize,
         lwta: Lwta,
     },
+    /// Any list of layers over `input` (`[features]` or `[C, H, W]`).
+    Sequential {
+        input: Vec<usize>,
+        layers: Vec<Layer>,
+        /// Stochastic passes a prediction averages (networks with LWTA layers).
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        passes: usize,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+/// The architecture of a model: its layers, and the record that rebuilds it.
+#[derive(Clone, Debug)]
+pub struct Arch {
+    record: Record,
+    input: Input,
+    layers: Vec<Layer>,
+    /// The layers with weights, in forward order.
+    weighted: Vec<WeightedSpec>,
+    output: Input,
+    passes: usize,
+}
+
+impl PartialEq for Arch {
+    fn eq(&self, other: &Self) -> bool {
+        self.record == other.record
+    }
+}
+
+impl Serialize for Arch {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.record.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Arch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let record = Record::deserialize(d)?;
+        Arch::from_record(record).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The competition of a stochastic LWTA model (Panousis et al. 2021).
@@ -115,96 +165,36 @@ impl Lwta {
     }
 }
 
-/// Where parametric noise injection adds its noise: `α·σ·η` with a learnable scale `α` per
-/// layer (initially 0.25), `η` standard normal drawn at every forward pass (training and
-/// test), and `σ` the standard deviation of the tensor that receives the noise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoiseSite {
-    /// On every layer's weights (`α` named `<layer>.alpha_w`), σ the weights' std.
-    Weights,
-    /// On every layer's output but the classifier's (`<layer>.alpha_a`), σ the output's std.
-    Activations,
+/// One basic residual block of the resnet preset: where its parameters are and how it is wired.
+struct BlockSpec {
+    /// `stages.{s}.{b}`
+    prefix: String,
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    /// A 1×1 conv (strided) on the shortcut, when the shape changes.
+    projection: bool,
 }
 
-impl NoiseSite {
-    /// Parse `"weights"` or `"activations"`.
-    pub fn parse(s: &str) -> Result<Self, ParamError> {
-        match s {
-            "weights" => Ok(NoiseSite::Weights),
-            "activations" => Ok(NoiseSite::Activations),
-            other => Err(ParamError::UnknownNoiseInjection(other.to_string())),
+/// The residual blocks of the resnet preset, in order.
+fn resnet_blocks(base_width: usize, blocks: &[usize]) -> Vec<BlockSpec> {
+    let mut out = Vec::new();
+    let mut cin = base_width;
+    for (s, &n) in blocks.iter().enumerate() {
+        let cout = base_width << s;
+        for b in 0..n {
+            let stride = if s > 0 && b == 0 { 2 } else { 1 };
+            out.push(BlockSpec {
+                prefix: format!("stages.{s}.{b}"),
+                cin,
+                cout,
+                stride,
+                projection: stride != 1 || cin != cout,
+            });
+            cin = cout;
         }
     }
-}
-
-impl fmt::Display for NoiseSite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NoiseSite::Weights => "weights",
-            NoiseSite::Activations => "activations",
-        })
-    }
-}
-
-/// The initial value of every noise scale α (He et al. 2019).
-pub const ALPHA_INIT: f32 = 0.25;
-
-/// One linear or conv layer of an architecture.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct LayerSpec {
-    /// The PyTorch module name: `3`, `stem`, `stages.1.0.conv1`, `fc`.
-    pub name: String,
-    /// The weight's shape: `(out, in)` or `(out, in, k, k)`.
-    pub shape: Vec<usize>,
-    /// He's normal init with zero bias (the resnet's convs) instead of PyTorch's default.
-    pub he: bool,
-    /// The classifier (no activation noise).
-    pub last: bool,
-}
-
-/// What a model takes per sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// Any image of this many values (flattened).
-    Features(usize),
-    /// Images of exactly this `(C, H, W)`.
-    Image(usize, usize, usize),
-}
-
-/// How a parameter starts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Init {
-    /// PyTorch's default for linear and conv layers: uniform in ±1/√fan_in.
-    Uniform { fan_in: usize },
-    /// Every element the same (the noise scales α).
-    Const(f32),
-    /// He et al.'s init for ReLU layers, `kaiming_normal_(mode="fan_in", nonlinearity="relu")`:
-    /// normal with standard deviation √(2/fan_in), which keeps the forward signal's scale
-    /// without batch norm.
-    KaimingNormal { fan_in: usize },
-    /// All zeros (the biases of the resnet's convs).
-    Zeros,
-}
-
-/// One parameter: its PyTorch name, shape and initialisation.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Spec {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub init: Init,
-}
-
-/// One basic residual block of a resnet: where its parameters are and how it is wired.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct BlockSpec {
-    /// `stages.{s}.{b}`
-    pub prefix: String,
-    pub cin: usize,
-    pub cout: usize,
-    pub stride: usize,
-    /// A 1×1 conv (strided) on the shortcut, when the shape changes.
-    pub projection: bool,
+    out
 }
 
 fn check_image(c: usize, h: usize, w: usize) -> Result<(), ParamError> {
@@ -221,16 +211,273 @@ fn check_classes(classes: usize) -> Result<(), ParamError> {
     Ok(())
 }
 
+fn check_mlp(layers: &[usize]) -> Result<(), ParamError> {
+    if layers.len() < 2 {
+        return Err(ParamError::MlpTooFewLayers(layers.to_vec()));
+    }
+    if layers.contains(&0) {
+        return Err(ParamError::LayerSizeZero(layers.to_vec()));
+    }
+    Ok(())
+}
+
+fn check_cnn(c: usize, h: usize, w: usize, classes: usize) -> Result<(), ParamError> {
+    check_image(c, h, w)?;
+    if h < 4 || w < 4 {
+        return Err(ParamError::CnnInputTooSmall(h, w));
+    }
+    check_classes(classes)
+}
+
+/// A 3×3 convolution with padding 1 (and these options).
+fn conv3(out: usize, stride: usize, opts: Weighted) -> Layer {
+    Layer::Conv2d {
+        out,
+        kernel: 3,
+        stride,
+        padding: 1,
+        opts,
+    }
+}
+
+/// A named layer with He's init (the resnet's convolutions).
+fn he(name: String) -> Weighted {
+    Weighted {
+        name: Some(name),
+        he: true,
+        ..Weighted::default()
+    }
+}
+
+/// `Flatten, Linear, act, …, Linear` over `sizes`.
+fn mlp_layers(sizes: &[usize], act: &Layer) -> Vec<Layer> {
+    let mut out = vec![Layer::Flatten];
+    for (k, &n) in sizes[1..].iter().enumerate() {
+        if k > 0 {
+            out.push(act.clone());
+        }
+        out.push(Layer::linear(n));
+    }
+    out
+}
+
+/// The small CNN with `act` as its activation.
+fn cnn_layers(classes: usize, act: &Layer) -> Vec<Layer> {
+    let pool = Layer::MaxPool { size: 2 };
+    vec![
+        conv3(32, 1, Weighted::default()),
+        act.clone(),
+        pool.clone(),
+        conv3(64, 1, Weighted::default()),
+        act.clone(),
+        pool,
+        Layer::Flatten,
+        Layer::linear(128),
+        act.clone(),
+        Layer::linear(classes),
+    ]
+}
+
+fn resnet_layers(base_width: usize, blocks: &[usize], classes: usize) -> Vec<Layer> {
+    // without batch norm, PyTorch's default init shrinks the signal at every conv and the
+    // network barely learns: He's init keeps it
+    let mut out = vec![conv3(base_width, 1, he("stem".into())), Layer::Relu];
+    for b in resnet_blocks(base_width, blocks) {
+        let shortcut = match b.projection {
+            true => vec![Layer::Conv2d {
+                out: b.cout,
+                kernel: 1,
+                stride: b.stride,
+                padding: 0,
+                opts: he(format!("{}.shortcut", b.prefix)),
+            }],
+            false => Vec::new(),
+        };
+        out.push(Layer::Residual {
+            body: vec![
+                conv3(b.cout, b.stride, he(format!("{}.conv1", b.prefix))),
+                Layer::Relu,
+                conv3(b.cout, 1, he(format!("{}.conv2", b.prefix))),
+            ],
+            shortcut,
+        });
+        out.push(Layer::Relu);
+    }
+    out.push(Layer::GlobalAvgPool);
+    out.push(Layer::Linear {
+        out: classes,
+        opts: Weighted {
+            name: Some("fc".into()),
+            ..Weighted::default()
+        },
+    });
+    out
+}
+
+/// The LWTA activation of a preset, and its IBP gates on every layer but the classifier.
+fn lwta_layers(mut layers: Vec<Layer>, l: &Lwta) -> Vec<Layer> {
+    layer::set_ibp(
+        &mut layers,
+        l.ibp.map(|prior| Gate {
+            units: l.units_per_block,
+            prior,
+        }),
+    );
+    layers
+}
+
+impl Lwta {
+    fn layer(&self) -> Layer {
+        Layer::Lwta {
+            units: self.units_per_block,
+            temperature: self.temperature,
+        }
+    }
+}
+
+/// The input, layers and passes a record describes, after the checks its constructor runs.
+fn lower(record: &Record) -> Result<(Input, Vec<Layer>, usize), ParamError> {
+    let with_noise = |mut layers: Vec<Layer>, site: &Option<NoiseSite>| {
+        layer::set_noise(&mut layers, *site);
+        layers
+    };
+    Ok(match record {
+        Record::Mlp {
+            layers,
+            noise_injection,
+        } => {
+            check_mlp(layers)?;
+            let l = with_noise(mlp_layers(layers, &Layer::Relu), noise_injection);
+            (Input::Features(layers[0]), l, 1)
+        }
+        Record::Cnn {
+            channels,
+            height,
+            width,
+            classes,
+            noise_injection,
+        } => {
+            check_cnn(*channels, *height, *width, *classes)?;
+            let l = with_noise(cnn_layers(*classes, &Layer::Relu), noise_injection);
+            (Input::Image(*channels, *height, *width), l, 1)
+        }
+        Record::Resnet {
+            channels,
+            height,
+            width,
+            classes,
+            base_width,
+            blocks,
+            noise_injection,
+        } => {
+            let (c, h, w) = (*channels, *height, *width);
+            check_image(c, h, w)?;
+            if blocks.is_empty() || blocks.len() > 4 || blocks.contains(&0) {
+                return Err(ParamError::ResnetBlocks(blocks.clone()));
+            }
+            if *base_width == 0 {
+                return Err(ParamError::ResnetWidthZero);
+            }
+            let factor = 1 << (blocks.len() - 1);
+            if h % factor != 0 || w % factor != 0 {
+                return Err(ParamError::ResnetInputNotDivisible {
+                    height: h,
+                    width: w,
+                    stages: blocks.len(),
+                    factor,
+                });
+            }
+            check_classes(*classes)?;
+            let l = resnet_layers(*base_width, blocks, *classes);
+            (Input::Image(c, h, w), with_noise(l, noise_injection), 1)
+        }
+        Record::LwtaMlp { layers, lwta } => {
+            check_mlp(layers)?;
+            lwta.check()?;
+            for &size in &layers[1..layers.len() - 1] {
+                lwta.check_size(size)?;
+            }
+            let l = lwta_layers(mlp_layers(layers, &lwta.layer()), lwta);
+            (Input::Features(layers[0]), l, lwta.passes)
+        }
+        Record::LwtaCnn {
+            channels,
+            height,
+            width,
+            classes,
+            lwta,
+        } => {
+            check_cnn(*channels, *height, *width, *classes)?;
+            lwta.check()?;
+            for size in [32, 64, 128] {
+                lwta.check_size(size)?;
+            }
+            let l = lwta_layers(cnn_layers(*classes, &lwta.layer()), lwta);
+            (Input::Image(*channels, *height, *width), l, lwta.passes)
+        }
+        Record::Sequential { input, layers, passes } => {
+            if layers.is_empty() {
+                return Err(ParamError::SequentialEmpty);
+            }
+            if *passes == 0 {
+                return Err(ParamError::PassesZero);
+            }
+            if *passes > 1 && !has_lwta(layers) {
+                return Err(ParamError::PassesNotStochastic);
+            }
+            (Input::from_dims(input)?, layers.clone(), *passes)
+        }
+    })
+}
+
+fn has_lwta(layers: &[Layer]) -> bool {
+    let mut any = false;
+    layer::visit(layers, &mut |l| any |= matches!(l, Layer::Lwta { .. }));
+    any
+}
+
 impl Arch {
+    /// The architecture a record describes, checked; a sequential one must end in at least
+    /// two classes.
+    pub fn from_record(record: Record) -> Result<Self, ParamError> {
+        let arch = Self::network(record)?;
+        if matches!(arch.record, Record::Sequential { .. }) {
+            match arch.output {
+                Input::Features(n) if n >= 2 => {}
+                out => return Err(ParamError::SequentialOutput(out.to_string())),
+            }
+        }
+        Ok(arch)
+    }
+
+    /// The architecture a record describes, with any output shape (the autoencoders').
+    pub(crate) fn network(record: Record) -> Result<Self, ParamError> {
+        let (input, layers, passes) = lower(&record)?;
+        let mut weighted = Vec::new();
+        let output = infer_list(input, &layers, "", &mut weighted)?;
+        Ok(Arch {
+            record,
+            input,
+            layers,
+            weighted,
+            output,
+            passes,
+        })
+    }
+
+    /// A network of `layers` over `input`, checked, shapes inferred: it must end in a flat
+    /// output of at least two classes.
+    pub fn sequential(input: Input, layers: Vec<Layer>) -> Result<Self, ParamError> {
+        Self::from_record(Record::Sequential {
+            input: input.dims(),
+            layers,
+            passes: 1,
+        })
+    }
+
     /// The MLP with these layer sizes, checked.
     pub fn mlp(layers: Vec<usize>) -> Result<Self, ParamError> {
-        if layers.len() < 2 {
-            return Err(ParamError::MlpTooFewLayers(layers));
-        }
-        if layers.contains(&0) {
-            return Err(ParamError::LayerSizeZero(layers));
-        }
-        Ok(Arch::Mlp {
+        Self::from_record(Record::Mlp {
             layers,
             noise_injection: None,
         })
@@ -238,27 +485,17 @@ impl Arch {
 
     /// The small CNN for 1×28×28 images and 10 classes.
     pub fn cnn() -> Self {
-        Arch::Cnn {
-            channels: 1,
-            height: 28,
-            width: 28,
-            classes: 10,
-            noise_injection: None,
-        }
+        // valid by construction: the checks cannot fail
+        Self::cnn_for([1, 28, 28], 10).expect("the default cnn is valid")
     }
 
     /// The small CNN for `(C, H, W)` images (H, W ≥ 4: it pools twice) and `classes` outputs.
     pub fn cnn_for(input: [usize; 3], classes: usize) -> Result<Self, ParamError> {
-        let [c, h, w] = input;
-        check_image(c, h, w)?;
-        if h < 4 || w < 4 {
-            return Err(ParamError::CnnInputTooSmall(h, w));
-        }
-        check_classes(classes)?;
-        Ok(Arch::Cnn {
-            channels: c,
-            height: h,
-            width: w,
+        let [channels, height, width] = input;
+        Self::from_record(Record::Cnn {
+            channels,
+            height,
+            width,
             classes,
             noise_injection: None,
         })
@@ -273,28 +510,11 @@ impl Arch {
         blocks: Vec<usize>,
         classes: usize,
     ) -> Result<Self, ParamError> {
-        let [c, h, w] = input;
-        check_image(c, h, w)?;
-        if blocks.is_empty() || blocks.len() > 4 || blocks.contains(&0) {
-            return Err(ParamError::ResnetBlocks(blocks));
-        }
-        if base_width == 0 {
-            return Err(ParamError::ResnetWidthZero);
-        }
-        let factor = 1 << (blocks.len() - 1);
-        if h % factor != 0 || w % factor != 0 {
-            return Err(ParamError::ResnetInputNotDivisible {
-                height: h,
-                width: w,
-                stages: blocks.len(),
-                factor,
-            });
-        }
-        check_classes(classes)?;
-        Ok(Arch::Resnet {
-            channels: c,
-            height: h,
-            width: w,
+        let [channels, height, width] = input;
+        Self::from_record(Record::Resnet {
+            channels,
+            height,
+            width,
             classes,
             base_width,
             blocks,
@@ -305,24 +525,14 @@ impl Arch {
     /// The MLP of these layer sizes with stochastic LWTA activations: every hidden size must
     /// be a multiple of `units_per_block`.
     pub fn lwta_mlp(layers: Vec<usize>, lwta: Lwta) -> Result<Self, ParamError> {
-        Arch::mlp(layers.clone())?;
-        lwta.check()?;
-        for &size in &layers[1..layers.len() - 1] {
-            lwta.check_size(size)?;
-        }
-        Ok(Arch::LwtaMlp { layers, lwta })
+        Self::from_record(Record::LwtaMlp { layers, lwta })
     }
 
     /// The small CNN with stochastic LWTA activations (its 32, 64 and 128 units must split
     /// into blocks of `units_per_block`).
     pub fn lwta_cnn(input: [usize; 3], classes: usize, lwta: Lwta) -> Result<Self, ParamError> {
-        Arch::cnn_for(input, classes)?;
-        lwta.check()?;
-        for size in [32, 64, 128] {
-            lwta.check_size(size)?;
-        }
         let [channels, height, width] = input;
-        Ok(Arch::LwtaCnn {
+        Self::from_record(Record::LwtaCnn {
             channels,
             height,
             width,
@@ -331,39 +541,49 @@ impl Arch {
         })
     }
 
-    /// The same architecture with parametric noise injection at `site` (or none); LWTA
-    /// models stay as they are (their competition is their noise).
+    /// The same architecture with parametric noise injection at `site` (or none) on every
+    /// layer with weights; LWTA presets stay as they are (their competition is their noise).
     pub fn with_noise_injection(mut self, site: Option<NoiseSite>) -> Self {
-        match &mut self {
-            Arch::Mlp { noise_injection, .. }
-            | Arch::Cnn { noise_injection, .. }
-            | Arch::Resnet { noise_injection, .. } => *noise_injection = site,
-            Arch::LwtaMlp { .. } | Arch::LwtaCnn { .. } => {}
+        match &mut self.record {
+            Record::Mlp { noise_injection, .. }
+            | Record::Cnn { noise_injection, .. }
+            | Record::Resnet { noise_injection, .. } => *noise_injection = site,
+            Record::Sequential { layers, .. } => layer::set_noise(layers, site),
+            Record::LwtaMlp { .. } | Record::LwtaCnn { .. } => return self,
         }
+        layer::set_noise(&mut self.layers, site);
+        layer::set_noise_specs(&mut self.weighted, site);
         self
     }
 
     /// Where noise is injected, if anywhere.
     pub fn noise_injection(&self) -> Option<NoiseSite> {
-        match self {
-            Arch::Mlp { noise_injection, .. }
-            | Arch::Cnn { noise_injection, .. }
-            | Arch::Resnet { noise_injection, .. } => *noise_injection,
-            Arch::LwtaMlp { .. } | Arch::LwtaCnn { .. } => None,
-        }
+        self.weighted.iter().find_map(|w| w.opts.noise)
     }
 
-    /// The LWTA competition, for LWTA models.
-    pub fn lwta(&self) -> Option<&Lwta> {
-        match self {
-            Arch::LwtaMlp { lwta, .. } | Arch::LwtaCnn { lwta, .. } => Some(lwta),
-            _ => None,
-        }
+    /// The record a checkpoint stores.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// The layers, in forward order.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// True when some layer competes (LWTA).
+    pub fn has_lwta(&self) -> bool {
+        has_lwta(&self.layers)
+    }
+
+    /// True when some layer's connections have the IBP prior.
+    pub fn has_ibp(&self) -> bool {
+        self.weighted.iter().any(|w| w.opts.ibp.is_some())
     }
 
     /// Stochastic passes a prediction averages (1 but for LWTA models).
     pub fn passes(&self) -> usize {
-        self.lwta().map_or(1, |l| l.passes)
+        self.passes
     }
 
     /// The same LWTA architecture averaging `passes` passes.
@@ -371,215 +591,64 @@ impl Arch {
         if passes == 0 {
             return Err(ParamError::PassesZero);
         }
-        match &mut self {
-            Arch::LwtaMlp { lwta, .. } | Arch::LwtaCnn { lwta, .. } => lwta.passes = passes,
+        match &mut self.record {
+            Record::LwtaMlp { lwta, .. } | Record::LwtaCnn { lwta, .. } => lwta.passes = passes,
+            Record::Sequential { passes: p, layers, .. } if has_lwta(layers) => *p = passes,
             _ => return Err(ParamError::PassesNotStochastic),
         }
+        self.passes = passes;
         Ok(self)
     }
 
     /// True when a forward pass draws random numbers (noise injection, LWTA).
     pub fn is_stochastic(&self) -> bool {
-        self.noise_injection().is_some() || self.lwta().is_some()
+        self.noise_injection().is_some() || self.has_lwta()
     }
 
-    /// Number of outputs (classes).
+    /// Number of outputs (classes; values per sample for an autoencoder's network).
     pub fn classes(&self) -> usize {
-        match self {
-            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => *layers.last().unwrap_or(&0),
-            Arch::Cnn { classes, .. } | Arch::Resnet { classes, .. } | Arch::LwtaCnn { classes, .. } => *classes,
-        }
+        self.output.size()
     }
 
     /// What the model takes per sample.
     pub fn input(&self) -> Input {
-        match self {
-            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => Input::Features(layers[0]),
-            Arch::LwtaCnn {
-                channels,
-                height,
-                width,
-                ..
-            }
-            | Arch::Cnn {
-                channels,
-                height,
-                width,
-                ..
-            }
-            | Arch::Resnet {
-                channels,
-                height,
-                width,
-                ..
-            } => Input::Image(*channels, *height, *width),
-        }
+        self.input
     }
 
-    /// The residual blocks of a resnet, in order (empty for other architectures).
-    pub(crate) fn resnet_blocks(&self) -> Vec<BlockSpec> {
-        let Arch::Resnet { base_width, blocks, .. } = self else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut cin = *base_width;
-        for (s, &n) in blocks.iter().enumerate() {
-            let cout = base_width << s;
-            for b in 0..n {
-                let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                out.push(BlockSpec {
-                    prefix: format!("stages.{s}.{b}"),
-                    cin,
-                    cout,
-                    stride,
-                    projection: stride != 1 || cin != cout,
-                });
-                cin = cout;
-            }
-        }
-        out
-    }
-
-    /// The linear and conv layers, in order.
-    pub(crate) fn layer_specs(&self) -> Vec<LayerSpec> {
-        let mut out = Vec::new();
-        let mut push = |name: String, shape: Vec<usize>, he: bool| {
-            out.push(LayerSpec {
-                name,
-                shape,
-                he,
-                last: false,
-            })
-        };
-        match self {
-            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => {
-                for (k, w) in layers.windows(2).enumerate() {
-                    push((1 + 2 * k).to_string(), vec![w[1], w[0]], false);
-                }
-            }
-            Arch::Cnn {
-                channels,
-                height,
-                width,
-                classes,
-                ..
-            }
-            | Arch::LwtaCnn {
-                channels,
-                height,
-                width,
-                classes,
-                ..
-            } => {
-                push("0".into(), vec![32, *channels, 3, 3], false);
-                push("3".into(), vec![64, 32, 3, 3], false);
-                push("7".into(), vec![128, 64 * (height / 4) * (width / 4)], false);
-                push("9".into(), vec![*classes, 128], false);
-            }
-            Arch::Resnet {
-                channels,
-                classes,
-                base_width,
-                blocks,
-                ..
-            } => {
-                // without batch norm, PyTorch's default init shrinks the signal at every conv
-                // and the network barely learns: He's init keeps it
-                push("stem".into(), vec![*base_width, *channels, 3, 3], true);
-                for b in self.resnet_blocks() {
-                    push(format!("{}.conv1", b.prefix), vec![b.cout, b.cin, 3, 3], true);
-                    push(format!("{}.conv2", b.prefix), vec![b.cout, b.cout, 3, 3], true);
-                    if b.projection {
-                        push(format!("{}.shortcut", b.prefix), vec![b.cout, b.cin, 1, 1], true);
-                    }
-                }
-                push("fc".into(), vec![*classes, base_width << (blocks.len() - 1)], false);
-            }
-        }
-        if let Some(l) = out.last_mut() {
-            l.last = true;
-        }
-        out
-    }
-
-    /// Parameters in PyTorch `state_dict` order: per layer weight, bias, then the noise scale.
+    /// Parameters in PyTorch `state_dict` order: per layer weight, bias, then the noise scale
+    /// and the IBP parameters.
     pub(crate) fn param_specs(&self) -> Vec<Spec> {
-        let mut specs = Vec::new();
-        for l in self.layer_specs() {
-            let fan_in: usize = l.shape[1..].iter().product();
-            let (w, b) = if l.he {
-                (Init::KaimingNormal { fan_in }, Init::Zeros)
-            } else {
-                (Init::Uniform { fan_in }, Init::Uniform { fan_in })
-            };
-            specs.push(Spec {
-                name: format!("{}.weight", l.name),
-                shape: l.shape.clone(),
-                init: w,
-            });
-            specs.push(Spec {
-                name: format!("{}.bias", l.name),
-                shape: vec![l.shape[0]],
-                init: b,
-            });
-            let alpha = match self.noise_injection() {
-                Some(NoiseSite::Weights) => Some("alpha_w"),
-                Some(NoiseSite::Activations) if !l.last => Some("alpha_a"),
-                _ => None,
-            };
-            if let Some(a) = alpha {
-                specs.push(Spec {
-                    name: format!("{}.{a}", l.name),
-                    shape: vec![1],
-                    init: Init::Const(ALPHA_INIT),
-                });
-            }
-            if let Some((units, ibp)) = self.lwta().and_then(|x| Some((x.units_per_block, x.ibp?))) {
-                if !l.last {
-                    // utilities per (block, input) of a linear layer, per block of a convolution
-                    let blocks = l.shape[0] / units;
-                    let logit = if l.shape.len() == 2 {
-                        vec![blocks, l.shape[1]]
-                    } else {
-                        vec![blocks]
-                    };
-                    for (suffix, shape, value) in [
-                        ("ibp_logit", logit, LOGIT_INIT),
-                        ("ibp_a", vec![blocks], softplus_inv(ibp.alpha)),
-                        ("ibp_b", vec![blocks], softplus_inv(1.0)),
-                    ] {
-                        specs.push(Spec {
-                            name: format!("{}.{suffix}", l.name),
-                            shape,
-                            init: Init::Const(value as f32),
-                        });
-                    }
-                }
-            }
-        }
-        specs
+        layer::param_specs(&self.weighted)
     }
 
     /// The equivalent PyTorch module, whose `state_dict` has the names and shapes of the
     /// saved file.
     pub fn torch_module(&self) -> String {
         let plain = self.plain_torch_module();
-        if let Some(l) = self.lwta() {
-            return lwta_torch(&plain, l);
-        }
+        let code = match &self.record {
+            Record::LwtaMlp { lwta, .. } | Record::LwtaCnn { lwta, .. } => {
+                return lwta_torch(&plain, lwta.passes, lwta.ibp.is_some())
+            }
+            Record::Sequential { .. } if self.has_lwta() => lwta_torch(&plain, self.passes, self.has_ibp()),
+            _ => plain,
+        };
         match self.noise_injection() {
-            None => plain,
-            Some(site) => pni_torch(&plain, site),
+            None => code,
+            Some(site) => pni_torch(&code, site),
         }
     }
+}
 
+impl Arch {
     fn plain_torch_module(&self) -> String {
-        let act = match self.lwta() {
-            Some(l) => format!("LWTA({}, {})", l.units_per_block, l.temperature),
-            None => "nn.ReLU()".into(),
+        let act = match &self.record {
+            Record::LwtaMlp { lwta: l, .. } | Record::LwtaCnn { lwta: l, .. } => {
+                format!("LWTA({}, {})", l.units_per_block, l.temperature)
+            }
+            _ => "nn.ReLU()".into(),
         };
-        match self {
-            Arch::Mlp { layers, .. } | Arch::LwtaMlp { layers, .. } => {
+        match &self.record {
+            Record::Mlp { layers, .. } | Record::LwtaMlp { layers, .. } => {
                 let mut parts = vec!["nn.Flatten()".to_string()];
                 for (k, w) in layers.windows(2).enumerate() {
                     if k > 0 {
@@ -589,14 +658,14 @@ impl Arch {
                 }
                 format!("nn.Sequential({})", parts.join(", "))
             }
-            Arch::Cnn {
+            Record::Cnn {
                 channels,
                 height,
                 width,
                 classes,
                 ..
             }
-            | Arch::LwtaCnn {
+            | Record::LwtaCnn {
                 channels,
                 height,
                 width,
@@ -608,7 +677,7 @@ impl Arch {
                  nn.Linear({}, 128), {act}, nn.Linear(128, {classes}))",
                 64 * (height / 4) * (width / 4)
             ),
-            Arch::Resnet {
+            Record::Resnet {
                 channels,
                 classes,
                 base_width,
@@ -617,8 +686,8 @@ impl Arch {
             } => {
                 let mut stages = Vec::new();
                 let mut k = 0;
-                let all = self.resnet_blocks();
-                for &n in blocks {
+                let all = resnet_blocks(*base_width, blocks);
+                for &n in blocks.iter() {
                     let inner: Vec<String> = all[k..k + n]
                         .iter()
                         .map(|b| format!("Block({}, {}, {})", b.cin, b.cout, b.stride))
@@ -647,6 +716,11 @@ impl Arch {
                     stages.join(", "),
                     base_width << (blocks.len() - 1)
                 )
+            }
+            Record::Sequential { .. } => {
+                let mut uses = Uses::default();
+                let seq = layer::torch_sequential(self.input, &self.layers, &mut uses);
+                format!("{}{seq}", layer::torch_defs(&uses))
             }
         }
     }
@@ -681,10 +755,10 @@ impl fmt::Display for Lwta {
 
 impl Arch {
     fn fmt_plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Arch::Mlp { layers, .. } => write!(f, "mlp({layers:?})"),
-            Arch::LwtaMlp { layers, lwta } => write!(f, "lwta_mlp({layers:?}; {lwta})"),
-            Arch::LwtaCnn {
+        match &self.record {
+            Record::Mlp { layers, .. } => write!(f, "mlp({layers:?})"),
+            Record::LwtaMlp { layers, lwta } => write!(f, "lwta_mlp({layers:?}; {lwta})"),
+            Record::LwtaCnn {
                 channels,
                 height,
                 width,
@@ -694,7 +768,7 @@ impl Arch {
                 f,
                 "lwta_cnn({channels}×{height}×{width} → conv32-lwta-pool-conv64-lwta-pool-fc128-lwta-fc{classes}; {lwta})"
             ),
-            Arch::Cnn {
+            Record::Cnn {
                 channels,
                 height,
                 width,
@@ -706,7 +780,7 @@ impl Arch {
                     "cnn({channels}×{height}×{width} → conv32-pool-conv64-pool-fc128-fc{classes})"
                 )
             }
-            Arch::Resnet {
+            Record::Resnet {
                 channels,
                 height,
                 width,
@@ -721,6 +795,14 @@ impl Arch {
                     "resnet({channels}×{height}×{width} → stem{base_width}, blocks {blocks:?} of widths {} → gap → fc{classes})",
                     widths.join("-")
                 )
+            }
+            Record::Sequential { .. } => {
+                let p = self.passes;
+                write!(f, "sequential({} → {})", self.input, layer::describe(&self.layers))?;
+                if p > 1 {
+                    write!(f, ", predicting from {p} passes")?;
+                }
+                Ok(())
             }
         }
     }
@@ -775,7 +857,7 @@ fn pni_torch(plain: &str, site: NoiseSite) -> String {
 
 /// The module of an LWTA model: the `LWTA` activation defined first, and how a prediction
 /// averages the passes.
-fn lwta_torch(plain: &str, l: &Lwta) -> String {
+fn lwta_torch(plain: &str, passes: usize, ibp: bool) -> String {
     format!(
         "{ibp}# stochastic local winner-takes-all (Panousis et al. 2021): blocks of `units` consecutive channels compete,\n\
          # one winner per block (and position) drawn from softmax(x) with Gumbel noise: relaxed in training, one-hot in eval\n\
@@ -795,8 +877,8 @@ fn lwta_torch(plain: &str, l: &Lwta) -> String {
          model = {plain}\n\
          # prediction (model.eval()): the log of the mean softmax over {p} stochastic passes\n\
          # torch.logsumexp(torch.stack([model(x).log_softmax(1) for _ in range({p})]), 0) - math.log({p})\n",
-        p = l.passes,
-        ibp = if l.ibp.is_some() {
+        p = passes,
+        ibp = if ibp {
             "# IBP prior: sigmoid(10 * <layer>.ibp_logit) of the file is the posterior probability of each (block, input) connection\n\
              # (each block of kernels of a conv); advlab multiplies a layer's weight by z ~ Bernoulli(sigmoid(10 * ibp_logit))\n\
              # (relaxed in training), repeated over the block's units; load with strict=False and mask the weights\n"

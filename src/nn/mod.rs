@@ -12,20 +12,22 @@ mod checkpoint;
 pub mod ibp;
 mod infer;
 mod input;
+mod layer;
 pub mod lwta;
 mod net;
 pub mod noise;
 mod random;
 
-pub use arch::{Arch, Input, Lwta, NoiseSite, ALPHA_INIT};
+pub use arch::{Arch, Lwta, Record};
 pub use checkpoint::{load_model, save_model};
 pub use ibp::{IbpPrior, IbpUsage};
 pub use infer::{accuracy, predict, predictions, Predictions, EVAL_BATCH};
 pub use input::{AsAny, Pipeline, Transform};
+pub use layer::{Gate, Input, Layer, NoiseSite, Weighted, ALPHA_INIT};
 
 use crate::error::{Error, Result};
-use arch::Init;
 use candle_core::{Device, Tensor, Var};
+use layer::Init;
 use net::{Ctx, Net};
 use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use std::fmt;
@@ -307,7 +309,7 @@ impl Model {
     /// a model without the prior): the ELBO's term that training adds, divided by the number
     /// of training samples, to the cross-entropy.
     pub fn ibp_kl(&self) -> Result<Option<Tensor>> {
-        if self.0.arch.lwta().and_then(|l| l.ibp).is_none() {
+        if !self.0.arch.has_ibp() {
             return Ok(None);
         }
         let key = self.rng().next_u64();

@@ -1,8 +1,10 @@
-//! The layers of a network and its forward pass, on the fast ops of [`super::ops`], with the
+//! The forward pass: a network's layers walked in order, fused CPU ops picked by pattern
+//! (convolution → ReLU → max-pool), on the kernels of [`crate::kernels`], with the
 //! random draws of stochastic models taken from a per-pass key.
 
 use super::arch::Arch;
 use super::ibp::{Gates, IbpUsage};
+use super::layer::{child, layer_name, Input, Layer, Weighted};
 use super::lwta::{lwta, Draw};
 use super::noise;
 use super::random::substream;
@@ -42,7 +44,7 @@ fn add_noise(t: &Tensor, alpha: &Tensor, ctx: &Ctx) -> Result<Tensor> {
 }
 
 /// Weight and bias of one layer, and its noise scales (parametric noise injection).
-pub(crate) struct Layer {
+pub(crate) struct Weights {
     w: Tensor,
     b: Tensor,
     alpha_w: Option<Tensor>,
@@ -51,7 +53,7 @@ pub(crate) struct Layer {
     ibp: Option<Gates>,
 }
 
-impl Layer {
+impl Weights {
     /// The weight this pass uses: with noise when the layer injects it on its weights, times
     /// the utilities of its connections under an IBP prior.
     fn weight(&self, ctx: &Ctx) -> Result<Tensor> {
@@ -80,15 +82,6 @@ impl Layer {
     fn conv(&self, x: &Tensor, pad: usize, stride: usize, ctx: &Ctx) -> Result<Tensor> {
         self.output(ops::conv2d(x, &self.weight(ctx)?, &self.b, pad, stride)?, ctx)
     }
-
-    /// `relu(max_pool(conv(x)))` with 2×2 windows (= `max_pool(relu(·))`, both monotone): one
-    /// fused op unless noise goes on the convolution's output.
-    fn conv_pool_relu(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        match &self.alpha_a {
-            None => ops::conv2d_pool_relu(x, &self.weight(ctx)?, &self.b, 1, 1, 2),
-            Some(_) => ops::relu(&ops::max_pool2d(&self.conv(x, 1, 1, ctx)?, 2)?),
-        }
-    }
 }
 
 /// How an LWTA network competes.
@@ -114,117 +107,181 @@ impl Competition {
     }
 }
 
-/// One basic residual block.
-pub(crate) struct Block {
-    conv1: Layer,
-    conv2: Layer,
-    shortcut: Option<Layer>,
-    stride: usize,
+/// One step of the forward pass: a layer, or a run of layers done by one fused op.
+enum Node {
+    Linear(Weights),
+    Conv {
+        p: Weights,
+        stride: usize,
+        padding: usize,
+    },
+    /// Convolution → ReLU → max-pool as one op (no noise on the convolution's output).
+    ConvReluPool {
+        p: Weights,
+        stride: usize,
+        padding: usize,
+        size: usize,
+    },
+    Relu,
+    MaxPool(usize),
+    Flatten,
+    GlobalAvgPool,
+    Upsample(usize),
+    Lwta(Competition),
+    Residual {
+        body: Vec<Node>,
+        shortcut: Vec<Node>,
+    },
 }
 
 /// The layers of a network, holding either the trainable variables or detached views of
 /// them (same storage, no gradient tracking) for attacks and evaluation.
-pub(crate) enum Net {
-    Mlp(Vec<Layer>),
-    Cnn {
-        c1: Layer,
-        c2: Layer,
-        f1: Layer,
-        f2: Layer,
-    },
-    Resnet {
-        stem: Layer,
-        blocks: Vec<Block>,
-        fc: Layer,
-    },
-    LwtaMlp(Vec<Layer>, Competition),
-    LwtaCnn {
-        c1: Layer,
-        c2: Layer,
-        f1: Layer,
-        f2: Layer,
-        comp: Competition,
-    },
+pub(crate) struct Net {
+    nodes: Vec<Node>,
+    /// Flatten the input first (a network over features takes any image of that size).
+    flat_input: bool,
+}
+
+type Get<'a> = &'a dyn Fn(&str) -> Option<Tensor>;
+
+/// The weights of the layer named `name`.
+fn weights(arch: &Arch, name: &str, opts: &Weighted, get: Get) -> Result<Weights> {
+    let need = |n: String| get(&n).ok_or_else(|| candle_core::Error::Msg(format!("{arch}: no parameter {n}")));
+    let ibp = match opts.ibp {
+        Some(g) => Some(Gates {
+            logit: need(format!("{name}.ibp_logit"))?,
+            a: need(format!("{name}.ibp_a"))?,
+            b: need(format!("{name}.ibp_b"))?,
+            units: g.units,
+            prior: g.prior,
+        }),
+        None => None,
+    };
+    Ok(Weights {
+        w: need(format!("{name}.weight"))?,
+        b: need(format!("{name}.bias"))?,
+        alpha_w: get(&format!("{name}.alpha_w")),
+        alpha_a: get(&format!("{name}.alpha_a")),
+        ibp,
+    })
+}
+
+/// The nodes of `layers` (the list at `prefix`), fusing convolution → ReLU → max-pool.
+fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: Get) -> Result<Vec<Node>> {
+    let mut out = Vec::with_capacity(layers.len());
+    let mut i = 0;
+    while i < layers.len() {
+        let mut step = 1;
+        out.push(match &layers[i] {
+            Layer::Linear { opts, .. } => Node::Linear(weights(arch, &layer_name(prefix, i, opts), opts, get)?),
+            Layer::Conv2d {
+                stride, padding, opts, ..
+            } => {
+                let p = weights(arch, &layer_name(prefix, i, opts), opts, get)?;
+                match (&layers[i + 1..], &p.alpha_a) {
+                    ([Layer::Relu, Layer::MaxPool { size }, ..], None) => {
+                        step = 3;
+                        Node::ConvReluPool {
+                            p,
+                            stride: *stride,
+                            padding: *padding,
+                            size: *size,
+                        }
+                    }
+                    _ => Node::Conv {
+                        p,
+                        stride: *stride,
+                        padding: *padding,
+                    },
+                }
+            }
+            Layer::Relu => Node::Relu,
+            Layer::MaxPool { size } => Node::MaxPool(*size),
+            Layer::Flatten => Node::Flatten,
+            Layer::GlobalAvgPool => Node::GlobalAvgPool,
+            Layer::Upsample { factor } => Node::Upsample(*factor),
+            Layer::Lwta { units, temperature } => Node::Lwta(Competition {
+                units: *units,
+                temperature: *temperature as f32,
+            }),
+            Layer::Residual { body, shortcut } => {
+                let at = child(prefix, &i.to_string());
+                Node::Residual {
+                    body: nodes(arch, body, &child(&at, "body"), get)?,
+                    shortcut: nodes(arch, shortcut, &child(&at, "shortcut"), get)?,
+                }
+            }
+        });
+        i += step;
+    }
+    Ok(out)
+}
+
+/// The IBP gates of `nodes`, in forward order.
+fn gates<'a>(nodes: &'a [Node], out: &mut Vec<&'a Gates>) {
+    for n in nodes {
+        match n {
+            Node::Linear(p) | Node::Conv { p, .. } | Node::ConvReluPool { p, .. } => out.extend(p.ibp.as_ref()),
+            Node::Residual { body, shortcut } => {
+                gates(body, out);
+                gates(shortcut, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `nodes` applied to `x` in order.
+fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
+    for n in nodes {
+        h = match n {
+            Node::Linear(p) => p.linear(&h, ctx)?,
+            Node::Conv { p, stride, padding } => p.conv(&h, *padding, *stride, ctx)?,
+            Node::ConvReluPool {
+                p,
+                stride,
+                padding,
+                size,
+            } => ops::conv2d_pool_relu(&h, &p.weight(ctx)?, &p.b, *padding, *stride, *size)?,
+            Node::Relu => ops::relu(&h)?,
+            Node::MaxPool(s) => ops::max_pool2d(&h, *s)?,
+            Node::Flatten => h.flatten_from(1)?,
+            Node::GlobalAvgPool => h.mean((2, 3))?,
+            Node::Upsample(f) => {
+                let (hh, ww) = (h.dim(2)?, h.dim(3)?);
+                let device = h.device().clone();
+                ops::resample(
+                    &h,
+                    (&ops::nearest_up(hh, *f), f * hh),
+                    (&ops::nearest_up(ww, *f), f * ww),
+                    &device,
+                )?
+            }
+            Node::Lwta(c) => c.apply(&h, ctx)?,
+            Node::Residual { body, shortcut } => {
+                let b = run(body, h.clone(), ctx)?;
+                let s = run(shortcut, h, ctx)?;
+                (b + s)?
+            }
+        };
+    }
+    Ok(h)
 }
 
 impl Net {
     /// The network of `arch` over `get(name)`, the tensor of each parameter.
-    pub fn build(arch: &Arch, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Self> {
-        let need =
-            |name: String| get(&name).ok_or_else(|| candle_core::Error::Msg(format!("{arch}: no parameter {name}")));
-        let ibp = arch.lwta().and_then(|l| Some((l.units_per_block, l.ibp?)));
-        let layer = |name: &str| -> Result<Layer> {
-            let gates = match (ibp, get(&format!("{name}.ibp_logit"))) {
-                (Some((units, prior)), Some(logit)) => Some(Gates {
-                    logit,
-                    a: need(format!("{name}.ibp_a"))?,
-                    b: need(format!("{name}.ibp_b"))?,
-                    units,
-                    prior,
-                }),
-                _ => None,
-            };
-            Ok(Layer {
-                w: need(format!("{name}.weight"))?,
-                b: need(format!("{name}.bias"))?,
-                alpha_w: get(&format!("{name}.alpha_w")),
-                alpha_a: get(&format!("{name}.alpha_a")),
-                ibp: gates,
-            })
-        };
-        let mlp = |layers: &[usize]| -> Result<Vec<Layer>> {
-            (0..layers.len() - 1).map(|k| layer(&(1 + 2 * k).to_string())).collect()
-        };
-        let comp = |l: &super::arch::Lwta| Competition {
-            units: l.units_per_block,
-            temperature: l.temperature as f32,
-        };
-        Ok(match arch {
-            Arch::Mlp { layers, .. } => Net::Mlp(mlp(layers)?),
-            Arch::LwtaMlp { layers, lwta } => Net::LwtaMlp(mlp(layers)?, comp(lwta)),
-            Arch::LwtaCnn { lwta, .. } => Net::LwtaCnn {
-                c1: layer("0")?,
-                c2: layer("3")?,
-                f1: layer("7")?,
-                f2: layer("9")?,
-                comp: comp(lwta),
-            },
-            Arch::Cnn { .. } => Net::Cnn {
-                c1: layer("0")?,
-                c2: layer("3")?,
-                f1: layer("7")?,
-                f2: layer("9")?,
-            },
-            Arch::Resnet { .. } => Net::Resnet {
-                stem: layer("stem")?,
-                blocks: arch
-                    .resnet_blocks()
-                    .iter()
-                    .map(|b| {
-                        Ok(Block {
-                            conv1: layer(&format!("{}.conv1", b.prefix))?,
-                            conv2: layer(&format!("{}.conv2", b.prefix))?,
-                            shortcut: match b.projection {
-                                true => Some(layer(&format!("{}.shortcut", b.prefix))?),
-                                false => None,
-                            },
-                            stride: b.stride,
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-                fc: layer("fc")?,
-            },
+    pub fn build(arch: &Arch, get: Get) -> Result<Self> {
+        Ok(Net {
+            nodes: nodes(arch, arch.layers(), "", get)?,
+            flat_input: matches!(arch.input(), Input::Features(_)),
         })
     }
 
     /// The layers whose connections have IBP utilities.
     fn gates(&self) -> Vec<&Gates> {
-        let layers: Vec<&Layer> = match self {
-            Net::Mlp(l) | Net::LwtaMlp(l, _) => l.iter().collect(),
-            Net::Cnn { c1, c2, f1, f2 } | Net::LwtaCnn { c1, c2, f1, f2, .. } => vec![c1, c2, f1, f2],
-            Net::Resnet { .. } => Vec::new(),
-        };
-        layers.into_iter().filter_map(|l| l.ibp.as_ref()).collect()
+        let mut out = Vec::new();
+        gates(&self.nodes, &mut out);
+        out
     }
 
     /// The IBP prior's KL(q ‖ p) summed over the layers (none without the prior), with the
@@ -248,51 +305,7 @@ impl Net {
 
     /// Logits of a batch.
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        match self {
-            Net::Mlp(layers) => {
-                let mut h = x.flatten_from(1)?;
-                for (k, l) in layers.iter().enumerate() {
-                    h = l.linear(&h, ctx)?;
-                    if k + 1 < layers.len() {
-                        h = ops::relu(&h)?;
-                    }
-                }
-                Ok(h)
-            }
-            Net::Cnn { c1, c2, f1, f2 } => {
-                let h = c2.conv_pool_relu(&c1.conv_pool_relu(x, ctx)?, ctx)?;
-                let h = ops::relu(&f1.linear(&h.flatten_from(1)?, ctx)?)?;
-                f2.linear(&h, ctx)
-            }
-            Net::Resnet { stem, blocks, fc } => {
-                let mut h = ops::relu(&stem.conv(x, 1, 1, ctx)?)?;
-                for b in blocks {
-                    let o = ops::relu(&b.conv1.conv(&h, 1, b.stride, ctx)?)?;
-                    let o = b.conv2.conv(&o, 1, 1, ctx)?;
-                    let sc = match &b.shortcut {
-                        Some(p) => p.conv(&h, 0, b.stride, ctx)?,
-                        None => h,
-                    };
-                    h = ops::relu(&(o + sc)?)?;
-                }
-                fc.linear(&h.mean((2, 3))?, ctx)
-            }
-            Net::LwtaMlp(layers, comp) => {
-                let mut h = x.flatten_from(1)?;
-                for (k, l) in layers.iter().enumerate() {
-                    h = l.linear(&h, ctx)?;
-                    if k + 1 < layers.len() {
-                        h = comp.apply(&h, ctx)?;
-                    }
-                }
-                Ok(h)
-            }
-            Net::LwtaCnn { c1, c2, f1, f2, comp } => {
-                let h = ops::max_pool2d(&comp.apply(&c1.conv(x, 1, 1, ctx)?, ctx)?, 2)?;
-                let h = ops::max_pool2d(&comp.apply(&c2.conv(&h, 1, 1, ctx)?, ctx)?, 2)?;
-                let h = comp.apply(&f1.linear(&h.flatten_from(1)?, ctx)?, ctx)?;
-                f2.linear(&h, ctx)
-            }
-        }
+        let x = if self.flat_input { x.flatten_from(1)? } else { x.clone() };
+        run(&self.nodes, x, ctx)
     }
 }

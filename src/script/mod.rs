@@ -11,6 +11,7 @@ mod eval;
 mod explore;
 mod figures;
 mod io;
+mod layers;
 mod model;
 mod opts;
 mod recipes;
@@ -136,6 +137,7 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         ("data", data::register as fn(&mut Reg)),
         ("tensor", tensor::register),
         ("model", model::register),
+        ("layers", layers::register),
         ("attack", attack::register),
         ("recipe", recipes::register),
         ("eval", eval::register),

@@ -12,7 +12,7 @@ use rhai::{Array, Dynamic, Map, INT};
 use std::rc::Rc;
 
 /// `noise_injection: "weights" | "activations"`, if given.
-fn noise_site(o: &Opts) -> RResult<Option<NoiseSite>> {
+pub(super) fn noise_site(o: &Opts) -> RResult<Option<NoiseSite>> {
     o.string("noise_injection")?
         .map(|v| NoiseSite::parse(&v))
         .transpose()
@@ -20,7 +20,7 @@ fn noise_site(o: &Opts) -> RResult<Option<NoiseSite>> {
 }
 
 /// The seed of an option map (the session's when absent), recorded with the architecture.
-fn init(s: &Session, arch: Arch, seed: Option<u64>) -> RResult<Model> {
+pub(super) fn init(s: &Session, arch: Arch, seed: Option<u64>) -> RResult<Model> {
     let seed = seed.unwrap_or(s.seed);
     s.record(serde_json::json!({ "op": "init", "arch": arch, "seed": seed }));
     Model::new(arch, &s.device, seed).map_err(to_rhai)

@@ -19,4 +19,5 @@ mod pni;
 mod recipes;
 mod repl;
 mod resnet;
+mod sequential;
 mod suite;

@@ -1,0 +1,630 @@
+//! Layers: what every network is made of. A network is a list of [`Layer`]s (a residual block
+//! is a layer holding two lists); this file infers the shape after every layer, names each
+//! layer's parameters as the equivalent PyTorch `nn.Sequential` does (by position, unless a
+//! preset gives the layer its own name) and writes that module's source.
+//!
+//! Adding a layer kind is one arm of [`Layer`] here (its shape rule, its parameters, its
+//! PyTorch source) and one of `Node` in `net.rs` (its forward pass).
+
+use super::ibp::{softplus_inv, IbpPrior, LOGIT_INIT};
+use crate::error::ParamError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where parametric noise injection adds its noise: `α·σ·η` with a learnable scale `α` per
+/// layer (initially 0.25), `η` standard normal drawn at every forward pass (training and
+/// test), and `σ` the standard deviation of the tensor that receives the noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseSite {
+    /// On every layer's weights (`α` named `<layer>.alpha_w`), σ the weights' std.
+    Weights,
+    /// On every layer's output but the classifier's (`<layer>.alpha_a`), σ the output's std.
+    Activations,
+}
+
+impl NoiseSite {
+    /// Parse `"weights"` or `"activations"`.
+    pub fn parse(s: &str) -> Result<Self, ParamError> {
+        match s {
+            "weights" => Ok(NoiseSite::Weights),
+            "activations" => Ok(NoiseSite::Activations),
+            other => Err(ParamError::UnknownNoiseInjection(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for NoiseSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoiseSite::Weights => "weights",
+            NoiseSite::Activations => "activations",
+        })
+    }
+}
+
+/// The initial value of every noise scale α (He et al. 2019).
+pub const ALPHA_INIT: f32 = 0.25;
+
+/// What a model takes per sample, and the shape of what flows between layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Any image of this many values (flattened); between layers, a flat vector.
+    Features(usize),
+    /// Images of exactly this `(C, H, W)`.
+    Image(usize, usize, usize),
+}
+
+impl Input {
+    /// `[n]` or `[c, h, w]`.
+    pub fn dims(&self) -> Vec<usize> {
+        match *self {
+            Input::Features(n) => vec![n],
+            Input::Image(c, h, w) => vec![c, h, w],
+        }
+    }
+
+    /// `[n]` or `[c, h, w]`, each at least 1.
+    pub fn from_dims(dims: &[usize]) -> Result<Self, ParamError> {
+        match *dims {
+            [n] if n > 0 => Ok(Input::Features(n)),
+            [c, h, w] if c > 0 && h > 0 && w > 0 => Ok(Input::Image(c, h, w)),
+            _ => Err(ParamError::InputShape(dims.to_vec())),
+        }
+    }
+
+    /// Values per sample.
+    pub fn size(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// The channels (an image's C, a vector's length): where LWTA blocks compete.
+    fn channels(&self) -> usize {
+        match *self {
+            Input::Features(n) => n,
+            Input::Image(c, ..) => c,
+        }
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Features(n) => write!(f, "{n} features"),
+            Input::Image(c, h, w) => write!(f, "{c}×{h}×{w}"),
+        }
+    }
+}
+
+/// The IBP prior on a layer's connections, gating blocks of `units` outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub units: usize,
+    pub prior: IbpPrior,
+}
+
+/// The options of a layer with weights.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Weighted {
+    /// The PyTorch name (`stem`, `stages.1.0.conv1`); by default the layer's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Parametric noise injection on this layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseSite>,
+    /// The IBP prior over this layer's connections (LWTA networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ibp: Option<Gate>,
+    /// He's normal init with zero bias (for ReLU networks without batch norm) instead of
+    /// PyTorch's default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub he: bool,
+}
+
+impl Weighted {
+    fn is_plain(&self) -> bool {
+        *self == Weighted::default()
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One layer of a network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Layer {
+    /// `nn.Linear(in, out)` on a flat input.
+    Linear {
+        out: usize,
+        #[serde(default, skip_serializing_if = "Weighted::is_plain")]
+        opts: Weighted,
+    },
+    /// `nn.Conv2d(in, out, kernel, stride, padding)` on an image.
+    Conv2d {
+        out: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default, skip_serializing_if = "Weighted::is_plain")]
+        opts: Weighted,
+    },
+    /// `nn.ReLU()`.
+    Relu,
+    /// `nn.MaxPool2d(size)`: `size×size` windows with stride `size`.
+    MaxPool { size: usize },
+    /// `nn.Flatten()`.
+    Flatten,
+    /// The mean over each channel's positions: `x.mean((2, 3))`.
+    GlobalAvgPool,
+    /// Nearest-neighbour up-sampling by an integer factor: `nn.Upsample(scale_factor=f)`.
+    Upsample { factor: usize },
+    /// Stochastic local winner-takes-all over blocks of `units` consecutive channels.
+    Lwta { units: usize, temperature: f64 },
+    /// `body(x) + shortcut(x)`, the shortcut the identity when empty.
+    Residual {
+        body: Vec<Layer>,
+        #[serde(default)]
+        shortcut: Vec<Layer>,
+    },
+}
+
+/// A layer with weights, as the parameters and the forward pass see it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct WeightedSpec {
+    /// The PyTorch module name: `3`, `stem`, `stages.1.0.conv1`, `fc`.
+    pub name: String,
+    /// The weight's shape: `(out, in)` or `(out, in, k, k)`.
+    pub shape: Vec<usize>,
+    pub opts: Weighted,
+}
+
+/// How a parameter starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Init {
+    /// PyTorch's default for linear and conv layers: uniform in ±1/√fan_in.
+    Uniform { fan_in: usize },
+    /// Every element the same (the noise scales α, the IBP parameters).
+    Const(f32),
+    /// He et al.'s init for ReLU layers, `kaiming_normal_(mode="fan_in", nonlinearity="relu")`:
+    /// normal with standard deviation √(2/fan_in), which keeps the forward signal's scale
+    /// without batch norm.
+    KaimingNormal { fan_in: usize },
+    /// All zeros.
+    Zeros,
+}
+
+/// One parameter: its PyTorch name, shape and initialisation.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Spec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// The name of the layer at `index` of the list at `prefix` (`""` at the top): its own name,
+/// or its position as in `nn.Sequential`.
+pub(crate) fn layer_name(prefix: &str, index: usize, opts: &Weighted) -> String {
+    match &opts.name {
+        Some(n) => n.clone(),
+        None => child(prefix, &index.to_string()),
+    }
+}
+
+/// `prefix.name`, or `name` at the top.
+pub(crate) fn child(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+impl Layer {
+    /// `nn.Linear(in, out)` with PyTorch's defaults.
+    pub fn linear(out: usize) -> Self {
+        Layer::Linear {
+            out,
+            opts: Weighted::default(),
+        }
+    }
+
+    /// `nn.Conv2d(in, out, kernel)` with PyTorch's defaults: stride 1, no padding.
+    pub fn conv2d(out: usize, kernel: usize) -> Self {
+        Layer::Conv2d {
+            out,
+            kernel,
+            stride: one(),
+            padding: 0,
+            opts: Weighted::default(),
+        }
+    }
+
+    /// The short name used in descriptions and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Linear { .. } => "linear",
+            Layer::Conv2d { .. } => "conv2d",
+            Layer::Relu => "relu",
+            Layer::MaxPool { .. } => "max_pool",
+            Layer::Flatten => "flatten",
+            Layer::GlobalAvgPool => "global_avg_pool",
+            Layer::Upsample { .. } => "upsample",
+            Layer::Lwta { .. } => "lwta",
+            Layer::Residual { .. } => "residual",
+        }
+    }
+
+    /// The options of a layer with weights.
+    pub(crate) fn opts(&self) -> Option<&Weighted> {
+        match self {
+            Layer::Linear { opts, .. } | Layer::Conv2d { opts, .. } => Some(opts),
+            _ => None,
+        }
+    }
+
+    fn opts_mut(&mut self) -> Option<&mut Weighted> {
+        match self {
+            Layer::Linear { opts, .. } | Layer::Conv2d { opts, .. } => Some(opts),
+            _ => None,
+        }
+    }
+
+    /// The shape after this layer, for `input`; the layers with weights (in order) are pushed
+    /// onto `out`. `prefix` and `index` place the layer in the network, for names and errors.
+    fn infer(
+        &self,
+        input: Input,
+        prefix: &str,
+        index: usize,
+        out: &mut Vec<WeightedSpec>,
+    ) -> Result<Input, ParamError> {
+        let at = child(prefix, &index.to_string());
+        let bad = |reason: String| ParamError::Layer {
+            at: format!("{at} ({})", self.kind()),
+            reason,
+        };
+        let image = |what: &str| match input {
+            Input::Image(c, h, w) => Ok((c, h, w)),
+            Input::Features(n) => Err(bad(format!(
+                "{what} needs an image (C×H×W), but its input is {n} features: remove the flatten() before it"
+            ))),
+        };
+        let gate = |opts: &Weighted, size: usize| match opts.ibp {
+            Some(g) if g.units < 2 || !size.is_multiple_of(g.units) => Err(bad(format!(
+                "its {size} outputs do not split into IBP blocks of {} units",
+                g.units
+            ))),
+            _ => Ok(()),
+        };
+        match self {
+            Layer::Linear { out: o, opts } => {
+                let n = match input {
+                    Input::Features(n) => n,
+                    Input::Image(..) => {
+                        return Err(bad(format!(
+                            "linear needs a flat input, but its input is a {input} image: put flatten() before it"
+                        )))
+                    }
+                };
+                if *o == 0 {
+                    return Err(bad("out must be at least 1".into()));
+                }
+                gate(opts, *o)?;
+                out.push(WeightedSpec {
+                    name: layer_name(prefix, index, opts),
+                    shape: vec![*o, n],
+                    opts: opts.clone(),
+                });
+                Ok(Input::Features(*o))
+            }
+            Layer::Conv2d {
+                out: o,
+                kernel: k,
+                stride,
+                padding,
+                opts,
+            } => {
+                let (c, h, w) = image("conv2d")?;
+                if *o == 0 || *k == 0 || *stride == 0 {
+                    return Err(bad(format!(
+                        "out, kernel and stride must be at least 1 (got {o}, {k}, {stride})"
+                    )));
+                }
+                if h + 2 * padding < *k || w + 2 * padding < *k {
+                    return Err(bad(format!(
+                        "a {k}×{k} kernel does not fit a {h}×{w} input with padding {padding}"
+                    )));
+                }
+                gate(opts, *o)?;
+                out.push(WeightedSpec {
+                    name: layer_name(prefix, index, opts),
+                    shape: vec![*o, c, *k, *k],
+                    opts: opts.clone(),
+                });
+                let side = |n: usize| (n + 2 * padding - k) / stride + 1;
+                Ok(Input::Image(*o, side(h), side(w)))
+            }
+            Layer::Relu => Ok(input),
+            Layer::MaxPool { size } => {
+                let (c, h, w) = image("max_pool")?;
+                if *size == 0 || h < *size || w < *size {
+                    return Err(bad(format!(
+                        "a {size}×{size} window does not fit a {h}×{w} input (and must be at least 1)"
+                    )));
+                }
+                Ok(Input::Image(c, h / size, w / size))
+            }
+            Layer::Flatten => Ok(Input::Features(input.size())),
+            Layer::GlobalAvgPool => Ok(Input::Features(image("global_avg_pool")?.0)),
+            Layer::Upsample { factor } => {
+                let (c, h, w) = image("upsample")?;
+                if *factor == 0 {
+                    return Err(bad("factor must be at least 1 (got 0)".into()));
+                }
+                Ok(Input::Image(c, h * factor, w * factor))
+            }
+            Layer::Lwta { units, temperature } => {
+                if *units < 2 {
+                    return Err(bad(ParamError::UnitsPerBlock(*units).to_string()));
+                }
+                if !(temperature.is_finite() && *temperature > 0.0) {
+                    return Err(bad(ParamError::Temperature(*temperature).to_string()));
+                }
+                let n = input.channels();
+                if !n.is_multiple_of(*units) {
+                    return Err(bad(format!(
+                        "its {n} channels do not split into blocks of {units} units"
+                    )));
+                }
+                Ok(input)
+            }
+            Layer::Residual { body, shortcut } => {
+                if body.is_empty() {
+                    return Err(bad("the body of a residual block needs at least one layer".into()));
+                }
+                let b = infer_list(input, body, &child(&at, "body"), out)?;
+                let s = infer_list(input, shortcut, &child(&at, "shortcut"), out)?;
+                if b != s {
+                    return Err(bad(format!(
+                        "the body gives {b} but the shortcut gives {s}: they are added, so they must agree"
+                    )));
+                }
+                Ok(b)
+            }
+        }
+    }
+}
+
+/// The shape after `layers` for `input`, pushing the layers with weights onto `out`.
+pub(crate) fn infer_list(
+    input: Input,
+    layers: &[Layer],
+    prefix: &str,
+    out: &mut Vec<WeightedSpec>,
+) -> Result<Input, ParamError> {
+    layers
+        .iter()
+        .enumerate()
+        .try_fold(input, |shape, (i, l)| l.infer(shape, prefix, i, out))
+}
+
+/// Every layer of `layers`, residual blocks' inner layers included, in forward order.
+fn visit_mut(layers: &mut [Layer], f: &mut impl FnMut(&mut Layer)) {
+    for l in layers {
+        if let Layer::Residual { body, shortcut } = l {
+            visit_mut(body, f);
+            visit_mut(shortcut, f);
+        }
+        f(l);
+    }
+}
+
+/// Every layer, residual blocks' inner layers included.
+pub(crate) fn visit(layers: &[Layer], f: &mut impl FnMut(&Layer)) {
+    for l in layers {
+        if let Layer::Residual { body, shortcut } = l {
+            visit(body, f);
+            visit(shortcut, f);
+        }
+        f(l);
+    }
+}
+
+/// Put parametric noise injection at `site` (or none) on every layer with weights; at the
+/// activations, not on the last one (the classifier).
+pub(crate) fn set_noise(layers: &mut [Layer], site: Option<NoiseSite>) {
+    let mut count = 0;
+    visit(layers, &mut |l| count += usize::from(l.opts().is_some()));
+    let mut seen = 0;
+    visit_mut(layers, &mut |l| {
+        if let Some(o) = l.opts_mut() {
+            seen += 1;
+            o.noise = match site {
+                Some(NoiseSite::Activations) if seen == count => None,
+                s => s,
+            };
+        }
+    });
+}
+
+/// [`set_noise`] on the layers' specs (in the same forward order).
+pub(crate) fn set_noise_specs(specs: &mut [WeightedSpec], site: Option<NoiseSite>) {
+    let last = specs.len().saturating_sub(1);
+    for (i, s) in specs.iter_mut().enumerate() {
+        s.opts.noise = match site {
+            Some(NoiseSite::Activations) if i == last => None,
+            s => s,
+        };
+    }
+}
+
+/// Put the IBP prior on every layer with weights but the last, in blocks of `units`.
+pub(crate) fn set_ibp(layers: &mut [Layer], gate: Option<Gate>) {
+    let mut count = 0;
+    visit(layers, &mut |l| count += usize::from(l.opts().is_some()));
+    let mut seen = 0;
+    visit_mut(layers, &mut |l| {
+        if let Some(o) = l.opts_mut() {
+            seen += 1;
+            o.ibp = if seen < count { gate } else { None };
+        }
+    });
+}
+
+/// Parameters in PyTorch `state_dict` order: per layer weight, bias, the noise scale, then the
+/// IBP parameters.
+pub(crate) fn param_specs(weighted: &[WeightedSpec]) -> Vec<Spec> {
+    let mut specs = Vec::new();
+    for l in weighted {
+        let fan_in: usize = l.shape[1..].iter().product();
+        let (w, b) = if l.opts.he {
+            (Init::KaimingNormal { fan_in }, Init::Zeros)
+        } else {
+            (Init::Uniform { fan_in }, Init::Uniform { fan_in })
+        };
+        let mut push = |suffix: &str, shape: Vec<usize>, init: Init| {
+            specs.push(Spec {
+                name: format!("{}.{suffix}", l.name),
+                shape,
+                init,
+            })
+        };
+        push("weight", l.shape.clone(), w);
+        push("bias", vec![l.shape[0]], b);
+        match l.opts.noise {
+            Some(NoiseSite::Weights) => push("alpha_w", vec![1], Init::Const(ALPHA_INIT)),
+            Some(NoiseSite::Activations) => push("alpha_a", vec![1], Init::Const(ALPHA_INIT)),
+            None => {}
+        }
+        if let Some(g) = l.opts.ibp {
+            // utilities per (block, input) of a linear layer, per block of a convolution
+            let blocks = l.shape[0] / g.units;
+            let logit = if l.shape.len() == 2 {
+                vec![blocks, l.shape[1]]
+            } else {
+                vec![blocks]
+            };
+            push("ibp_logit", logit, Init::Const(LOGIT_INIT as f32));
+            push("ibp_a", vec![blocks], Init::Const(softplus_inv(g.prior.alpha) as f32));
+            push("ibp_b", vec![blocks], Init::Const(softplus_inv(1.0) as f32));
+        }
+    }
+    specs
+}
+
+/// A compact description: `conv32(3×3, p1)-relu-max_pool2-flatten-fc10`.
+pub(crate) fn describe(layers: &[Layer]) -> String {
+    let parts: Vec<String> = layers
+        .iter()
+        .map(|l| match l {
+            Layer::Linear { out, .. } => format!("fc{out}"),
+            Layer::Conv2d {
+                out,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let mut s = format!("conv{out}({kernel}×{kernel}");
+                if *stride != 1 {
+                    s += &format!(", s{stride}");
+                }
+                if *padding != 0 {
+                    s += &format!(", p{padding}");
+                }
+                s + ")"
+            }
+            Layer::MaxPool { size } => format!("max_pool{size}"),
+            Layer::Upsample { factor } => format!("upsample{factor}"),
+            Layer::Lwta { units, .. } => format!("lwta{units}"),
+            Layer::Residual { body, shortcut } => {
+                let sc = if shortcut.is_empty() {
+                    "identity".to_string()
+                } else {
+                    describe(shortcut)
+                };
+                format!("[{} + {sc}]", describe(body))
+            }
+            other => other.kind().to_string(),
+        })
+        .collect();
+    parts.join("-")
+}
+
+/// The PyTorch source of `layers` as an `nn.Sequential` over `input`, and whether it uses
+/// the `Residual` and `LWTA` modules (defined by [`torch_defs`]).
+pub(crate) fn torch_sequential(input: Input, layers: &[Layer], uses: &mut Uses) -> String {
+    let mut shape = input;
+    let mut parts = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        parts.push(torch_layer(shape, l, uses));
+        // the list was checked when the network was built
+        shape = l.infer(shape, "", i, &mut Vec::new()).unwrap_or(shape);
+    }
+    format!("nn.Sequential({})", parts.join(", "))
+}
+
+/// Which helper modules a PyTorch source uses.
+#[derive(Default)]
+pub(crate) struct Uses {
+    pub residual: bool,
+    pub gap: bool,
+}
+
+fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
+    let cin = input.channels();
+    match l {
+        Layer::Linear { out, .. } => format!("nn.Linear({cin}, {out})"),
+        Layer::Conv2d {
+            out,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            let mut s = format!("nn.Conv2d({cin}, {out}, {kernel}");
+            if *stride != 1 {
+                s += &format!(", stride={stride}");
+            }
+            if *padding != 0 {
+                s += &format!(", padding={padding}");
+            }
+            s + ")"
+        }
+        Layer::Relu => "nn.ReLU()".into(),
+        Layer::MaxPool { size } => format!("nn.MaxPool2d({size})"),
+        Layer::Flatten => "nn.Flatten()".into(),
+        Layer::GlobalAvgPool => {
+            uses.gap = true;
+            "GlobalAvgPool()".into()
+        }
+        Layer::Upsample { factor } => format!("nn.Upsample(scale_factor={factor})"),
+        Layer::Lwta { units, temperature } => format!("LWTA({units}, {temperature})"),
+        Layer::Residual { body, shortcut } => {
+            uses.residual = true;
+            format!(
+                "Residual({}, {})",
+                torch_sequential(input, body, uses),
+                torch_sequential(input, shortcut, uses)
+            )
+        }
+    }
+}
+
+/// The definitions a PyTorch source needs before it.
+pub(crate) fn torch_defs(uses: &Uses) -> String {
+    let mut s = String::new();
+    if uses.residual {
+        s += "class Residual(nn.Module):  # body(x) + shortcut(x); an empty shortcut is the identity\n\
+              \x20   def __init__(self, body, shortcut):\n\
+              \x20       super().__init__()\n\
+              \x20       self.body, self.shortcut = body, shortcut\n\
+              \x20   def forward(self, x):\n\
+              \x20       return self.body(x) + self.shortcut(x)\n\n";
+    }
+    s
+}
