@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::eval::accuracy;
 use crate::nn::{Arch, Model};
 use crate::train::{
-    fit_defended, Defence, FastFgsmParams, FitParams, GuardParams, PgdTrainingParams, Recipe, TradesParams,
+    fit_with, FastFgsmParams, FitParams, GuardParams, PgdTrainingParams, Recipe, TradesParams, TrainingPlan,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -195,7 +195,7 @@ pub struct BenchRow {
 }
 
 /// One epoch (Adam, batch 128, seed 1) of a fresh model under `defence`; the model and seconds.
-fn train(arch: Arch, data: &Splits, defence: &Defence) -> Result<(Model, f64)> {
+fn train(arch: Arch, data: &Splits, defence: &TrainingPlan) -> Result<(Model, f64)> {
     let device = data.train.device().clone();
     let model = Model::new(arch, &device, 1)?;
     let p = FitParams {
@@ -204,16 +204,17 @@ fn train(arch: Arch, data: &Splits, defence: &Defence) -> Result<(Model, f64)> {
     }
     .check()?;
     let t = Instant::now();
-    fit_defended(&model, &data.train, &p, defence)?;
+    fit_with(&model, &data.train, &p, defence)?;
     device.synchronize()?;
     Ok((model, t.elapsed().as_secs_f64()))
 }
 
 /// The training recipes of the benchmark, with `torch_bench.py`'s settings: ε, 10 steps,
 /// α = 2.5·ε/10 (PGD training, TRADES with β = 1), fast FGSM with α = 1.25·ε and no guard.
-fn recipes(eps: f64) -> Result<Vec<(&'static str, Defence)>> {
-    let one =
-        |r: std::result::Result<Recipe, crate::error::ParamError>| -> Result<Defence> { Ok(Defence::new(vec![r?])?) };
+fn recipes(eps: f64) -> Result<Vec<(&'static str, TrainingPlan)>> {
+    fn one<R: Recipe + 'static>(r: std::result::Result<R, crate::error::ParamError>) -> Result<TrainingPlan> {
+        Ok(TrainingPlan::new(vec![std::rc::Rc::new(r?)])?)
+    }
     Ok(vec![
         ("pgd_training", one(PgdTrainingParams::new(eps).check())?),
         (
@@ -350,7 +351,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         if !needed {
             continue;
         }
-        let (model, secs) = train(arch, &data, &Defence::none())?;
+        let (model, secs) = train(arch, &data, &TrainingPlan::none())?;
         if wanted(&epoch) {
             let acc = accuracy(&model, &data.test)?;
             rows.push(BenchRow {

@@ -86,6 +86,10 @@ pub enum ParamError {
     UnknownLinkage(String),
     #[error("perplexity must be a number in (0, N - 1) for N = {points} points (got {perplexity})")]
     Perplexity { perplexity: f64, points: usize },
+    #[error("perplexity must be a finite number > 0 (got {0})")]
+    PerplexityNotPositive(f64),
+    #[error("dims must be at least 1")]
+    PcaDimsZero,
     #[error("t-SNE needs at least 250 iterations, the early-exaggeration phase (got {0})")]
     TsneIterations(usize),
     #[error("theta (the Barnes-Hut opening angle) must be in [0, 1] (got {0})")]

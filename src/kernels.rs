@@ -922,5 +922,5 @@ pub(crate) fn resample(x: &Tensor, rows: (&[f32], usize), cols: (&[f32], usize),
     let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
     let r = Tensor::from_slice(rows.0, (rows.1, h), device)?.to_dtype(x.dtype())?;
     let c = Tensor::from_slice(cols.0, (cols.1, w), device)?.to_dtype(x.dtype())?;
-    Ok(r.broadcast_matmul(&x.contiguous()?)?.broadcast_matmul(&c.t()?)?)
+    r.broadcast_matmul(&x.contiguous()?)?.broadcast_matmul(&c.t()?)
 }

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod reduce;
 pub mod repl;
 pub mod script;
+pub mod table;
 pub mod train;
 pub mod util;
 

@@ -38,14 +38,26 @@ pub struct AgglomerativeParams {
 }
 
 impl AgglomerativeParams {
-    /// Check against the number of points.
-    pub fn check(&self, points: usize) -> std::result::Result<&Self, ParamError> {
+    /// k clusters with Ward's linkage (scikit-learn's default).
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            linkage: Linkage::Ward,
+        }
+    }
+
+    /// Check the rule that holds for any points: k ≥ 1.
+    pub fn check(&self) -> std::result::Result<&Self, ParamError> {
         if self.k == 0 {
             return Err(ParamError::KZero);
         }
-        if self.k > points {
-            return Err(ParamError::KTooLarge { k: self.k, points });
-        }
+        Ok(self)
+    }
+
+    /// [`AgglomerativeParams::check`], and k ≤ the number of points.
+    pub fn check_for(&self, points: usize) -> std::result::Result<&Self, ParamError> {
+        self.check()?;
+        super::check_k(self.k, points)?;
         Ok(self)
     }
 }
@@ -187,15 +199,78 @@ impl MergeTree {
             k,
             linkage: self.linkage,
         };
-        p.check(self.n)?;
+        p.check_for(self.n)?;
         let name = format!("agglomerative(k={k}, linkage={:?})", self.linkage).to_lowercase();
         Ok(Clustering::new(cut(self.n, self.merges.clone(), k), None, name))
     }
 }
 
+thread_local! {
+    /// The last merge tree built, by a fingerprint of the points and the linkage: a sweep over
+    /// k on the same points builds the tree once.
+    static TREE: std::cell::RefCell<Option<(u64, Linkage, MergeTree)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A hash of the points' shape and every value's bits.
+fn fingerprint(x: &Array2<f64>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    x.dim().hash(&mut h);
+    x.iter().for_each(|v| v.to_bits().hash(&mut h));
+    h.finish()
+}
+
+impl super::Clusterer for AgglomerativeParams {
+    fn name(&self) -> &'static str {
+        "agglomerative"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({ "algorithm": self.name(), "k": self.k,
+            "linkage": format!("{:?}", self.linkage).to_lowercase() })
+    }
+
+    /// The merge tree of the points (built once for the same points and linkage, with a
+    /// progress bar), cut at k.
+    fn fit(&self, x: &Array2<f64>) -> Result<Clustering> {
+        self.check_for(x.nrows())?;
+        let key = fingerprint(x);
+        let cached = TREE.with(|t| {
+            t.borrow()
+                .as_ref()
+                .filter(|(id, l, _)| *id == key && *l == self.linkage)
+                .map(|(_, _, tree)| tree.cut(self.k))
+        });
+        if let Some(c) = cached {
+            return c;
+        }
+        let pb = crate::progress::bar(
+            x.nrows().saturating_sub(1) as u64,
+            format!("agglomerative ({:?}) merges", self.linkage).to_lowercase(),
+        );
+        let tree = MergeTree::build_with_progress(x, self.linkage, &|done| pb.set_position(done as u64));
+        pb.finish_and_clear();
+        let tree = tree?;
+        let c = tree.cut(self.k);
+        TREE.with(|t| *t.borrow_mut() = Some((key, self.linkage, tree)));
+        c
+    }
+}
+
+impl std::fmt::Display for AgglomerativeParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "agglomerative(k={}, linkage={})",
+            self.k,
+            format!("{:?}", self.linkage).to_lowercase()
+        )
+    }
+}
+
 /// Agglomerative clustering of the rows of `x` into `k` clusters.
 pub fn agglomerative(x: &Array2<f64>, p: &AgglomerativeParams) -> Result<Clustering> {
-    p.check(x.nrows())?;
+    p.check_for(x.nrows())?;
     MergeTree::build(x, p.linkage)?.cut(p.k)
 }
 

@@ -5,7 +5,6 @@
 use super::{kmeans, Clustering, KMeansParams};
 use crate::error::{Error, Result};
 use ndarray::Array2;
-use rand::{rngs::StdRng, SeedableRng};
 use rayon::prelude::*;
 
 fn check_len(c: &Clustering, n: usize, what: &str) -> Result<()> {
@@ -147,13 +146,11 @@ pub fn silhouette(c: &Clustering, x: &Array2<f64>, max_points: usize, seed: u64)
     let total = clustered.len();
     let sampled = total > max_points;
     let idx: Vec<usize> = if sampled {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut pick: Vec<usize> = rand::seq::index::sample(&mut rng, total, max_points)
+        // increasing positions in `clustered`, so increasing indices
+        crate::util::sample_indices(total, max_points, Some(seed))
             .into_iter()
             .map(|k| clustered[k])
-            .collect();
-        pick.sort_unstable();
-        pick
+            .collect()
     } else {
         clustered
     };
@@ -207,19 +204,43 @@ pub fn silhouette(c: &Clustering, x: &Array2<f64>, max_points: usize, seed: u64)
     })
 }
 
+/// The k of an elbow curve and the k-means runs behind each point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InertiaParams {
+    pub k_min: usize,
+    pub k_max: usize,
+    /// k-means restarts per k.
+    pub n_init: usize,
+    pub seed: u64,
+}
+
+impl Default for InertiaParams {
+    /// k from 1 to 10, scikit-learn's 10 restarts each.
+    fn default() -> Self {
+        Self {
+            k_min: 1,
+            k_max: 10,
+            n_init: KMeansParams::new(1).n_init,
+            seed: 0,
+        }
+    }
+}
+
 /// k-means inertia for every k in `k_min..=k_max` (the elbow curve), each run seeded by `seed`.
-pub fn inertia_curve(
-    x: &Array2<f64>,
-    k_min: usize,
-    k_max: usize,
-    n_init: usize,
-    seed: u64,
-) -> Result<Vec<(usize, f64)>> {
+pub fn inertia_curve(x: &Array2<f64>, p: &InertiaParams) -> Result<Vec<(usize, f64)>> {
+    let (k_min, k_max) = (p.k_min, p.k_max);
     if k_min == 0 || k_min > k_max {
         return Err(Error::Invalid(format!(
-            "inertia: need 1 <= k_min <= k_max (got k_min {k_min}, k_max {k_max})"
+            "need 1 <= k_min <= k_max (got k_min {k_min}, k_max {k_max})"
         )));
     }
+    if k_max > x.nrows() {
+        return Err(Error::Invalid(format!(
+            "k_max = {k_max} is larger than the number of points ({})",
+            x.nrows()
+        )));
+    }
+    let (n_init, seed) = (p.n_init, p.seed);
     (k_min..=k_max)
         .map(|k| {
             let mut p = KMeansParams::new(k);

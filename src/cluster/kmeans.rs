@@ -30,13 +30,10 @@ impl KMeansParams {
         }
     }
 
-    /// Check against the number of points.
-    pub fn check(&self, points: usize) -> std::result::Result<&Self, ParamError> {
+    /// Check the rules that hold for any points: k ≥ 1, n_init and max_iter ≥ 1, tol ≥ 0.
+    pub fn check(&self) -> std::result::Result<&Self, ParamError> {
         if self.k == 0 {
             return Err(ParamError::KZero);
-        }
-        if self.k > points {
-            return Err(ParamError::KTooLarge { k: self.k, points });
         }
         if self.n_init == 0 || self.max_iter == 0 {
             return Err(ParamError::KMeansRuns);
@@ -44,6 +41,13 @@ impl KMeansParams {
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return Err(ParamError::Tolerance(self.tol));
         }
+        Ok(self)
+    }
+
+    /// [`KMeansParams::check`], and k ≤ the number of points.
+    pub fn check_for(&self, points: usize) -> std::result::Result<&Self, ParamError> {
+        self.check()?;
+        super::check_k(self.k, points)?;
         Ok(self)
     }
 }
@@ -130,7 +134,7 @@ fn run(x: &Array2<f64>, p: &KMeansParams, rng: &mut StdRng, tol: f64) -> Result<
 /// Cluster the rows of `x`; the run (of `n_init`, seeded `seed`, `seed + 1`, …) with the lowest
 /// inertia wins.
 pub fn kmeans(x: &Array2<f64>, p: &KMeansParams) -> Result<Clustering> {
-    let p = p.check(x.nrows())?;
+    let p = p.check_for(x.nrows())?;
     let d = x.ncols();
     if d == 0 {
         return Err(Error::Invalid("kmeans: the points have no coordinates".into()));

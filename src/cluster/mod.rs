@@ -1,5 +1,7 @@
-//! Clustering of points: k-means (ours: vectorised assignment, k-means++), DBSCAN (linfa's,
-//! with a k-d tree), and the `Clustering` result that scripts query.
+//! Clustering of points: the [`Clusterer`] trait, k-means (ours: vectorised assignment,
+//! k-means++), DBSCAN (linfa's, with a k-d tree), agglomerative clustering in O(n) memory, and
+//! the `Clustering` result that scripts query. Adding a clusterer is a file here implementing
+//! [`Clusterer`], and its binding in `src/script/cluster.rs`.
 
 mod agglomerative;
 mod chain;
@@ -9,7 +11,9 @@ mod metrics;
 
 pub use agglomerative::{agglomerative, agglomerative_brute_force, AgglomerativeParams, Linkage, MergeTree};
 
-pub use explore::{inertia_curve, label_histogram, mean_images, purity, silhouette, summary, ClusterRow, Silhouette};
+pub use explore::{
+    inertia_curve, label_histogram, mean_images, purity, silhouette, summary, ClusterRow, InertiaParams, Silhouette,
+};
 pub use kmeans::{kmeans, KMeansParams};
 pub use metrics::adjusted_rand;
 
@@ -143,6 +147,71 @@ impl fmt::Display for Clustering {
     }
 }
 
+/// k clusters need at least k points.
+fn check_k(k: usize, points: usize) -> std::result::Result<(), ParamError> {
+    if k > points {
+        return Err(ParamError::KTooLarge { k, points });
+    }
+    Ok(())
+}
+
+/// A clustering algorithm with its parameters (checked when it meets the points).
+pub trait Clusterer: fmt::Debug + fmt::Display {
+    /// The script name.
+    fn name(&self) -> &'static str;
+
+    /// Every parameter, as recorded beside outputs.
+    fn params(&self) -> serde_json::Value;
+
+    /// Cluster the rows of `points`.
+    fn fit(&self, points: &Array2<f64>) -> Result<Clustering>;
+}
+
+impl Clusterer for KMeansParams {
+    fn name(&self) -> &'static str {
+        "kmeans"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({ "algorithm": self.name(), "k": self.k, "n_init": self.n_init,
+            "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed })
+    }
+
+    fn fit(&self, points: &Array2<f64>) -> Result<Clustering> {
+        kmeans(points, self)
+    }
+}
+
+impl fmt::Display for KMeansParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kmeans(k={}, n_init={}, max_iter={}, tol={}, seed={})",
+            self.k, self.n_init, self.max_iter, self.tol, self.seed
+        )
+    }
+}
+
+impl Clusterer for DbscanParams {
+    fn name(&self) -> &'static str {
+        "dbscan"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({ "algorithm": self.name(), "eps": self.eps, "min_points": self.min_points })
+    }
+
+    fn fit(&self, points: &Array2<f64>) -> Result<Clustering> {
+        dbscan(points, self)
+    }
+}
+
+impl fmt::Display for DbscanParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dbscan(eps={}, min_points={})", self.eps, self.min_points)
+    }
+}
+
 /// Unchecked DBSCAN parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DbscanParams {
@@ -151,6 +220,11 @@ pub struct DbscanParams {
 }
 
 impl DbscanParams {
+    /// Neighbourhood radius `eps`, and scikit-learn's 5 points per core.
+    pub fn new(eps: f64) -> Self {
+        Self { eps, min_points: 5 }
+    }
+
     /// Check: `eps > 0` and finite, `min_points >= 2`.
     pub fn check(&self) -> std::result::Result<&Self, ParamError> {
         if !(self.eps.is_finite() && self.eps > 0.0) {

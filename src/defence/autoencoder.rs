@@ -31,6 +31,15 @@ pub enum AutoencoderKind {
     Conv { channels: Vec<usize> },
 }
 
+impl AutoencoderKind {
+    /// The dense autoencoder's default encoder: one hidden layer of 256 units.
+    pub const DEFAULT_HIDDEN: &'static [usize] = &[256];
+    /// The convolutional one's default levels: 16 then 8 channels.
+    pub const DEFAULT_CHANNELS: &'static [usize] = &[16, 8];
+    /// The default images: MNIST's 1×28×28.
+    pub const DEFAULT_INPUT: [usize; 3] = [1, 28, 28];
+}
+
 /// Unchecked training parameters of an autoencoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AeFitParams {

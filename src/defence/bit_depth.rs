@@ -16,6 +16,9 @@ pub struct BitDepth {
 }
 
 impl BitDepth {
+    /// The backward pass through the rounding is the identity (BPDA) unless asked otherwise.
+    pub const DEFAULT_BPDA: bool = true;
+
     /// Checked: 1 ≤ bits ≤ 16.
     pub fn new(bits: usize, bpda: bool) -> std::result::Result<Self, ParamError> {
         if !(1..=16).contains(&bits) {

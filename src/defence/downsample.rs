@@ -70,6 +70,9 @@ pub struct Downsample {
 }
 
 impl Downsample {
+    /// Half of each side.
+    pub const DEFAULT_FACTOR: f64 = 0.5;
+
     /// Checked: 0 < factor ≤ 1.
     pub fn new(factor: f64) -> std::result::Result<Self, ParamError> {
         if !(factor.is_finite() && factor > 0.0 && factor <= 1.0) {

@@ -47,6 +47,11 @@ pub struct MedianSmoothing {
 }
 
 impl MedianSmoothing {
+    /// 3×3 windows.
+    pub const DEFAULT_SIZE: usize = 3;
+    /// The backward pass is the identity (BPDA) unless asked otherwise.
+    pub const DEFAULT_BPDA: bool = true;
+
     /// Checked: 1 ≤ size ≤ 15.
     pub fn new(size: usize, bpda: bool) -> std::result::Result<Self, ParamError> {
         if !(1..=15).contains(&size) {

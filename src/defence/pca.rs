@@ -20,6 +20,19 @@ pub enum PcaChoice {
 }
 
 impl PcaChoice {
+    /// The share of variance kept when neither is given.
+    pub const DEFAULT_VARIANCE: f64 = 0.99;
+
+    /// From the options a user gives: a variance share, or a component count, not both; the
+    /// default share when neither.
+    pub fn from_options(variance: Option<f64>, components: Option<usize>) -> std::result::Result<Self, ParamError> {
+        match (variance, components) {
+            (Some(_), Some(_)) => Err(ParamError::PcaVarianceAndComponents),
+            (None, Some(k)) => PcaChoice::Components(k).check(),
+            (v, None) => PcaChoice::Variance(v.unwrap_or(Self::DEFAULT_VARIANCE)).check(),
+        }
+    }
+
     /// Checked: a variance share in (0, 1], or components ≥ 1 (the upper bound is checked
     /// against the data).
     pub fn check(self) -> std::result::Result<Self, ParamError> {

@@ -306,7 +306,7 @@ pub fn robustness_checks(model: &Model, data: &Dataset, v: &ChecksValid) -> Resu
     });
 
     // 6. EOT / BPDA against the naive attack
-    let random = model.defence().is_some_and(|d| d.is_random());
+    let random = model.pipeline().is_some_and(|d| d.is_random());
     let naive_model = model.with_bpda(false)?;
     let adaptive_model = model.with_bpda(true)?;
     let check6 = if !random && naive_model.is_none() {

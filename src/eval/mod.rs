@@ -7,7 +7,9 @@ mod checks;
 mod report;
 
 pub use checks::{robustness_checks, Check, ChecksParams, ChecksValid, RobustnessChecks, Status};
-pub use report::{accuracy_vs_eps, report, transfer_matrix, AttackReport, CurveRow, Report, TransferCell};
+pub use report::{
+    accuracy_vs_eps, perturbation_norms, report, transfer_matrix, AttackReport, CurveRow, Report, TransferCell,
+};
 
 pub use crate::nn::{accuracy, predict, predictions, Predictions};
 pub use crate::util::unique_key;

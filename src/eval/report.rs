@@ -76,7 +76,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Per-sample L∞, L2 and L0 norms of `adv − clean`.
-fn perturbation_norms(clean: &Dataset, adv: &Dataset) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+pub fn perturbation_norms(clean: &Dataset, adv: &Dataset) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let d = (adv.images() - clean.images())?.flatten_from(1)?.to_dtype(DType::F32)?;
     let a = d.abs()?;
     Ok((

@@ -436,6 +436,48 @@ fn has_lwta(layers: &[Layer]) -> bool {
     any
 }
 
+/// Unchecked parameters of the small CNN preset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CnnParams {
+    /// `[C, H, W]` of the images.
+    pub input: [usize; 3],
+    pub classes: usize,
+}
+
+impl Default for CnnParams {
+    /// MNIST: 1×28×28 images, 10 classes.
+    fn default() -> Self {
+        Self {
+            input: [1, 28, 28],
+            classes: 10,
+        }
+    }
+}
+
+/// Unchecked parameters of the resnet preset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResnetParams {
+    /// `[C, H, W]` of the images.
+    pub input: [usize; 3],
+    /// Channels of the first stage, doubled at each next one.
+    pub width: usize,
+    /// Basic blocks per stage.
+    pub blocks: Vec<usize>,
+    pub classes: usize,
+}
+
+impl Default for ResnetParams {
+    /// CIFAR-10: 3×32×32 images, width 16, one block in each of three stages, 10 classes.
+    fn default() -> Self {
+        Self {
+            input: [3, 32, 32],
+            width: 16,
+            blocks: vec![1, 1, 1],
+            classes: 10,
+        }
+    }
+}
+
 impl Arch {
     /// The architecture a record describes, checked; a sequential one must end in at least
     /// two classes.
@@ -485,8 +527,9 @@ impl Arch {
 
     /// The small CNN for 1×28×28 images and 10 classes.
     pub fn cnn() -> Self {
+        let d = CnnParams::default();
         // valid by construction: the checks cannot fail
-        Self::cnn_for([1, 28, 28], 10).expect("the default cnn is valid")
+        Self::cnn_for(d.input, d.classes).expect("the default cnn is valid")
     }
 
     /// The small CNN for `(C, H, W)` images (H, W ≥ 4: it pools twice) and `classes` outputs.

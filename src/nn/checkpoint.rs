@@ -16,7 +16,7 @@ const PROVENANCE_KEY: &str = "advlab.provenance";
 /// A defended model is refused: a checkpoint holds a network, and its input transforms (PCA
 /// axes, autoencoders, noise streams) are not saved.
 pub fn save_model(model: &Model, path: &Path, provenance: &serde_json::Value) -> Result<()> {
-    if let Some(p) = model.defence() {
+    if let Some(p) = model.pipeline() {
         return Err(Error::Invalid(format!(
             "save: this model is defended ({p}); a checkpoint holds only the network and the transforms are not saved: \
              save model.network() (the same weights) and rebuild the defence with defended(load_model(path), [...])"

@@ -14,7 +14,7 @@
 //! against `π` from a reparameterised sample of `u`. Evaluation draws hard utilities
 //! (`ℓ + logistic noise > 0`, a sample of the Bernoulli), like LWTA's hard winners.
 
-use super::net::Ctx;
+use super::ctx::Ctx;
 use super::random::uniform_vec;
 use candle_core::{DType, Result, Tensor, D};
 

@@ -516,6 +516,18 @@ pub(crate) fn param_specs(weighted: &[WeightedSpec]) -> Vec<Spec> {
     specs
 }
 
+/// `, <s>stride, <p>padding` for the options that differ from PyTorch's defaults.
+fn conv_options(stride: usize, padding: usize, s: &str, p: &str) -> String {
+    let mut out = String::new();
+    if stride != 1 {
+        out += &format!(", {s}{stride}");
+    }
+    if padding != 0 {
+        out += &format!(", {p}{padding}");
+    }
+    out
+}
+
 /// A compact description: `conv32(3×3, p1)-relu-max_pool2-flatten-fc10`.
 pub(crate) fn describe(layers: &[Layer]) -> String {
     let parts: Vec<String> = layers
@@ -528,16 +540,10 @@ pub(crate) fn describe(layers: &[Layer]) -> String {
                 stride,
                 padding,
                 ..
-            } => {
-                let mut s = format!("conv{out}({kernel}×{kernel}");
-                if *stride != 1 {
-                    s += &format!(", s{stride}");
-                }
-                if *padding != 0 {
-                    s += &format!(", p{padding}");
-                }
-                s + ")"
-            }
+            } => format!(
+                "conv{out}({kernel}×{kernel}{})",
+                conv_options(*stride, *padding, "s", "p")
+            ),
             Layer::MaxPool { size } => format!("max_pool{size}"),
             Layer::Upsample { factor } => format!("upsample{factor}"),
             Layer::Lwta { units, .. } => format!("lwta{units}"),
@@ -585,16 +591,10 @@ fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
             stride,
             padding,
             ..
-        } => {
-            let mut s = format!("nn.Conv2d({cin}, {out}, {kernel}");
-            if *stride != 1 {
-                s += &format!(", stride={stride}");
-            }
-            if *padding != 0 {
-                s += &format!(", padding={padding}");
-            }
-            s + ")"
-        }
+        } => format!(
+            "nn.Conv2d({cin}, {out}, {kernel}{})",
+            conv_options(*stride, *padding, "stride=", "padding=")
+        ),
         Layer::Relu => "nn.ReLU()".into(),
         Layer::MaxPool { size } => format!("nn.MaxPool2d({size})"),
         Layer::Flatten => "nn.Flatten()".into(),

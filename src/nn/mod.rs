@@ -9,6 +9,7 @@
 
 mod arch;
 mod checkpoint;
+mod ctx;
 pub mod ibp;
 mod infer;
 mod input;
@@ -18,7 +19,7 @@ mod net;
 pub mod noise;
 mod random;
 
-pub use arch::{Arch, Lwta, Record};
+pub use arch::{Arch, CnnParams, Lwta, Record, ResnetParams};
 pub use checkpoint::{load_model, save_model};
 pub use ibp::{IbpPrior, IbpUsage};
 pub use infer::{accuracy, predict, predictions, Predictions, EVAL_BATCH};
@@ -27,8 +28,9 @@ pub use layer::{Gate, Input, Layer, NoiseSite, Weighted, ALPHA_INIT};
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor, Var};
+use ctx::Ctx;
 use layer::Init;
-use net::{Ctx, Net};
+use net::Net;
 use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -226,8 +228,9 @@ impl Model {
         self.0.defence.as_ref().map(|p| p.transforms()).unwrap_or_default()
     }
 
-    /// The pipeline of input transforms, if any.
-    pub fn defence(&self) -> Option<&Pipeline> {
+    /// The pipeline of input transforms, if any (`defended(model, [...])` in scripts; the
+    /// training recipes are `train::TrainingPlan`).
+    pub fn pipeline(&self) -> Option<&Pipeline> {
         self.0.defence.as_ref()
     }
 

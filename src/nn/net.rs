@@ -3,6 +3,7 @@
 //! random draws of stochastic models taken from a per-pass key.
 
 use super::arch::Arch;
+use super::ctx::Ctx;
 use super::ibp::{Gates, IbpUsage};
 use super::layer::{child, layer_name, Input, Layer, Weighted};
 use super::lwta::{lwta, Draw};
@@ -10,33 +11,6 @@ use super::noise;
 use super::random::substream;
 use crate::kernels as ops;
 use candle_core::{Result, Tensor};
-use std::cell::Cell;
-
-/// What one forward pass needs besides the input: training or evaluation, and the key of its
-/// random draws (each draw takes the next substream, in a fixed order).
-pub(crate) struct Ctx {
-    key: u64,
-    next: Cell<u64>,
-    /// Training pass (relaxed LWTA winners) rather than evaluation.
-    pub train: bool,
-}
-
-impl Ctx {
-    pub fn new(key: u64, train: bool) -> Self {
-        Self {
-            key,
-            next: Cell::new(0),
-            train,
-        }
-    }
-
-    /// The key of the next random draw.
-    pub fn draw(&self) -> u64 {
-        let n = self.next.get();
-        self.next.set(n + 1);
-        substream(self.key, n)
-    }
-}
 
 /// `t + α·std(t)·η`, η standard normal from the next draw of `ctx`.
 fn add_noise(t: &Tensor, alpha: &Tensor, ctx: &Ctx) -> Result<Tensor> {

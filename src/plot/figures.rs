@@ -3,7 +3,9 @@
 //! heatmaps with the value in every cell (transfer matrices).
 
 use super::{perr, range, FAMILY};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::nn::Model;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -23,6 +25,80 @@ pub struct ImageRows {
     pub title: String,
     pub row_labels: Vec<String>,
     pub rows: Vec<Vec<ImageCell>>,
+}
+
+impl ImageRows {
+    /// Originals, perturbations and adversarial images of up to `n` samples of `clean` and
+    /// `adv` (the same samples, attacked), with the true label, the predictions and their
+    /// probabilities, and each perturbation's L∞ and L2 norm; with `successful_only`, only
+    /// samples the model got right before the attack and wrong after it.
+    pub fn adversarial(
+        model: &Model,
+        clean: &Dataset,
+        adv: &Dataset,
+        n: usize,
+        successful_only: bool,
+        title: Option<String>,
+    ) -> Result<Self> {
+        if clean.len() != adv.len() || clean.image_shape() != adv.image_shape() {
+            return Err(Error::Invalid(format!(
+                "the clean and adversarial sets differ ({} vs {} samples of {:?} vs {:?})",
+                clean.len(),
+                adv.len(),
+                clean.image_shape(),
+                adv.image_shape()
+            )));
+        }
+        let before = crate::eval::predictions(model, clean)?;
+        let after = crate::eval::predictions(model, adv)?;
+        let labels = clean.labels().to_vec1::<u32>()?;
+        let chosen: Vec<usize> = (0..clean.len())
+            .filter(|&i| !successful_only || (before.pred[i] == labels[i] && after.pred[i] != labels[i]))
+            .take(n.max(1))
+            .collect();
+        if chosen.is_empty() {
+            return Err(Error::Invalid(
+                "no sample was correct when clean and wrong after the attack; pass successful_only: false to show the first ones"
+                    .into(),
+            ));
+        }
+        let (linf, l2, _) = crate::eval::perturbation_norms(clean, adv)?;
+        let host = |d: &Dataset| -> Result<Vec<Vec<f32>>> {
+            Ok(d.images()
+                .flatten_from(1)?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec2::<f32>()?)
+        };
+        let (x, a) = (host(clean)?, host(adv)?);
+        let shape = clean.image_shape();
+        let mut rows = vec![Vec::new(), Vec::new(), Vec::new()];
+        for &i in &chosen {
+            let delta: Vec<f32> = a[i].iter().zip(&x[i]).map(|(p, q)| p - q).collect();
+            rows[0].push(ImageCell {
+                pixels: x[i].clone(),
+                shape,
+                signed: false,
+                caption: format!("true {} pred {}\n{:.2}", labels[i], before.pred[i], before.max_prob[i]),
+            });
+            rows[1].push(ImageCell {
+                pixels: delta,
+                shape,
+                signed: true,
+                caption: format!("L∞ {:.3}\nL2 {:.2}", linf[i], l2[i]),
+            });
+            rows[2].push(ImageCell {
+                pixels: a[i].clone(),
+                shape,
+                signed: false,
+                caption: format!("pred {}\n{:.2}", after.pred[i], after.max_prob[i]),
+            });
+        }
+        Ok(ImageRows {
+            title: title.unwrap_or_else(|| format!("{} → {}", clean.name(), adv.name())),
+            row_labels: vec!["original".into(), "perturbation".into(), "adversarial".into()],
+            rows,
+        })
+    }
 }
 
 /// Pixel size of a cell's image, caption height, row-label width, title height.

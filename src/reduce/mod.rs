@@ -1,12 +1,14 @@
-//! Dimensionality reduction of samples to points: flattening and PCA. Reducers take an
-//! `(N, …)` tensor and return an `(N, d)` f32 tensor.
+//! Dimensionality reduction of samples to points: the [`Reducer`] trait (`reducer.rs`),
+//! flattening, PCA and t-SNE. Reducers take an `(N, …)` tensor and return `(N, d)` points.
 //!
 //! PCA is ours (covariance with the `gemm` crate, then a symmetric eigensolver, as
 //! scikit-learn's `covariance_eigh`): linfa-reduction's truncated SVD did not finish in 500 s
 //! on 60k×784 (measured).
 
+mod reducer;
 mod tsne;
 
+pub use reducer::{PcaReducer, Reducer, TsneReducer};
 pub use tsne::{tsne, TsneParams};
 
 use crate::error::{Error, ParamError, Result};
@@ -100,9 +102,24 @@ pub struct PcaParams {
     pub dims: usize,
 }
 
+impl Default for PcaParams {
+    /// Two dimensions, for plots.
+    fn default() -> Self {
+        Self { dims: 2 }
+    }
+}
+
 impl PcaParams {
+    /// Check the rule that holds for any input: dims ≥ 1.
+    pub fn check(&self) -> std::result::Result<&Self, ParamError> {
+        if self.dims == 0 {
+            return Err(ParamError::PcaDimsZero);
+        }
+        Ok(self)
+    }
+
     /// Check against the input dimension: `1 <= dims <= features`.
-    pub fn check(&self, features: usize) -> std::result::Result<usize, ParamError> {
+    pub fn check_for(&self, features: usize) -> std::result::Result<usize, ParamError> {
         if self.dims == 0 || self.dims > features {
             return Err(ParamError::DimsOutOfRange {
                 dims: self.dims,
@@ -134,7 +151,7 @@ impl Pca {
     /// The covariance is one f32 GEMM (a mean is subtracted first, so the sums stay small);
     /// the eigendecomposition is in f64.
     pub fn fit_rows(mut data: Vec<f32>, n: usize, d: usize, params: &PcaParams) -> Result<Self> {
-        let dims = params.check(d)?;
+        let dims = params.check_for(d)?;
         if n < 2 {
             return Err(Error::Invalid(format!("pca needs at least 2 points, got {n}")));
         }

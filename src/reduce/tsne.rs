@@ -31,20 +31,29 @@ impl Default for TsneParams {
 }
 
 impl TsneParams {
-    /// Check against the number of points: perplexity in (0, N − 1), iterations ≥ 250 (the
-    /// early-exaggeration phase), θ in [0, 1].
-    pub fn check(&self, points: usize) -> std::result::Result<&Self, ParamError> {
-        if !(self.perplexity.is_finite() && self.perplexity > 0.0 && self.perplexity < points as f64 - 1.0) {
-            return Err(ParamError::Perplexity {
-                perplexity: self.perplexity,
-                points,
-            });
+    /// Check the rules that hold for any points: perplexity finite and > 0, iterations ≥ 250
+    /// (the early-exaggeration phase), θ in [0, 1].
+    pub fn check(&self) -> std::result::Result<&Self, ParamError> {
+        if !(self.perplexity.is_finite() && self.perplexity > 0.0) {
+            return Err(ParamError::PerplexityNotPositive(self.perplexity));
         }
         if self.iterations < 250 {
             return Err(ParamError::TsneIterations(self.iterations));
         }
         if !(0.0..=1.0).contains(&self.theta) {
             return Err(ParamError::Theta(self.theta));
+        }
+        Ok(self)
+    }
+
+    /// [`TsneParams::check`], and perplexity < N − 1 for N points.
+    pub fn check_for(&self, points: usize) -> std::result::Result<&Self, ParamError> {
+        self.check()?;
+        if self.perplexity >= points as f64 - 1.0 {
+            return Err(ParamError::Perplexity {
+                perplexity: self.perplexity,
+                points,
+            });
         }
         Ok(self)
     }
@@ -247,7 +256,7 @@ impl QuadTree {
 /// Embed the rows of `x` in 2-D.
 pub fn tsne(x: &Array2<f64>, p: &TsneParams, mut progress: impl FnMut(usize)) -> Result<Array2<f64>> {
     let n = x.nrows();
-    let p = p.check(n)?;
+    let p = p.check_for(n)?;
     let reduced = if x.ncols() > 50 {
         Pca::fit(x, &PcaParams { dims: 50 })?.transform(x)?
     } else {

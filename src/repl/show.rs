@@ -55,7 +55,7 @@ fn model(m: &Model) -> String {
             group_thousands(count + bias)
         ));
     }
-    if let Some(p) = m.defence() {
+    if let Some(p) = m.pipeline() {
         lines.push(format!("  defended: input → {p} → network"));
     }
     lines.join("\n")

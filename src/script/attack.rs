@@ -119,11 +119,12 @@ pub(super) fn register(reg: &mut Reg) {
         move |m: Map| -> RResult<AttackRef> {
             let o = Opts::new("fgsm", &m, &["eps", "target", "seed", "batch_size", "eot"])?;
             let seed = o.u64("seed")?.unwrap_or(s.seed);
+            let d = FgsmParams::new(eps(&o, "fgsm(#{ eps: 0.3 })")?);
             let p = FgsmParams {
-                batch_size: o.usize("batch_size")?.unwrap_or(256),
+                batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
                 target: target(&o, seed)?,
-                eot: o.usize("eot")?.unwrap_or(1),
-                ..FgsmParams::new(eps(&o, "fgsm(#{ eps: 0.3 })")?)
+                eot: o.usize("eot")?.unwrap_or(d.eot),
+                ..d
             };
             attack("fgsm", p.check())
         }
@@ -142,11 +143,12 @@ pub(super) fn register(reg: &mut Reg) {
     let s = reg.session.clone();
     def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), restarts (1: runs from other random starts for the samples not yet fooled), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), eot (1: each step's gradient averaged over that many passes of a randomised model), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
         let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "restarts", "target", "seed", "batch_size", "keep_best", "eot"])?;
+        let d = PgdParams::new(eps(&o, "pgd(#{ eps: 0.3 })")?);
         let base = PgdParams {
-            norm: norm(&o, Norm::Linf)?,
-            random_start: o.bool("random_start")?.unwrap_or(true),
-            restarts: o.usize("restarts")?.unwrap_or(1),
-            ..PgdParams::new(eps(&o, "pgd(#{ eps: 0.3 })")?)
+            norm: norm(&o, d.norm)?,
+            random_start: o.bool("random_start")?.unwrap_or(d.random_start),
+            restarts: o.usize("restarts")?.unwrap_or(d.restarts),
+            ..d
         };
         attack("pgd", iterative(&o, &s, base)?.check())
     });
@@ -193,7 +195,7 @@ pub(super) fn register(reg: &mut Reg) {
         };
         let p = NoiseParams {
             kind,
-            norm: norm(&o, Norm::Linf)?,
+            norm: norm(&o, base.norm)?,
             seed: o.u64("seed")?.unwrap_or(s.seed),
             batch_size: o.usize("batch_size")?.unwrap_or(base.batch_size),
             ..base
@@ -205,7 +207,7 @@ pub(super) fn register(reg: &mut Reg) {
         let o = Opts::new("universal", &m, &["eps", "norm", "max_iters", "fooling_rate", "overshoot", "deepfool_steps", "num_classes", "batch_size", "seed"])?;
         let d = UniversalParams::new(eps(&o, "universal(#{ eps: 0.2 })")?);
         let p = UniversalParams {
-            norm: norm(&o, Norm::Linf)?,
+            norm: norm(&o, d.norm)?,
             max_iters: o.usize("max_iters")?.unwrap_or(d.max_iters),
             fooling_rate: o.f64("fooling_rate")?.unwrap_or(d.fooling_rate),
             overshoot: o.f64("overshoot")?.unwrap_or(d.overshoot),

@@ -3,51 +3,16 @@
 use super::error::{to_rhai, RResult};
 use super::opts::{to_usize, Opts};
 use super::{def, Reg, Session};
-use crate::cluster::{
-    adjusted_rand, dbscan, kmeans, AgglomerativeParams, Clustering, DbscanParams, KMeansParams, Linkage, MergeTree,
-};
+use crate::cluster::{adjusted_rand, AgglomerativeParams, Clusterer, Clustering, DbscanParams, KMeansParams, Linkage};
 use crate::reduce::to_matrix;
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
+use std::rc::Rc;
 
-/// A configured clustering algorithm.
-#[derive(Clone, Debug)]
-pub(crate) enum Clusterer {
-    KMeans(KMeansParams),
-    Dbscan(DbscanParams),
-    Agglomerative(AgglomerativeParams),
-}
+/// A clustering algorithm as a script value.
+pub(crate) type ClustererRef = Rc<dyn Clusterer>;
 
-thread_local! {
-    /// The last merge tree built, by points tensor and linkage: a sweep over k on the same
-    /// points builds the tree once.
-    static TREE: std::cell::RefCell<Option<(candle_core::TensorId, Linkage, MergeTree)>> = const { std::cell::RefCell::new(None) };
-}
-
-fn cut_tree(points: &Tensor, x: &ndarray::Array2<f64>, p: &AgglomerativeParams) -> crate::Result<Clustering> {
-    p.check(x.nrows())?;
-    let cached = TREE.with(|t| {
-        t.borrow()
-            .as_ref()
-            .filter(|(id, l, _)| *id == points.id() && *l == p.linkage)
-            .map(|(_, _, tree)| tree.cut(p.k))
-    });
-    if let Some(c) = cached {
-        return c;
-    }
-    let pb = crate::progress::bar(
-        x.nrows().saturating_sub(1) as u64,
-        format!("agglomerative ({:?}) merges", p.linkage).to_lowercase(),
-    );
-    let tree = MergeTree::build_with_progress(x, p.linkage, &|done| pb.set_position(done as u64));
-    pb.finish_and_clear();
-    let tree = tree?;
-    let c = tree.cut(p.k);
-    TREE.with(|t| *t.borrow_mut() = Some((points.id(), p.linkage, tree)));
-    c
-}
-
-fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
+fn fit(s: &Session, c: &dyn Clusterer, points: &Tensor) -> RResult<Clustering> {
     if points.rank() != 2 {
         return Err(to_rhai(format!(
             "clustering expects (N, d) points, e.g. from pca(...).fit_transform(data), got shape {:?}",
@@ -55,16 +20,21 @@ fn fit(s: &Session, c: &Clusterer, points: &Tensor) -> RResult<Clustering> {
         )));
     }
     let x = to_matrix(points).map_err(to_rhai)?;
-    let result = match c {
-        Clusterer::KMeans(p) => kmeans(&x, p).map_err(|e| to_rhai(format!("kmeans: {e}")))?,
-        Clusterer::Dbscan(p) => dbscan(&x, p).map_err(|e| to_rhai(format!("dbscan: {e}")))?,
-        Clusterer::Agglomerative(p) => cut_tree(points, &x, p).map_err(|e| to_rhai(format!("agglomerative: {e}")))?,
-    };
+    let result = c.fit(&x).map_err(|e| to_rhai(format!("{}: {e}", c.name())))?;
     s.record(
         serde_json::json!({ "op": "cluster", "algorithm": result.algorithm(), "points": x.nrows(),
         "sizes": result.sizes(), "noise": result.noise(), "inertia": result.inertia() }),
     );
     Ok(result)
+}
+
+/// A checked clusterer as a script value, or the broken rule prefixed with its name.
+fn clusterer<C: Clusterer + Clone + 'static>(
+    c: C,
+    check: impl FnOnce(&C) -> Result<&C, crate::ParamError>,
+) -> RResult<ClustererRef> {
+    check(&c).map_err(|e| to_rhai(format!("{}: {e}", c.name())))?;
+    Ok(Rc::new(c))
 }
 
 fn ints(v: impl IntoIterator<Item = usize>) -> Array {
@@ -80,14 +50,14 @@ fn truth(labels: &Tensor) -> RResult<Vec<Option<usize>>> {
 }
 
 pub(super) fn register(reg: &mut Reg) {
-    reg.engine.register_type_with_name::<Clusterer>("Clusterer");
+    reg.engine.register_type_with_name::<ClustererRef>("Clusterer");
     reg.engine.register_type_with_name::<Clustering>("Clustering");
     let s = reg.session.clone();
     def!(
         reg,
         "kmeans(opts: Map) -> Clusterer",
         "k-means with k-means++ seeding: k (required), n_init (10), max_iter (300), tol (1e-4), seed (--seed).",
-        move |m: Map| -> RResult<Clusterer> {
+        move |m: Map| -> RResult<ClustererRef> {
             let o = Opts::new("kmeans", &m, &["k", "n_init", "max_iter", "tol", "seed"])?;
             let k = o
                 .usize("k")?
@@ -97,48 +67,44 @@ pub(super) fn register(reg: &mut Reg) {
             p.max_iter = o.usize("max_iter")?.unwrap_or(p.max_iter);
             p.tol = o.f64("tol")?.unwrap_or(p.tol);
             p.seed = o.u64("seed")?.unwrap_or(s.seed);
-            p.check(usize::MAX).map_err(|e| to_rhai(format!("kmeans: {e}")))?;
-            Ok(Clusterer::KMeans(p))
+            clusterer(p, KMeansParams::check)
         }
     );
     def!(
         reg,
         "dbscan(opts: Map) -> Clusterer",
         "DBSCAN with a k-d tree: eps (neighbourhood radius, required), min_points (5); noise gets label -1.",
-        |m: Map| -> RResult<Clusterer> {
+        |m: Map| -> RResult<ClustererRef> {
             let o = Opts::new("dbscan", &m, &["eps", "min_points"])?;
             let eps = o.f64("eps")?.ok_or_else(|| {
                 to_rhai("dbscan: option `eps` is required, e.g. dbscan(#{ eps: 0.05, min_points: 10 })")
             })?;
-            let p = DbscanParams {
-                eps,
-                min_points: o.usize("min_points")?.unwrap_or(5),
-            };
-            p.check().map_err(|e| to_rhai(format!("dbscan: {e}")))?;
-            Ok(Clusterer::Dbscan(p))
+            let mut p = DbscanParams::new(eps);
+            p.min_points = o.usize("min_points")?.unwrap_or(p.min_points);
+            clusterer(p, DbscanParams::check)
         }
     );
-    def!(reg, "agglomerative(opts: Map) -> Clusterer", "Agglomerative clustering in O(n) memory: k (required), linkage (\"ward\", \"average\" or \"complete\" by nearest-neighbour chain, \"single\" by spanning tree).", |m: Map| -> RResult<Clusterer> {
+    def!(reg, "agglomerative(opts: Map) -> Clusterer", "Agglomerative clustering in O(n) memory: k (required), linkage (\"ward\", \"average\" or \"complete\" by nearest-neighbour chain, \"single\" by spanning tree).", |m: Map| -> RResult<ClustererRef> {
         let o = Opts::new("agglomerative", &m, &["k", "linkage"])?;
         let k = o.usize("k")?.ok_or_else(|| to_rhai("agglomerative: option `k` is required, e.g. agglomerative(#{ k: 8, linkage: \"ward\" })"))?;
-        let linkage = Linkage::parse(&o.string("linkage")?.unwrap_or_else(|| "ward".into()))
-            .map_err(|e| to_rhai(format!("agglomerative: {e}")))?;
-        let p = AgglomerativeParams { k, linkage };
-        p.check(usize::MAX).map_err(|e| to_rhai(format!("agglomerative: {e}")))?;
-        Ok(Clusterer::Agglomerative(p))
+        let mut p = AgglomerativeParams::new(k);
+        if let Some(l) = o.string("linkage")? {
+            p.linkage = Linkage::parse(&l).map_err(|e| to_rhai(format!("agglomerative: {e}")))?;
+        }
+        clusterer(p, AgglomerativeParams::check)
     });
     let s = reg.session.clone();
     def!(
         reg,
         "Clusterer.fit(points: Tensor) -> Clustering",
         "Cluster the rows of an (N, d) tensor.",
-        move |c: &mut Clusterer, p: Tensor| fit(&s, c, &p)
+        move |c: &mut ClustererRef, p: Tensor| fit(&s, c.as_ref(), &p)
     );
     def!(
         reg,
         "Clusterer.to_string() -> String",
         "The algorithm and its parameters.",
-        |c: &mut Clusterer| format!("{c:?}")
+        |c: &mut ClustererRef| c.to_string()
     );
 
     def!(

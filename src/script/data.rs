@@ -34,7 +34,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "synthetic(opts: Map) -> Splits",
-        "The built-in data set with options train, test (sample counts) and seed; the same options give the same data.",
+        "The built-in data set with options train (6000), test (1000) (sample counts) and seed (0); the same options give the same data.",
         move |m: Map| -> RResult<Splits> {
             let o = Opts::new("synthetic", &m, &["train", "test", "seed"])?;
             let d = SyntheticParams::default();

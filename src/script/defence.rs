@@ -98,14 +98,14 @@ fn autoencoder(s: &Session, func: &'static str, m: &Map, dense: bool) -> RResult
     let o = Opts::new(func, m, &[key, "input", "seed"])?;
     let kind = if dense {
         AutoencoderKind::Dense {
-            hidden: sizes(&o, key)?.unwrap_or_else(|| vec![256]),
+            hidden: sizes(&o, key)?.unwrap_or_else(|| AutoencoderKind::DEFAULT_HIDDEN.to_vec()),
         }
     } else {
         AutoencoderKind::Conv {
-            channels: sizes(&o, key)?.unwrap_or_else(|| vec![16, 8]),
+            channels: sizes(&o, key)?.unwrap_or_else(|| AutoencoderKind::DEFAULT_CHANNELS.to_vec()),
         }
     };
-    let input = sizes(&o, "input")?.unwrap_or_else(|| vec![1, 28, 28]);
+    let input = sizes(&o, "input")?.unwrap_or_else(|| AutoencoderKind::DEFAULT_INPUT.to_vec());
     let seed = o.u64("seed")?.unwrap_or(s.seed);
     let ae = Autoencoder::new(kind, &input, seed, &s.device).map_err(|e| to_rhai(format!("{func}: {e}")))?;
     s.record(serde_json::json!({ "op": "transform", "transform": ae.params() }));
@@ -185,7 +185,7 @@ fn checks(s: &Session, m: &Model, d: &Dataset, opts: &Map) -> RResult<Robustness
     .map_err(|e| to_rhai(format!("robustness_checks: {e}")))?;
     let r = robustness_checks(m, d, &p).map_err(to_rhai)?;
     s.record(
-        serde_json::json!({ "op": "robustness_checks", "transforms": m.defence().map(|p| p.params()), "result": r }),
+        serde_json::json!({ "op": "robustness_checks", "transforms": m.pipeline().map(|p| p.params()), "result": r }),
     );
     Ok(r)
 }
@@ -215,11 +215,8 @@ pub(super) fn register(reg: &mut Reg) {
         let data = dataset(&o, "data")?.ok_or_else(|| {
             to_rhai("pca_projection: option `data` (the held-out images the axes are fitted on) is required, e.g. pca_projection(#{ variance: 0.99, data: held_out })")
         })?;
-        let choice = match (o.f64("variance")?, o.usize("components")?) {
-            (Some(_), Some(_)) => return Err(to_rhai(format!("pca_projection: {}", ParamError::PcaVarianceAndComponents))),
-            (None, Some(k)) => PcaChoice::Components(k),
-            (v, None) => PcaChoice::Variance(v.unwrap_or(0.99)),
-        };
+        let choice = PcaChoice::from_options(o.f64("variance")?, o.usize("components")?)
+            .map_err(|e| to_rhai(format!("pca_projection: {e}")))?;
         let t = PcaProjection::fit(&data, choice).map_err(|e| to_rhai(format!("pca_projection: {e}")))?;
         s.record(serde_json::json!({ "op": "transform", "transform": t.params() }));
         Ok(TransformRef(Arc::new(t)))
@@ -248,18 +245,21 @@ pub(super) fn register(reg: &mut Reg) {
     let s = reg.session.clone();
     def!(reg, "downsample(opts: Map) -> Transform", "Shrink each side to `factor` (0.5; 0.25 is seed 003's \"75%\") by area averaging and bring it back bilinearly (differentiable).", move |m: Map| -> RResult<TransformRef> {
         let o = Opts::new("downsample", &m, &["factor"])?;
-        transform(&s, "downsample", Downsample::new(o.f64("factor")?.unwrap_or(0.5)))
+        transform(&s, "downsample", Downsample::new(o.f64("factor")?.unwrap_or(Downsample::DEFAULT_FACTOR)))
     });
     let s = reg.session.clone();
     def!(reg, "bit_depth(opts: Map) -> Transform", "Round each pixel to 2^bits levels: bits (required, 1..=16), bpda (true: the backward pass is the identity; false: the true, zero gradient).", move |m: Map| -> RResult<TransformRef> {
         let o = Opts::new("bit_depth", &m, &["bits", "bpda"])?;
         let bits = required_usize(&o, "bits", "bit_depth(#{ bits: 3 })")?;
-        transform(&s, "bit_depth", BitDepth::new(bits, o.bool("bpda")?.unwrap_or(true)))
+        transform(&s, "bit_depth", BitDepth::new(bits, o.bool("bpda")?.unwrap_or(BitDepth::DEFAULT_BPDA)))
     });
     let s = reg.session.clone();
     def!(reg, "median_smoothing(opts: Map) -> Transform", "Median of each size×size window per channel, border replicated: size (3), bpda (true: the backward pass is the identity; false: no gradient).", move |m: Map| -> RResult<TransformRef> {
         let o = Opts::new("median_smoothing", &m, &["size", "bpda"])?;
-        transform(&s, "median_smoothing", MedianSmoothing::new(o.usize("size")?.unwrap_or(3), o.bool("bpda")?.unwrap_or(true)))
+        transform(&s, "median_smoothing", MedianSmoothing::new(
+                o.usize("size")?.unwrap_or(MedianSmoothing::DEFAULT_SIZE),
+                o.bool("bpda")?.unwrap_or(MedianSmoothing::DEFAULT_BPDA),
+            ),)
     });
     let s = reg.session.clone();
     def!(reg, "denoising_autoencoder(opts: Map) -> Transform", "A dense autoencoder (ReLU layers, the decoder mirrors the encoder, output clipped to [0, 1]) to train with .fit(data, opts) and use as a transform: hidden ([256]), input ([1, 28, 28]), seed.", move |m: Map| {
@@ -274,7 +274,7 @@ pub(super) fn register(reg: &mut Reg) {
         fit_transform(&s, t, &d, &Map::new())
     });
     let s = reg.session.clone();
-    def!(reg, "Transform.fit(data: Dataset, opts: Map) -> Map", "Train an autoencoder in place to reconstruct clean images from noisy ones (MSE): epochs, batch_size, lr, noise_std (Gaussian σ of the input noise), seed.", move |t: &mut TransformRef, d: Dataset, o: Map| {
+    def!(reg, "Transform.fit(data: Dataset, opts: Map) -> Map", "Train an autoencoder in place to reconstruct clean images from noisy ones (MSE): epochs (5), batch_size (128), lr (0.001, Adam), noise_std (0.1, the Gaussian σ of the input noise), seed.", move |t: &mut TransformRef, d: Dataset, o: Map| {
         fit_transform(&s, t, &d, &o)
     });
     def!(
@@ -318,7 +318,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(reg, "defended(model: Model, transforms: Array) -> Model", "The model behind input transforms run in order inside every forward pass (so fit, attacks and evaluate see them), on the same weights; randomised transforms restart from their seeds.", move |m: Model, ts: Dynamic| -> RResult<Model> {
         let list = transform_list(&ts)?;
         let d = m.defended(list).map_err(to_rhai)?;
-        s.record(serde_json::json!({ "op": "defended", "model": m.arch(), "transforms": d.defence().map(|p| p.params()) }));
+        s.record(serde_json::json!({ "op": "defended", "model": m.arch(), "transforms": d.pipeline().map(|p| p.params()) }));
         Ok(d)
     });
     def!(

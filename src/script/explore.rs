@@ -9,7 +9,6 @@ use crate::data::Dataset;
 use crate::plot::{Chart, ImageGrid, LineChart};
 use crate::reduce::to_matrix;
 use candle_core::{DType, Tensor};
-use rand::{rngs::StdRng, SeedableRng};
 use rhai::{Array, Dynamic, Map, INT};
 
 /// The columns of `Clustering.summary`, in display order.
@@ -139,15 +138,7 @@ fn samples_grid(d: &Dataset, opts: &Map) -> RResult<Chart> {
             d.len()
         )));
     }
-    let n = n.min(d.len());
-    let idx: Vec<usize> = match o.u64("seed")? {
-        Some(seed) => {
-            let mut pick = rand::seq::index::sample(&mut StdRng::seed_from_u64(seed), d.len(), n).into_vec();
-            pick.sort_unstable();
-            pick
-        }
-        None => (0..n).collect(),
-    };
+    let idx = crate::util::sample_indices(d.len(), n, o.u64("seed")?);
     let (v, (ch, h, w)) = pixels(d)?;
     let labels = labels_of("samples_grid", d.labels())?;
     let px = ch * h * w;
@@ -164,10 +155,13 @@ fn samples_grid(d: &Dataset, opts: &Map) -> RResult<Chart> {
 
 fn inertia_chart(s: &Session, points: &Tensor, opts: &Map) -> RResult<Chart> {
     let o = Opts::new("inertia_chart", opts, &["k_min", "k_max", "n_init", "seed", "title"])?;
-    let k_min = o.usize("k_min")?.unwrap_or(1);
-    let k_max = o.usize("k_max")?.unwrap_or(10);
-    let n_init = o.usize("n_init")?.unwrap_or(10);
-    let seed = o.u64("seed")?.unwrap_or(s.seed);
+    let d = cluster::InertiaParams::default();
+    let p = cluster::InertiaParams {
+        k_min: o.usize("k_min")?.unwrap_or(d.k_min),
+        k_max: o.usize("k_max")?.unwrap_or(d.k_max),
+        n_init: o.usize("n_init")?.unwrap_or(d.n_init),
+        seed: o.u64("seed")?.unwrap_or(s.seed),
+    };
     if points.rank() != 2 {
         return Err(to_rhai(format!(
             "inertia_chart: expected (N, d) points, got shape {:?}",
@@ -175,14 +169,8 @@ fn inertia_chart(s: &Session, points: &Tensor, opts: &Map) -> RResult<Chart> {
         )));
     }
     let x = to_matrix(points).map_err(to_rhai)?;
-    if k_max > x.nrows() {
-        return Err(to_rhai(format!(
-            "inertia_chart: k_max = {k_max} is larger than the number of points ({})",
-            x.nrows()
-        )));
-    }
-    let curve =
-        cluster::inertia_curve(&x, k_min, k_max, n_init, seed).map_err(|e| to_rhai(format!("inertia_chart: {e}")))?;
+    let curve = cluster::inertia_curve(&x, &p).map_err(|e| to_rhai(format!("inertia_chart: {e}")))?;
+    let (k_min, k_max, n_init, seed) = (p.k_min, p.k_max, p.n_init, p.seed);
     s.record(
         serde_json::json!({ "op": "inertia_curve", "points": x.nrows(), "k_min": k_min, "k_max": k_max,
         "n_init": n_init, "seed": seed, "inertia": curve.iter().map(|c| c.1).collect::<Vec<_>>() }),

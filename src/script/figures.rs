@@ -37,62 +37,16 @@ fn images(t: &Tensor, func: &str) -> RResult<HostImages> {
 
 fn adversarial_grid(model: &Model, clean: &Dataset, adv: &Dataset, opts: &Map) -> RResult<Chart> {
     let o = Opts::new("adversarial_grid", opts, &["n", "title", "successful_only"])?;
-    if clean.len() != adv.len() || clean.image_shape() != adv.image_shape() {
-        return Err(to_rhai(format!(
-            "adversarial_grid: the clean and adversarial sets differ ({} vs {} samples of {:?} vs {:?})",
-            clean.len(),
-            adv.len(),
-            clean.image_shape(),
-            adv.image_shape()
-        )));
-    }
-    let n = o.usize("n")?.unwrap_or(8).max(1);
-    let before = crate::eval::predictions(model, clean).map_err(to_rhai)?;
-    let after = crate::eval::predictions(model, adv).map_err(to_rhai)?;
-    let labels = clean.labels().to_vec1::<u32>().map_err(to_rhai)?;
-    let successful_only = o.bool("successful_only")?.unwrap_or(true);
-    let chosen: Vec<usize> = (0..clean.len())
-        .filter(|&i| !successful_only || (before.pred[i] == labels[i] && after.pred[i] != labels[i]))
-        .take(n)
-        .collect();
-    if chosen.is_empty() {
-        return Err(to_rhai(
-            "adversarial_grid: no sample was correct when clean and wrong after the attack; pass successful_only: false to show the first ones",
-        ));
-    }
-    let (x, shape) = images(clean.images(), "adversarial_grid")?;
-    let (a, _) = images(adv.images(), "adversarial_grid")?;
-    let mut rows = vec![Vec::new(), Vec::new(), Vec::new()];
-    for &i in &chosen {
-        let delta: Vec<f32> = a[i].iter().zip(&x[i]).map(|(p, q)| p - q).collect();
-        let linf = delta.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let l2 = delta.iter().map(|v| v * v).sum::<f32>().sqrt();
-        rows[0].push(ImageCell {
-            pixels: x[i].clone(),
-            shape,
-            signed: false,
-            caption: format!("true {} pred {}\n{:.2}", labels[i], before.pred[i], before.max_prob[i]),
-        });
-        rows[1].push(ImageCell {
-            pixels: delta,
-            shape,
-            signed: true,
-            caption: format!("L∞ {linf:.3}\nL2 {l2:.2}"),
-        });
-        rows[2].push(ImageCell {
-            pixels: a[i].clone(),
-            shape,
-            signed: false,
-            caption: format!("pred {}\n{:.2}", after.pred[i], after.max_prob[i]),
-        });
-    }
-    Ok(Chart::ImageRows(ImageRows {
-        title: o
-            .string("title")?
-            .unwrap_or_else(|| format!("{} → {}", clean.name(), adv.name())),
-        row_labels: vec!["original".into(), "perturbation".into(), "adversarial".into()],
-        rows,
-    }))
+    let rows = ImageRows::adversarial(
+        model,
+        clean,
+        adv,
+        o.usize("n")?.unwrap_or(8),
+        o.bool("successful_only")?.unwrap_or(true),
+        o.string("title")?,
+    )
+    .map_err(|e| to_rhai(format!("adversarial_grid: {e}")))?;
+    Ok(Chart::ImageRows(rows))
 }
 
 fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Chart> {
@@ -132,28 +86,22 @@ fn heatmap_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
     let x = o.string("x")?.unwrap_or_else(|| "target".into());
     let y = o.string("y")?.unwrap_or_else(|| "source".into());
     let value = o.string("value")?.unwrap_or_else(|| "accuracy".into());
-    let (mut xs, mut ys): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let text = |i: usize, r: &Map, col: &str| {
+        r.get(col)
+            .map(|v| cell(Some(v)))
+            .ok_or_else(|| to_rhai(format!("heatmap_chart: row {i} has no column `{col}`")))
+    };
+    let (mut xs, mut ys, mut vs) = (Vec::new(), Vec::new(), Vec::new());
     for (i, r) in rows.iter().enumerate() {
-        for (col, list) in [(&x, &mut xs), (&y, &mut ys)] {
-            let v = r
-                .get(col.as_str())
-                .ok_or_else(|| to_rhai(format!("heatmap_chart: row {i} has no column `{col}`")))?;
-            let name = cell(Some(v));
-            if !list.contains(&name) {
-                list.push(name);
-            }
-        }
+        xs.push(text(i, r, &x)?);
+        ys.push(text(i, r, &y)?);
+        vs.push(
+            r.get(value.as_str())
+                .and_then(number)
+                .ok_or_else(|| to_rhai(format!("heatmap_chart: row {i} has no number in column `{value}`")))?,
+        );
     }
-    let mut values = vec![vec![f64::NAN; xs.len()]; ys.len()];
-    for (i, r) in rows.iter().enumerate() {
-        let v = r
-            .get(value.as_str())
-            .and_then(number)
-            .ok_or_else(|| to_rhai(format!("heatmap_chart: row {i} has no number in column `{value}`")))?;
-        let cx = xs.iter().position(|n| *n == cell(r.get(x.as_str()))).unwrap_or(0);
-        let cy = ys.iter().position(|n| *n == cell(r.get(y.as_str()))).unwrap_or(0);
-        values[cy][cx] = v;
-    }
+    let (xs, ys, values) = crate::table::pivot(&xs, &ys, &vs);
     Ok(Chart::Heatmap(Heatmap {
         title: o.string("title")?.unwrap_or_else(|| value.clone()),
         x_label: o.string("x_label")?.unwrap_or_else(|| x.clone()),

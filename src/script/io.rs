@@ -5,6 +5,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::{number, Opts};
 use super::{def, Reg, Session};
 use crate::plot::{BarChart, Chart, LineChart, ScatterChart};
+use crate::table::Cell;
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map};
 
@@ -201,36 +202,39 @@ fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
     let values = o
         .strings("values")?
         .ok_or_else(|| to_rhai("aggregate: option `values` (columns to average) is required"))?;
-    let mut groups: Vec<(Vec<String>, Vec<&Map>)> = Vec::new();
-    for r in &rows {
-        let key: Vec<String> = by.iter().map(|b| cell(r.get(b.as_str()))).collect();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(r),
-            None => groups.push((key, vec![r])),
-        }
-    }
+    let keys: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| by.iter().map(|b| cell(r.get(b.as_str()))).collect())
+        .collect();
     let mut out = Array::new();
-    for (_, members) in groups {
+    for members in crate::table::group(&keys) {
         let mut m = Map::new();
         for b in &by {
-            m.insert(b.into(), members[0].get(b.as_str()).cloned().unwrap_or(Dynamic::UNIT));
+            m.insert(
+                b.into(),
+                rows[members[0]].get(b.as_str()).cloned().unwrap_or(Dynamic::UNIT),
+            );
         }
-        let owned: Vec<Map> = members.iter().map(|r| (*r).clone()).collect();
+        let owned: Vec<Map> = members.iter().map(|&i| rows[i].clone()).collect();
         for v in &values {
             let xs = column(&owned, v, &all).map_err(|e| to_rhai(format!("aggregate: {e}")))?;
-            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-            let var = if xs.len() > 1 {
-                xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64
-            } else {
-                0.0
-            };
+            let (mean, std) = crate::table::mean_std(&xs).map_err(|e| to_rhai(format!("aggregate: {e}")))?;
             m.insert(format!("{v}_mean").into(), mean.into());
-            m.insert(format!("{v}_std").into(), var.sqrt().into());
+            m.insert(format!("{v}_std").into(), std.into());
         }
         m.insert("n".into(), (members.len() as rhai::INT).into());
         out.push(m.into());
     }
     Ok(out)
+}
+
+/// A script value as a table cell.
+fn table_cell(v: Option<&Dynamic>) -> Cell {
+    match v {
+        Some(d) if d.is_float() => Cell::Float(d.as_float().unwrap_or(f64::NAN)),
+        Some(d) if !d.is_unit() => Cell::Text(d.to_string()),
+        _ => Cell::Empty,
+    }
 }
 
 /// An aligned text table of `rows` (floats to 3 decimals), columns in the given order (all of
@@ -242,38 +246,11 @@ pub(crate) fn table(rows: &Array, order: &[String]) -> RResult<String> {
     } else {
         order.to_vec()
     };
-    let fmt = |v: Option<&Dynamic>| match v {
-        Some(d) if d.is_float() => format!("{:.3}", d.as_float().unwrap_or(f64::NAN)),
-        other => cell(other),
-    };
-    let cells: Vec<Vec<String>> = rows
+    let cells: Vec<Vec<Cell>> = rows
         .iter()
-        .map(|r| cols.iter().map(|c| fmt(r.get(c.as_str()))).collect())
+        .map(|r| cols.iter().map(|c| table_cell(r.get(c.as_str()))).collect())
         .collect();
-    let widths: Vec<usize> = cols
-        .iter()
-        .enumerate()
-        .map(|(j, c)| {
-            cells
-                .iter()
-                .map(|r| r[j].chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(c.len())
-        })
-        .collect();
-    let line = |vals: Vec<String>| {
-        vals.iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v:>w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = vec![line(cols.clone())];
-    out.extend(cells.into_iter().map(line));
-    Ok(out.join("\n"))
+    Ok(crate::table::text(&cols, &cells))
 }
 
 pub(super) fn register(reg: &mut Reg) {

@@ -5,8 +5,8 @@ use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
-use crate::nn::{load_model, save_model, Arch, IbpPrior, Lwta, Model, NoiseSite};
-use crate::train::{fit_defended, Defence, EpochStats, FitParams};
+use crate::nn::{load_model, save_model, Arch, CnnParams, IbpPrior, Lwta, Model, NoiseSite, ResnetParams};
+use crate::train::{fit_with, EpochStats, FitParams, TrainingPlan};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
 use std::rc::Rc;
@@ -51,7 +51,8 @@ fn input_shape(o: &Opts, default: [usize; 3]) -> RResult<[usize; 3]> {
 
 fn cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
     let o = Opts::new("cnn", m, &["input", "classes", "noise_injection", "seed"])?;
-    let arch = Arch::cnn_for(input_shape(&o, [1, 28, 28])?, o.usize("classes")?.unwrap_or(10)).map_err(to_rhai)?;
+    let d = CnnParams::default();
+    let arch = Arch::cnn_for(input_shape(&o, d.input)?, o.usize("classes")?.unwrap_or(d.classes)).map_err(to_rhai)?;
     init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
 }
 
@@ -61,8 +62,9 @@ fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
         m,
         &["input", "width", "blocks", "classes", "noise_injection", "seed"],
     )?;
+    let d = ResnetParams::default();
     let blocks = match o.get("blocks") {
-        None => vec![1, 1, 1],
+        None => d.blocks,
         Some(v) => {
             let arr = v.clone().into_array().map_err(|_| {
                 to_rhai(format!(
@@ -74,10 +76,10 @@ fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
         }
     };
     let arch = Arch::resnet(
-        input_shape(&o, [3, 32, 32])?,
-        o.usize("width")?.unwrap_or(16),
+        input_shape(&o, d.input)?,
+        o.usize("width")?.unwrap_or(d.width),
         blocks,
-        o.usize("classes")?.unwrap_or(10),
+        o.usize("classes")?.unwrap_or(d.classes),
     )
     .map_err(to_rhai)?;
     init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
@@ -142,9 +144,10 @@ fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
 
 fn lwta_cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
     let o = Opts::new("lwta_cnn", m, &[&["input", "classes", "seed"][..], &LWTA_OPTS].concat())?;
+    let d = CnnParams::default();
     let arch = Arch::lwta_cnn(
-        input_shape(&o, [1, 28, 28])?,
-        o.usize("classes")?.unwrap_or(10),
+        input_shape(&o, d.input)?,
+        o.usize("classes")?.unwrap_or(d.classes),
         lwta_opts(&o)?,
     )
     .map_err(to_rhai)?;
@@ -155,7 +158,7 @@ fn mlp_arch(layers: &Array) -> RResult<Arch> {
     Arch::mlp(usize_array("mlp: layers", layers)?).map_err(to_rhai)
 }
 
-fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<Map> {
+fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<Map> {
     let o = Opts::new(
         "fit",
         opts,
@@ -183,10 +186,10 @@ fn fit_with(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
     .check()
     .map_err(to_rhai)?;
     let defence = match o.get("defence") {
-        Some(v) => super::recipes::defence(v)?,
-        None => Defence::none(),
+        Some(v) => super::recipes::plan(v)?,
+        None => TrainingPlan::none(),
     };
-    let history = fit_defended(model, data, &p, &defence).map_err(to_rhai)?;
+    let history = fit_with(model, data, &p, &defence).map_err(to_rhai)?;
     let epochs = &history.epochs;
     let mut record = serde_json::json!({
         "op": "fit", "model": model.arch(), "data": data.name(), "samples": data.len(), "params": p,
@@ -298,11 +301,11 @@ pub(super) fn register(reg: &mut Reg) {
 
     let s = reg.session.clone();
     def!(reg, "Model.fit(data: Dataset) -> Map", "Train in place with the defaults (1 epoch, batch 128, Adam, lr 0.001); returns loss, accuracy and seconds per epoch.", move |m: &mut Model, d: Dataset| {
-        fit_with(&s, m, &d, &Map::new())
+        fit_opts(&s, m, &d, &Map::new())
     });
     let s = reg.session.clone();
     def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
-        fit_with(&s, m, &d, &o)
+        fit_opts(&s, m, &d, &o)
     });
     def!(
         reg,

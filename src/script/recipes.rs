@@ -7,14 +7,21 @@ use super::opts::Opts;
 use super::{def, def_get, Reg};
 use crate::error::ParamError;
 use crate::train::{
-    ClusterTrainingParams, Defence, FastFgsmParams, GuardParams, LabelSmoothingParams, MixedParams, PgdTrainingParams,
-    Recipe, TradesParams,
+    ClusterTrainingParams, FastFgsmParams, GuardParams, LabelSmoothingParams, MixedParams, PgdTrainingParams, Recipe,
+    TradesParams, TrainingPlan,
 };
 use rhai::{Dynamic, Map};
+use std::rc::Rc;
+
+/// A recipe as a script value.
+pub(crate) type RecipeRef = Rc<dyn Recipe>;
 
 /// A checked recipe as a script value, or the broken rule prefixed with the function's name.
-fn recipe(func: &str, checked: Result<Recipe, ParamError>) -> RResult<Recipe> {
-    checked.map_err(|e| to_rhai(format!("{func}: {e}")))
+fn recipe<R: Recipe + 'static>(func: &str, checked: Result<R, ParamError>) -> RResult<RecipeRef> {
+    match checked {
+        Ok(r) => Ok(Rc::new(r)),
+        Err(e) => Err(to_rhai(format!("{func}: {e}"))),
+    }
 }
 
 /// The required `eps` option.
@@ -28,8 +35,8 @@ fn eps(o: &Opts) -> RResult<f64> {
 }
 
 /// The `defence` option of `fit`: one recipe or an array of recipes.
-pub(crate) fn defence(v: &Dynamic) -> RResult<Defence> {
-    let recipes = if let Some(r) = v.clone().try_cast::<Recipe>() {
+pub(crate) fn plan(v: &Dynamic) -> RResult<TrainingPlan> {
+    let recipes = if let Some(r) = v.clone().try_cast::<RecipeRef>() {
         vec![r]
     } else {
         match v.clone().into_array() {
@@ -37,7 +44,7 @@ pub(crate) fn defence(v: &Dynamic) -> RResult<Defence> {
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
-                    r.clone().try_cast::<Recipe>().ok_or_else(|| {
+                    r.clone().try_cast::<RecipeRef>().ok_or_else(|| {
                         to_rhai(format!(
                             "fit: element {i} of the defence list is {}, not a Recipe (e.g. pgd_training(#{{ eps: 0.3 }}))",
                             r.type_name()
@@ -52,13 +59,13 @@ pub(crate) fn defence(v: &Dynamic) -> RResult<Defence> {
             }
         }
     };
-    Defence::new(recipes).map_err(|e| to_rhai(format!("fit: {e}")))
+    TrainingPlan::new(recipes).map_err(|e| to_rhai(format!("fit: {e}")))
 }
 
 pub(super) fn register(reg: &mut Reg) {
-    reg.engine.register_type_with_name::<Recipe>("Recipe");
+    reg.engine.register_type_with_name::<RecipeRef>("Recipe");
     let s = reg.session.clone();
-    def!(reg, "pgd_training(opts: Map) -> Recipe", "PGD training (Madry et al.): every batch replaced by its PGD-L∞ samples crafted from the current weights; eps (required, in (0, 1]), steps (10), alpha (2.5·eps/steps), seed (random starts; --seed).", move |m: Map| -> RResult<Recipe> {
+    def!(reg, "pgd_training(opts: Map) -> Recipe", "PGD training (Madry et al.): every batch replaced by its PGD-L∞ samples crafted from the current weights; eps (required, in (0, 1]), steps (10), alpha (2.5·eps/steps), seed (random starts; --seed).", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new("pgd_training", &m, &["eps", "steps", "alpha", "seed"])?;
         let d = PgdTrainingParams::new(eps(&o)?);
         let p = PgdTrainingParams {
@@ -70,7 +77,7 @@ pub(super) fn register(reg: &mut Reg) {
         recipe("pgd_training", p.check())
     });
     let s = reg.session.clone();
-    def!(reg, "fast_fgsm_training(opts: Map) -> Recipe", "Fast FGSM training (Wong et al.): FGSM from a uniform random start; eps (required), alpha (1.25·eps), seed; guard: guard_samples (500 held out; 0 = off), guard_steps (10), guard_drop (0.5: a fall to half the best epoch's held-out PGD accuracy), stop_on_overfit (false).", move |m: Map| -> RResult<Recipe> {
+    def!(reg, "fast_fgsm_training(opts: Map) -> Recipe", "Fast FGSM training (Wong et al.): FGSM from a uniform random start; eps (required), alpha (1.25·eps), seed; guard: guard_samples (500 held out; 0 = off), guard_steps (10), guard_drop (0.5: a fall to half the best epoch's held-out PGD accuracy), stop_on_overfit (false).", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new(
             "fast_fgsm_training",
             &m,
@@ -91,7 +98,7 @@ pub(super) fn register(reg: &mut Reg) {
         recipe("fast_fgsm_training", p.check())
     });
     let s = reg.session.clone();
-    def!(reg, "trades(opts: Map) -> Recipe", "TRADES (Zhang et al.): loss CE(clean) + beta·KL(p_clean ‖ p_adv), the adversarial samples ascending the KL; eps (required), beta (1.0), steps (10), alpha (2.5·eps/steps), seed.", move |m: Map| -> RResult<Recipe> {
+    def!(reg, "trades(opts: Map) -> Recipe", "TRADES (Zhang et al.): loss CE(clean) + beta·KL(p_clean ‖ p_adv), the adversarial samples ascending the KL; eps (required), beta (1.0), steps (10), alpha (2.5·eps/steps), seed.", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new("trades", &m, &["eps", "beta", "steps", "alpha", "seed"])?;
         let d = TradesParams::new(eps(&o)?);
         let p = TradesParams {
@@ -104,7 +111,7 @@ pub(super) fn register(reg: &mut Reg) {
         recipe("trades", p.check())
     });
     let s = reg.session.clone();
-    def!(reg, "mixed_training(opts: Map) -> Recipe", "Mixed training (seed 001): each batch is attacked with probability p by one attack drawn uniformly from the list, else kept clean; attacks (required: an array of attacks), p (0.5), seed (the draws and fresh random starts).", move |m: Map| -> RResult<Recipe> {
+    def!(reg, "mixed_training(opts: Map) -> Recipe", "Mixed training (seed 001): each batch is attacked with probability p by one attack drawn uniformly from the list, else kept clean; attacks (required: an array of attacks), p (0.5), seed (the draws and fresh random starts).", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new("mixed_training", &m, &["attacks", "p", "seed"])?;
         let attacks = match o.get("attacks") {
             Some(v) => attack_list(v, "mixed_training")?,
@@ -114,15 +121,16 @@ pub(super) fn register(reg: &mut Reg) {
                 ))
             }
         };
+        let d = MixedParams::new(attacks.into_iter().map(|a| a.0).collect());
         let p = MixedParams {
-            p: o.f64("p")?.unwrap_or(0.5),
+            p: o.f64("p")?.unwrap_or(d.p),
             seed: o.u64("seed")?.unwrap_or(s.seed),
-            ..MixedParams::new(attacks.into_iter().map(|a| a.0).collect())
+            ..d
         };
         recipe("mixed_training", p.check())
     });
     let s = reg.session.clone();
-    def!(reg, "cluster_training(opts: Map) -> Recipe", "Seed 000's cluster-based training: each epoch, attack the training set from the current weights, reduce with PCA, cluster with k-means, train on one random cluster's adversarial samples; attack (required), k (3), dims (2), augment (false: with true, the clean set too), seed.", move |m: Map| -> RResult<Recipe> {
+    def!(reg, "cluster_training(opts: Map) -> Recipe", "Seed 000's cluster-based training: each epoch, attack the training set from the current weights, reduce with PCA, cluster with k-means, train on one random cluster's adversarial samples; attack (required), k (3), dims (2), augment (false: with true, the clean set too), seed.", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new("cluster_training", &m, &["attack", "k", "dims", "augment", "seed"])?;
         let attack = match o.get("attack") {
             Some(v) => v.clone().try_cast::<AttackRef>().ok_or_else(|| {
@@ -140,10 +148,10 @@ pub(super) fn register(reg: &mut Reg) {
         };
         recipe("cluster_training", p.check())
     });
-    def!(reg, "label_smoothing(opts: Map) -> Recipe", "Label smoothing: the target puts 1 − amount on the label and amount/K on every class (as PyTorch); amount (0.1). Composes with one crafting recipe: defence: [label_smoothing(..), mixed_training(..)].", |m: Map| -> RResult<Recipe> {
+    def!(reg, "label_smoothing(opts: Map) -> Recipe", "Label smoothing: the target puts 1 − amount on the label and amount/K on every class (as PyTorch); amount (0.1). Composes with one crafting recipe: defence: [label_smoothing(..), mixed_training(..)].", |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new("label_smoothing", &m, &["amount"])?;
         let p = LabelSmoothingParams {
-            amount: o.f64("amount")?.unwrap_or(0.1),
+            amount: o.f64("amount")?.unwrap_or(LabelSmoothingParams::default().amount),
         };
         recipe("label_smoothing", p.check())
     });
@@ -151,18 +159,18 @@ pub(super) fn register(reg: &mut Reg) {
         reg,
         "Recipe.name",
         "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing).",
-        |r: &mut Recipe| r.name().to_string()
+        |r: &mut RecipeRef| r.name().to_string()
     );
     def!(
         reg,
         "Recipe.params() -> Map",
         "Every resolved parameter, e.g. alpha after its default was applied.",
-        |r: &mut Recipe| -> RResult<Dynamic> { rhai::serde::to_dynamic(r.params()) }
+        |r: &mut RecipeRef| -> RResult<Dynamic> { rhai::serde::to_dynamic(r.params()) }
     );
     def!(
         reg,
         "Recipe.to_string() -> String",
         "The recipe with all its parameters.",
-        |r: &mut Recipe| r.to_string()
+        |r: &mut RecipeRef| r.to_string()
     );
 }

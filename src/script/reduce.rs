@@ -4,21 +4,15 @@ use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, Reg, Session};
 use crate::data::Dataset;
-use crate::reduce::{from_matrix, rows_f32, to_matrix, tsne, Pca, PcaParams, TsneParams};
+use crate::reduce::{from_matrix, PcaParams, PcaReducer, Reducer, TsneParams, TsneReducer};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A reducer and, once fitted, its state.
-enum Reducer {
-    Pca(PcaParams, Option<Pca>),
-    Tsne(TsneParams),
-}
-
 /// A script handle to a reducer. Cloning shares the state.
 #[derive(Clone)]
-pub(crate) struct ReducerRef(Rc<RefCell<Reducer>>);
+pub(crate) struct ReducerRef(Rc<RefCell<Box<dyn Reducer>>>);
 
 fn flat(t: &Tensor) -> RResult<Tensor> {
     if t.rank() < 2 {
@@ -31,56 +25,31 @@ fn flat(t: &Tensor) -> RResult<Tensor> {
 }
 
 impl ReducerRef {
+    fn new(r: impl Reducer + 'static) -> Self {
+        Self(Rc::new(RefCell::new(Box::new(r))))
+    }
+
+    /// The library's error, prefixed with the reducer's name.
+    fn err(&self, e: crate::Error) -> Box<rhai::EvalAltResult> {
+        to_rhai(format!("{}: {e}", self.0.borrow().name()))
+    }
+
     fn fit(&self, s: &Session, x: &Tensor) -> RResult<()> {
-        let mut state = self.0.borrow_mut();
-        match &mut *state {
-            Reducer::Pca(params, fitted) => {
-                let (data, n, d) = rows_f32(x).map_err(to_rhai)?;
-                let pca = Pca::fit_rows(data, n, d, params).map_err(|e| to_rhai(format!("pca: {e}")))?;
-                s.record(serde_json::json!({ "op": "pca", "dims": params.dims, "points": n,
-                    "explained_variance_ratio": pca.explained_variance_ratio() }));
-                *fitted = Some(pca);
-                Ok(())
-            }
-            Reducer::Tsne(_) => Err(to_rhai("tsne: t-SNE embeds the points it is given; use fit_transform")),
-        }
+        let record = self.0.borrow_mut().fit(x);
+        s.record(record.map_err(|e| self.err(e))?);
+        Ok(())
     }
 
     fn transform(&self, s: &Session, x: &Tensor) -> RResult<Tensor> {
-        let state = self.0.borrow();
-        match &*state {
-            Reducer::Pca(_, fitted) => {
-                let pca = fitted
-                    .as_ref()
-                    .ok_or_else(|| to_rhai("pca: call fit (or fit_transform) before transform"))?;
-                let (data, n, d) = rows_f32(x).map_err(to_rhai)?;
-                let out = pca
-                    .transform_rows(&data, n, d)
-                    .map_err(|e| to_rhai(format!("pca: {e}")))?;
-                from_matrix(&out, &s.device).map_err(to_rhai)
-            }
-            Reducer::Tsne(_) => Err(to_rhai("tsne: t-SNE cannot place new points; use fit_transform")),
-        }
+        let out = self.0.borrow().transform(x);
+        from_matrix(&out.map_err(|e| self.err(e))?, &s.device).map_err(to_rhai)
     }
 
     fn fit_transform(&self, s: &Session, x: &Tensor) -> RResult<Tensor> {
-        let tsne_params = match &*self.0.borrow() {
-            Reducer::Tsne(p) => Some(p.clone()),
-            Reducer::Pca(..) => None,
-        };
-        let Some(params) = tsne_params else {
-            self.fit(s, x)?;
-            return self.transform(s, x);
-        };
-        let m = to_matrix(x).map_err(to_rhai)?;
-        let pb = crate::progress::bar(params.iterations as u64, "tsne".into());
-        let out = tsne(&m, &params, |_| pb.inc(1)).map_err(|e| to_rhai(format!("tsne: {e}")))?;
-        pb.finish_and_clear();
-        s.record(
-            serde_json::json!({ "op": "tsne", "perplexity": params.perplexity, "iterations": params.iterations,
-            "theta": params.theta, "seed": params.seed, "points": m.nrows() }),
-        );
-        from_matrix(&out, &s.device).map_err(to_rhai)
+        let out = self.0.borrow_mut().fit_transform(x);
+        let (points, record) = out.map_err(|e| self.err(e))?;
+        s.record(record);
+        from_matrix(&points, &s.device).map_err(to_rhai)
     }
 }
 
@@ -92,14 +61,12 @@ pub(super) fn register(reg: &mut Reg) {
         "PCA to `dims` dimensions (covariance + symmetric eigensolver; deterministic signs).",
         |m: Map| -> RResult<ReducerRef> {
             let o = Opts::new("pca", &m, &["dims"])?;
-            let dims = o.usize("dims")?.unwrap_or(2);
-            if dims == 0 {
-                return Err(to_rhai("pca: dims must be at least 1"));
-            }
-            Ok(ReducerRef(Rc::new(RefCell::new(Reducer::Pca(
-                PcaParams { dims },
-                None,
-            )))))
+            let d = PcaParams::default();
+            let p = PcaParams {
+                dims: o.usize("dims")?.unwrap_or(d.dims),
+            };
+            let r = PcaReducer::new(p).map_err(|e| to_rhai(format!("pca: {e}")))?;
+            Ok(ReducerRef::new(r))
         }
     );
     let s = reg.session.clone();
@@ -117,8 +84,8 @@ pub(super) fn register(reg: &mut Reg) {
             theta: o.f64("theta")?.unwrap_or(d.theta),
             seed: o.u64("seed")?.unwrap_or(s.seed),
         };
-        p.check(usize::MAX).map_err(|e| to_rhai(format!("tsne: {e}")))?;
-        Ok(ReducerRef(Rc::new(RefCell::new(Reducer::Tsne(p)))))
+        let r = TsneReducer::new(p).map_err(|e| to_rhai(format!("tsne: {e}")))?;
+        Ok(ReducerRef::new(r))
     });
     let s = reg.session.clone();
     def!(
@@ -173,35 +140,15 @@ pub(super) fn register(reg: &mut Reg) {
         "Reducer.explained_variance_ratio() -> Array",
         "Fraction of the variance along each kept axis (after fit).",
         |r: &mut ReducerRef| -> RResult<Array> {
-            match &*r.0.borrow() {
-                Reducer::Pca(_, Some(pca)) => {
-                    Ok(pca.explained_variance_ratio().into_iter().map(Dynamic::from).collect())
-                }
-                Reducer::Pca(_, None) => Err(to_rhai("pca: call fit first")),
-                Reducer::Tsne(_) => Err(to_rhai("tsne: t-SNE has no explained variance")),
-            }
+            let ratio = r.0.borrow().explained_variance_ratio();
+            Ok(ratio.map_err(|e| r.err(e))?.into_iter().map(Dynamic::from).collect())
         }
     );
     def!(
         reg,
         "Reducer.to_string() -> String",
         "The reducer, and its explained variance once fitted.",
-        |r: &mut ReducerRef| {
-            match &*r.0.borrow() {
-                Reducer::Pca(p, None) => format!("PCA(dims={}) (not fitted)", p.dims),
-                Reducer::Pca(p, Some(f)) => {
-                    format!(
-                        "PCA(dims={}), explained variance ratio {:?}",
-                        p.dims,
-                        f.explained_variance_ratio()
-                    )
-                }
-                Reducer::Tsne(p) => format!(
-                    "TSNE(perplexity={}, iterations={}, theta={}, seed={})",
-                    p.perplexity, p.iterations, p.theta, p.seed
-                ),
-            }
-        }
+        |r: &mut ReducerRef| r.0.borrow().to_string()
     );
     def!(
         reg,

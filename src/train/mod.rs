@@ -1,7 +1,8 @@
 //! Training (layer 5): parameters (unchecked → `check()` → valid), the epoch loop (the
-//! optimizers are in `optim`) with a progress bar, and the training-time defences
-//! (`recipes.rs`: PGD training, fast FGSM training, TRADES, mixed training, label smoothing)
-//! that craft each batch from the current weights.
+//! optimizers are in `optim`) with a progress bar, and the training recipes: the [`Recipe`]
+//! trait and the [`TrainingPlan`] that composes them (`recipe.rs`), one file per recipe (PGD
+//! training, fast FGSM training with its guard, TRADES, mixed training, cluster training,
+//! label smoothing). The loop calls a recipe's hooks and knows none by name.
 
 use crate::data::Dataset;
 use crate::error::{Error, ParamError, Result};
@@ -13,14 +14,26 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-mod recipes;
+mod cluster;
+mod fast_fgsm;
+mod mixed;
+mod pgd;
+mod recipe;
+mod smoothing;
+mod trades;
 
-use recipes::{add_sums, GuardState};
-pub use recipes::{
-    smoothed_cross_entropy, trades_samples, ClusterTraining, ClusterTrainingParams, Crafted, Defence, FastFgsm,
-    FastFgsmParams, GuardParams, LabelSmoothingParams, Mixed, MixedParams, PgdTrainingParams, Recipe, Trades,
-    TradesParams, GUARD_MIN_FALL,
+pub use cluster::{ClusterTraining, ClusterTrainingParams};
+pub use fast_fgsm::{FastFgsm, FastFgsmParams, GuardParams, GUARD_MIN_FALL};
+pub use mixed::{Mixed, MixedParams};
+pub use pgd::{PgdTraining, PgdTrainingParams};
+pub use recipe::{
+    cross_entropy_loss, smoothed_cross_entropy, BatchLoss, Crafted, Crafting, Flow, Measured, Monitor, Recipe,
+    TrainingPlan,
 };
+pub use smoothing::{LabelSmoothing, LabelSmoothingParams};
+pub use trades::{trades_samples, Trades, TradesParams};
+
+use recipe::{add_sums, correct};
 
 /// Which optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -163,26 +176,13 @@ fn optimizer(model: &Model, p: &FitValid) -> Result<Opt> {
 /// Train `model` in place on `data`. The order of samples in epoch `e` is a permutation drawn
 /// from `seed + e`, so the same parameters give the same weights.
 pub fn fit(model: &Model, data: &Dataset, p: &FitValid) -> Result<Vec<EpochStats>> {
-    Ok(fit_defended(model, data, p, &Defence::none())?.epochs)
+    Ok(fit_with(model, data, p, &TrainingPlan::none())?.epochs)
 }
 
-/// Indices of the samples the fast-FGSM guard holds out (`k` of `n`, drawn from `seed`), and
-/// the others, in order.
-fn hold_out(n: usize, k: usize, seed: u64) -> (Vec<usize>, Vec<u32>) {
-    let mut all: Vec<usize> = (0..n).collect();
-    all.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x6775_6172_6400));
-    let mut guard = all[..k].to_vec();
-    guard.sort_unstable();
-    let mut keep = vec![true; n];
-    guard.iter().for_each(|&i| keep[i] = false);
-    let train = (0..n as u32).filter(|&i| keep[i as usize]).collect();
-    (guard, train)
-}
-
-/// Train `model` in place on `data` under `defence`: every batch is crafted from the current
-/// weights as the defence says, and the loss is the defence's. With fast FGSM training's guard,
-/// its held-out samples are left out of training and checked after every epoch.
-pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defence) -> Result<FitHistory> {
+/// Train `model` in place on `data` under `plan`: each epoch and batch go through the hooks
+/// of the plan's crafting recipe (epoch start, craft, loss), with the plan's label smoothing;
+/// a recipe's monitor (fast FGSM's guard) holds out its samples and may stop the run.
+pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan) -> Result<FitHistory> {
     model.check_input(data.images().dims())?;
     if data.is_empty() {
         return Err(Error::Invalid("fit: the data set is empty".into()));
@@ -196,46 +196,28 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         )));
     }
     let device = data.device().clone();
-    let mut guard = None;
-    let mut train: Vec<u32> = (0..data.len() as u32).collect();
-    if let Some((g, step)) = defence.guard() {
-        if g.samples >= data.len() {
-            return Err(Error::Invalid(format!(
-                "fast_fgsm_training: guard_samples ({}) must be fewer than the training samples ({}); \
-                 lower it, or set guard_samples: 0 to train without the guard",
-                g.samples,
-                data.len()
-            )));
-        }
-        let (held, rest) = hold_out(data.len(), g.samples, step.seed);
-        guard = Some(GuardState::new(data.subset(&held)?, g, step)?);
-        train = rest;
-    }
+    let recipe = plan.crafter();
+    let smoothing = plan.smoothing();
+    let mut monitor = recipe.start(data)?;
+    let train: Vec<u32> = match &monitor {
+        Some(m) => m.train_indices(),
+        None => (0..data.len() as u32).collect(),
+    };
     let mut opt = optimizer(model, p)?;
     let mut history = Vec::with_capacity(p.epochs);
     let mut attack_batches: BTreeMap<String, usize> = BTreeMap::new();
-    let label = if defence.is_plain() {
+    let label = if plan.is_plain() {
         model.arch().to_string()
     } else {
-        format!(
-            "{} with {}",
-            model.arch(),
-            defence
-                .recipes()
-                .iter()
-                .map(|r| r.name())
-                .collect::<Vec<_>>()
-                .join(" + ")
-        )
+        let names: Vec<&str> = plan.recipes().iter().map(|r| r.name()).collect();
+        format!("{} with {}", model.arch(), names.join(" + "))
     };
     for epoch in 0..p.epochs {
         let start = Instant::now();
-        // cluster training replaces the epoch's samples by one cluster's adversarial samples
-        let mut cluster_info = None;
-        let (set, mut order) = match defence.cluster() {
-            Some(c) => {
-                let (samples, chosen, k) = c.epoch_samples(model, data, epoch)?;
-                cluster_info = Some((chosen, k, samples.len()));
+        let mut measured = Measured::new();
+        // a recipe may replace the epoch's samples (cluster training: one cluster's adversarial samples)
+        let (set, mut order) = match recipe.epoch_start(model, data, epoch, &mut measured)? {
+            Some(samples) => {
                 let all = (0..samples.len() as u32).collect();
                 (std::borrow::Cow::Owned(samples), all)
             }
@@ -245,14 +227,15 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
         order.shuffle(&mut StdRng::seed_from_u64(p.seed.wrapping_add(epoch as u64)));
         let batches = n.div_ceil(p.batch_size);
         let pb = crate::progress::bar(batches as u64, format!("fit epoch {}/{}", epoch + 1, p.epochs));
-        let (mut loss_sum, mut correct) = (0f64, 0f64);
+        let (mut loss_sum, mut correct_sum) = (0f64, 0f64);
         let mut sums = BTreeMap::new();
         for (b, chunk) in order.chunks(p.batch_size).enumerate() {
             crate::interrupt::check()?;
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let x = set.images().index_select(&idx, 0)?;
             let y = set.labels().index_select(&idx, 0)?;
-            let mut out = defence.batch_loss(model, &x, &y, epoch, b)?;
+            let crafted = recipe.craft(model, &x, &y, epoch, b)?;
+            let mut out = recipe.loss(model, &x, &y, crafted, smoothing)?;
             if let Some(kl) = model.ibp_kl()? {
                 // the ELBO per sample: cross-entropy + KL(q ‖ p)/N
                 let kl = (kl / set.len() as f64)?;
@@ -266,7 +249,7 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
             opt.backward_step(&out.loss)?;
             let batch_loss = out.loss.to_scalar::<f32>()? as f64;
             loss_sum += batch_loss * chunk.len() as f64;
-            correct += recipes::correct(&out.logits, &y)?;
+            correct_sum += correct(&out.logits, &y)?;
             add_sums(&mut sums, &out.sums);
             if let Some(used) = out.used {
                 *attack_batches.entry(used).or_insert(0) += 1;
@@ -275,28 +258,20 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
             pb.set_message(format!("loss {batch_loss:.4}"));
         }
         pb.finish_and_clear();
-        let mut measured: BTreeMap<String, f64> = sums.into_iter().map(|(k, v)| (k, v / n as f64)).collect();
+        measured.extend(sums.into_iter().map(|(k, v)| (k, v / n as f64)));
         let usage = model.ibp_usage()?;
         if !usage.is_empty() {
             let (on, all) = usage.iter().fold((0, 0), |(a, b), u| (a + u.on, b + u.connections));
             measured.insert("ibp_active".into(), on as f64 / all.max(1) as f64);
         }
-        if let Some((chosen, k, size)) = cluster_info {
-            measured.insert("cluster".into(), chosen as f64);
-            measured.insert("clusters".into(), k as f64);
-            measured.insert("samples".into(), size as f64);
-        }
-        let mut stop = false;
-        if let Some(g) = guard.as_mut() {
-            let check = g.check(model, epoch + 1)?;
-            measured.insert("guard_clean".into(), check.clean);
-            measured.insert("guard_pgd".into(), check.pgd);
-            stop = check.stop;
-        }
+        let flow = match monitor.as_mut() {
+            Some(m) => m.epoch_end(model, epoch + 1, &mut measured)?,
+            None => Flow::Continue,
+        };
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: loss_sum / n.max(1) as f64,
-            accuracy: correct / n.max(1) as f64,
+            accuracy: correct_sum / n.max(1) as f64,
             seconds: start.elapsed().as_secs_f64(),
             measured,
         };
@@ -311,7 +286,7 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
             n as f64 / stats.seconds.max(1e-9)
         );
         history.push(stats);
-        if stop {
+        if flow == Flow::Stop {
             break;
         }
     }
@@ -319,15 +294,8 @@ pub fn fit_defended(model: &Model, data: &Dataset, p: &FitValid, defence: &Defen
     if !attack_batches.is_empty() {
         outcome.insert("attack_batches".into(), serde_json::json!(attack_batches));
     }
-    if let Some(g) = &guard {
-        outcome.insert("guard_samples".into(), serde_json::json!(g.data.len()));
-        outcome.insert(
-            "catastrophic_overfitting".into(),
-            serde_json::json!(g.overfit_epoch.is_some()),
-        );
-        outcome.insert("overfit_epoch".into(), serde_json::json!(g.overfit_epoch));
-        outcome.insert("best_epoch".into(), serde_json::json!(g.best().map(|b| b.0)));
-        outcome.insert("stopped_early".into(), serde_json::json!(g.stopped_early));
+    if let Some(m) = &monitor {
+        m.outcome(&mut outcome);
     }
     Ok(FitHistory {
         epochs: history,

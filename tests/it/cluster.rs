@@ -2,8 +2,11 @@
 //! training pipeline from a script.
 
 use crate::common::{advlab, script};
-use advlab::cluster::{adjusted_rand, dbscan, kmeans, Clustering, DbscanParams, KMeansParams};
-use advlab::reduce::{Pca, PcaParams};
+use advlab::cluster::{
+    adjusted_rand, agglomerative, dbscan, kmeans, AgglomerativeParams, Clusterer, Clustering, DbscanParams,
+    KMeansParams, Linkage,
+};
+use advlab::reduce::{Pca, PcaParams, PcaReducer, Reducer, TsneParams, TsneReducer};
 use advlab::ParamError;
 use ndarray::Array2;
 use predicates::str::contains;
@@ -138,9 +141,9 @@ fn clustering_and_picking_are_reproducible() {
 
 #[test]
 fn clustering_rules_each_have_their_error() {
-    assert_eq!(KMeansParams::new(0).check(10).unwrap_err(), ParamError::KZero);
+    assert_eq!(KMeansParams::new(0).check_for(10).unwrap_err(), ParamError::KZero);
     assert_eq!(
-        KMeansParams::new(11).check(10).unwrap_err(),
+        KMeansParams::new(11).check_for(10).unwrap_err(),
         ParamError::KTooLarge { k: 11, points: 10 }
     );
     assert_eq!(
@@ -162,9 +165,27 @@ fn clustering_rules_each_have_their_error() {
         ParamError::MinPoints(1)
     );
     assert_eq!(
-        PcaParams { dims: 4 }.check(3).unwrap_err(),
+        PcaParams { dims: 4 }.check_for(3).unwrap_err(),
         ParamError::DimsOutOfRange { dims: 4, features: 3 }
     );
+    // the rules that need no points hold when the algorithm is made, k and dims when it meets them
+    assert!(KMeansParams::new(11).check().is_ok());
+    assert_eq!(AgglomerativeParams::new(0).check().unwrap_err(), ParamError::KZero);
+    assert_eq!(
+        AgglomerativeParams::new(11).check_for(10).unwrap_err(),
+        ParamError::KTooLarge { k: 11, points: 10 }
+    );
+    assert_eq!(PcaParams { dims: 0 }.check().unwrap_err(), ParamError::PcaDimsZero);
+    assert_eq!(
+        TsneParams {
+            perplexity: -1.0,
+            ..TsneParams::default()
+        }
+        .check()
+        .unwrap_err(),
+        ParamError::PerplexityNotPositive(-1.0)
+    );
+    assert!(TsneReducer::new(TsneParams::default()).is_ok());
     let all_noise = Clustering::new(vec![None; 5], None, "dbscan");
     assert!(all_noise
         .pick_random(0)
@@ -352,7 +373,7 @@ fn tsne_keeps_separated_blobs_apart_and_is_seeded() {
             perplexity: 240.0,
             ..p.clone()
         }
-        .check(240)
+        .check_for(240)
         .unwrap_err(),
         ParamError::Perplexity {
             perplexity: 240.0,
@@ -360,7 +381,7 @@ fn tsne_keeps_separated_blobs_apart_and_is_seeded() {
         }
     );
     assert_eq!(
-        TsneParams { iterations: 10, ..p }.check(240).unwrap_err(),
+        TsneParams { iterations: 10, ..p }.check_for(240).unwrap_err(),
         ParamError::TsneIterations(10)
     );
 }
@@ -450,4 +471,61 @@ fn pca_of_many_features_takes_the_top_axes_by_subspace_iteration() {
         (ratio[0] - 25.0 / total).abs() < 0.02 && (ratio[1] - 9.0 / total).abs() < 0.02,
         "{ratio:?}"
     );
+}
+
+#[test]
+fn clusterers_and_reducers_are_traits_and_the_merge_tree_is_reused_only_for_the_same_points() {
+    let (x, truth) = blobs(5);
+    let algorithms: Vec<Box<dyn Clusterer>> = vec![
+        Box::new(KMeansParams::new(3)),
+        Box::new(DbscanParams::new(1.0)),
+        Box::new(AgglomerativeParams::new(3)),
+    ];
+    for a in &algorithms {
+        let c = a.fit(&x).unwrap();
+        assert!(adjusted_rand(c.labels(), &truth) > 0.95, "{a}: {c}");
+        assert_eq!(a.params()["algorithm"], a.name());
+    }
+    assert_eq!(
+        AgglomerativeParams::new(3).to_string(),
+        "agglomerative(k=3, linkage=ward)"
+    );
+    // a sweep over k through the trait (one tree, cut k times) equals building the tree each time
+    for linkage in [Linkage::Ward, Linkage::Single] {
+        for k in 1..6 {
+            let p = AgglomerativeParams { k, linkage };
+            assert_eq!(p.fit(&x).unwrap().labels(), agglomerative(&x, &p).unwrap().labels());
+        }
+    }
+    // other points do not reuse the tree: one far outlier is a cluster of its own at k = 2
+    let mut y = x.clone();
+    y[[0, 0]] = 1e4;
+    let c = AgglomerativeParams::new(2).fit(&y).unwrap();
+    assert_eq!(c.sizes().iter().min(), Some(&1), "{c}");
+    assert_eq!(
+        c.labels(),
+        agglomerative(&y, &AgglomerativeParams::new(2)).unwrap().labels()
+    );
+
+    // PCA through the trait: fitted once, then projecting; its record names what it found
+    let t = candle_core::Tensor::from_vec(
+        x.iter().map(|v| *v as f32).collect::<Vec<_>>(),
+        (600, 2),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let mut pca = PcaReducer::new(PcaParams { dims: 1 }).unwrap();
+    assert!(pca.transform(&t).unwrap_err().to_string().contains("call fit"));
+    let record = pca.fit(&t).unwrap();
+    assert_eq!(record["points"], 600);
+    let direct = Pca::fit(&x, &PcaParams { dims: 1 }).unwrap().transform(&x).unwrap();
+    let through = pca.transform(&t).unwrap();
+    let diff = direct
+        .iter()
+        .zip(through.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff < 1e-3, "{diff}");
+    let mut tsne = TsneReducer::new(TsneParams::default()).unwrap();
+    assert!(tsne.fit(&t).unwrap_err().to_string().contains("use fit_transform"));
 }

@@ -2,7 +2,9 @@
 //! (mean images, sample grids, the inertia curve), from Rust and from a script.
 
 use crate::common::{advlab, script};
-use advlab::cluster::{inertia_curve, kmeans, label_histogram, purity, silhouette, summary, Clustering, KMeansParams};
+use advlab::cluster::{
+    inertia_curve, kmeans, label_histogram, purity, silhouette, summary, Clustering, InertiaParams, KMeansParams,
+};
 use ndarray::Array2;
 use predicates::str::contains;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -75,7 +77,16 @@ fn silhouette_is_near_one_on_separated_blobs_and_seeded_when_sampled() {
 #[test]
 fn the_inertia_curve_falls_to_an_elbow_at_the_true_k() {
     let (x, _) = blobs(3, 100, 2);
-    let curve = inertia_curve(&x, 1, 5, 3, 1).unwrap();
+    let curve = inertia_curve(
+        &x,
+        &InertiaParams {
+            k_min: 1,
+            k_max: 5,
+            n_init: 3,
+            seed: 1,
+        },
+    )
+    .unwrap();
     assert_eq!(curve.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     for w in curve.windows(2) {
         assert!(w[1].1 <= w[0].1 + 1e-9, "{curve:?}");

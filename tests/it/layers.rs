@@ -11,7 +11,8 @@ const ORDER: &[&str] = &[
     "device",
     "interrupt",
     "progress",
-    "output", // infrastructure
+    "output",
+    "table", // infrastructure
     "kernels",
     "optim",
     "data", // kernels, optimizers, data sets

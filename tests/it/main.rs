@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod common;
 mod data;
+mod defaults;
 mod defences;
 mod errors;
 mod explore;

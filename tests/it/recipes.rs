@@ -7,8 +7,8 @@ use advlab::data::{synthetic, Splits, SyntheticParams};
 use advlab::eval::accuracy;
 use advlab::nn::{Arch, Model};
 use advlab::train::{
-    fit_defended, smoothed_cross_entropy, ClusterTrainingParams, Defence, FastFgsmParams, FitParams, GuardParams,
-    LabelSmoothingParams, MixedParams, PgdTrainingParams, Recipe, TradesParams,
+    fit_with, smoothed_cross_entropy, ClusterTraining, ClusterTrainingParams, FastFgsmParams, FitParams, GuardParams,
+    LabelSmoothingParams, MixedParams, PgdTrainingParams, Recipe, TradesParams, TrainingPlan,
 };
 use advlab::ParamError;
 use candle_core::{Device, Tensor};
@@ -17,6 +17,17 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 const EPS: f64 = 0.1;
+
+/// A checked recipe as the plan takes it.
+trait IntoRc {
+    fn into_rc(self) -> Rc<dyn Recipe>;
+}
+
+impl<R: Recipe + 'static> IntoRc for R {
+    fn into_rc(self) -> Rc<dyn Recipe> {
+        Rc::new(self)
+    }
+}
 
 fn data() -> &'static Splits {
     static CELL: OnceLock<Splits> = OnceLock::new();
@@ -48,9 +59,15 @@ fn fit_params(epochs: usize) -> advlab::train::FitValid {
 }
 
 /// A fresh MLP trained 5 epochs on the synthetic set under `defence`.
-fn train(recipes: Vec<Recipe>) -> (Model, advlab::train::FitHistory) {
+fn train(recipes: Vec<Rc<dyn Recipe>>) -> (Model, advlab::train::FitHistory) {
     let model = fresh();
-    let h = fit_defended(&model, &data().train, &fit_params(5), &Defence::new(recipes).unwrap()).unwrap();
+    let h = fit_with(
+        &model,
+        &data().train,
+        &fit_params(5),
+        &TrainingPlan::new(recipes).unwrap(),
+    )
+    .unwrap();
     (model, h)
 }
 
@@ -80,47 +97,55 @@ fn attacks() -> Vec<Rc<dyn Attack>> {
     ]
 }
 
-fn pgd_training() -> Recipe {
-    PgdTrainingParams {
-        steps: 5,
-        ..PgdTrainingParams::new(EPS)
-    }
-    .check()
-    .unwrap()
+fn pgd_training() -> Rc<dyn Recipe> {
+    Rc::new(
+        PgdTrainingParams {
+            steps: 5,
+            ..PgdTrainingParams::new(EPS)
+        }
+        .check()
+        .unwrap(),
+    )
 }
 
-fn fast_fgsm(guard: usize) -> Recipe {
-    FastFgsmParams {
-        guard: GuardParams {
-            samples: guard,
-            ..GuardParams::default()
-        },
-        ..FastFgsmParams::new(EPS)
-    }
-    .check()
-    .unwrap()
+fn fast_fgsm(guard: usize) -> Rc<dyn Recipe> {
+    Rc::new(
+        FastFgsmParams {
+            guard: GuardParams {
+                samples: guard,
+                ..GuardParams::default()
+            },
+            ..FastFgsmParams::new(EPS)
+        }
+        .check()
+        .unwrap(),
+    )
 }
 
-fn trades() -> Recipe {
-    TradesParams {
-        beta: 3.0,
-        steps: 5,
-        ..TradesParams::new(EPS)
-    }
-    .check()
-    .unwrap()
+fn trades() -> Rc<dyn Recipe> {
+    Rc::new(
+        TradesParams {
+            beta: 3.0,
+            steps: 5,
+            ..TradesParams::new(EPS)
+        }
+        .check()
+        .unwrap(),
+    )
 }
 
-fn mixed(p: f64) -> Recipe {
-    MixedParams {
-        p,
-        ..MixedParams::new(attacks())
-    }
-    .check()
-    .unwrap()
+fn mixed(p: f64) -> Rc<dyn Recipe> {
+    Rc::new(
+        MixedParams {
+            p,
+            ..MixedParams::new(attacks())
+        }
+        .check()
+        .unwrap(),
+    )
 }
 
-fn cluster(seed: u64) -> Recipe {
+fn cluster_training(seed: u64) -> ClusterTraining {
     ClusterTrainingParams {
         k: 2,
         augment: true,
@@ -131,8 +156,12 @@ fn cluster(seed: u64) -> Recipe {
     .unwrap()
 }
 
-fn smoothing(amount: f64) -> Recipe {
-    LabelSmoothingParams { amount }.check().unwrap()
+fn cluster(seed: u64) -> Rc<dyn Recipe> {
+    Rc::new(cluster_training(seed))
+}
+
+fn smoothing(amount: f64) -> Rc<dyn Recipe> {
+    Rc::new(LabelSmoothingParams { amount }.check().unwrap())
 }
 
 #[test]
@@ -143,7 +172,7 @@ fn every_recipe_improves_pgd_accuracy_over_plain_training() {
         base < 0.5,
         "plain training is already robust ({base}): the test cannot tell"
     );
-    let cases: Vec<(&str, Vec<Recipe>)> = vec![
+    let cases: Vec<(&str, Vec<Rc<dyn Recipe>>)> = vec![
         ("pgd_training", vec![pgd_training()]),
         ("fast_fgsm_training", vec![fast_fgsm(200)]),
         ("trades", vec![trades()]),
@@ -220,17 +249,19 @@ fn mixed_training_with_p_zero_is_plain_training_and_with_p_one_attacks_every_bat
 fn samples_are_crafted_from_the_current_weights() {
     let model = trained().0.clone();
     // attacks that read the weights (noise does not)
-    let weighted = MixedParams {
-        p: 1.0,
-        ..MixedParams::new(attacks().into_iter().take(2).collect())
-    }
-    .check()
-    .unwrap();
+    let weighted: Rc<dyn Recipe> = Rc::new(
+        MixedParams {
+            p: 1.0,
+            ..MixedParams::new(attacks().into_iter().take(2).collect())
+        }
+        .check()
+        .unwrap(),
+    );
     let batch = data().train.take(64).unwrap();
     let (x, y) = (batch.images(), batch.labels());
     for recipe in [pgd_training(), fast_fgsm(0), trades(), weighted] {
         let name = recipe.name();
-        let d = Defence::new(vec![recipe]).unwrap();
+        let d = TrainingPlan::new(vec![recipe]).unwrap();
         let a = d.craft(&model, x, y, 0, 0).unwrap();
         let again = d.craft(&model, x, y, 0, 0).unwrap();
         assert_eq!(max_abs_diff(&a, &again), 0.0, "{name}: not deterministic");
@@ -260,7 +291,7 @@ fn samples_are_crafted_from_the_current_weights() {
     }
     // cluster training crafts a whole epoch's samples from the current weights
     let small = data().train.take(300).unwrap();
-    let Recipe::Cluster(c) = cluster(0) else { unreachable!() };
+    let c = cluster_training(0);
     let (a, _, k) = c.epoch_samples(&model, &small, 0).unwrap();
     let (again, _, _) = c.epoch_samples(&model, &small, 0).unwrap();
     assert_eq!(k, 2);
@@ -281,7 +312,7 @@ fn samples_are_crafted_from_the_current_weights() {
     );
     // crafting reads the weights without changing them
     let before: Vec<Vec<f32>> = model.named_params().map(|(_, t)| values(t)).collect();
-    Defence::new(vec![pgd_training()])
+    TrainingPlan::new(vec![pgd_training()])
         .unwrap()
         .craft(&model, x, y, 3, 7)
         .unwrap();
@@ -326,7 +357,7 @@ fn label_smoothing_changes_the_loss_as_defined() {
     }
     .check()
     .unwrap();
-    let h = fit_defended(&model, &batch, &p, &Defence::new(vec![smoothing(0.2)]).unwrap()).unwrap();
+    let h = fit_with(&model, &batch, &p, &TrainingPlan::new(vec![smoothing(0.2)]).unwrap()).unwrap();
     let want = hand_smoothed(&logits, batch.labels(), 0.2);
     assert!((h.epochs[0].loss - want).abs() < 1e-5, "{} vs {want}", h.epochs[0].loss);
     let ce = hand_smoothed(&logits, batch.labels(), 0.0);
@@ -338,12 +369,18 @@ fn label_smoothing_changes_the_loss_as_defined() {
 fn the_same_seed_gives_identical_weights_and_another_seed_other_weights() {
     let small = data().train.take(600).unwrap();
     let p = fit_params(2);
-    let run = |recipe: Recipe| {
+    let run = |recipe: Rc<dyn Recipe>| {
         let model = fresh();
-        fit_defended(&model, &small, &p, &Defence::new(vec![smoothing(0.1), recipe]).unwrap()).unwrap();
+        fit_with(
+            &model,
+            &small,
+            &p,
+            &TrainingPlan::new(vec![smoothing(0.1), recipe]).unwrap(),
+        )
+        .unwrap();
         model.named_params().map(|(_, t)| values(t)).collect::<Vec<_>>()
     };
-    let with_seed = |seed: u64| -> Vec<Recipe> {
+    let with_seed = |seed: u64| -> Vec<Rc<dyn Recipe>> {
         vec![
             PgdTrainingParams {
                 steps: 3,
@@ -351,7 +388,8 @@ fn the_same_seed_gives_identical_weights_and_another_seed_other_weights() {
                 ..PgdTrainingParams::new(EPS)
             }
             .check()
-            .unwrap(),
+            .unwrap()
+            .into_rc(),
             FastFgsmParams {
                 seed,
                 guard: GuardParams {
@@ -361,20 +399,23 @@ fn the_same_seed_gives_identical_weights_and_another_seed_other_weights() {
                 ..FastFgsmParams::new(EPS)
             }
             .check()
-            .unwrap(),
+            .unwrap()
+            .into_rc(),
             TradesParams {
                 steps: 3,
                 seed,
                 ..TradesParams::new(EPS)
             }
             .check()
-            .unwrap(),
+            .unwrap()
+            .into_rc(),
             MixedParams {
                 seed,
                 ..MixedParams::new(attacks())
             }
             .check()
-            .unwrap(),
+            .unwrap()
+            .into_rc(),
             cluster(seed),
         ]
     };
@@ -565,19 +606,19 @@ fn parameter_rules_of_the_recipes() {
     );
     assert!(LabelSmoothingParams { amount: 0.0 }.check().is_ok());
     assert_eq!(
-        Defence::new(vec![pgd_training(), trades()]).err(),
+        TrainingPlan::new(vec![pgd_training(), trades()]).err(),
         Some(ParamError::TwoCraftingRecipes("pgd_training".into(), "trades".into()))
     );
     assert_eq!(
-        Defence::new(vec![smoothing(0.1), smoothing(0.2)]).err(),
+        TrainingPlan::new(vec![smoothing(0.1), smoothing(0.2)]).err(),
         Some(ParamError::SmoothingTwice)
     );
     // the guard cannot hold out the whole training set
-    let err = fit_defended(
+    let err = fit_with(
         &fresh(),
         &data().train.take(100).unwrap(),
         &fit_params(1),
-        &Defence::new(vec![fast_fgsm(500)]).unwrap(),
+        &TrainingPlan::new(vec![fast_fgsm(500)]).unwrap(),
     )
     .unwrap_err()
     .to_string();
@@ -603,7 +644,7 @@ fn recipes_print_and_record_their_resolved_parameters() {
         m.starts_with("mixed_training(p=0.5, seed=0, attacks=[PGD(eps=0.1"),
         "{m}"
     );
-    let d = Defence::new(vec![smoothing(0.1), mixed(0.5)]).unwrap();
+    let d = TrainingPlan::new(vec![smoothing(0.1), mixed(0.5)]).unwrap();
     assert!(d
         .to_string()
         .starts_with("label_smoothing(amount=0.1) + mixed_training("));
@@ -865,7 +906,7 @@ fn the_cyclic_schedule_rises_to_lr_at_two_fifths_and_falls_to_zero() {
         }
         .check()
         .unwrap();
-        fit_defended(&model, &small, &p, &Defence::none()).unwrap();
+        fit_with(&model, &small, &p, &TrainingPlan::none()).unwrap();
         model.named_params().map(|(_, t)| values(t)).collect::<Vec<_>>()
     };
     assert!(run("constant") != run("cyclic"));
