@@ -62,7 +62,7 @@ pub enum ParamError {
     LrNotPositive(f64),
     #[error("momentum must be in [0, 1) (got {0})")]
     MomentumOutOfRange(f64),
-    #[error("unknown optimizer \"{0}\": use \"adam\" or \"sgd\"")]
+    #[error("unknown optimizer \"{0}\": use \"adam\", \"adamw\" or \"sgd\"")]
     UnknownOptimizer(String),
     #[error("an mlp needs at least an input and an output size, e.g. mlp([784, 256, 10]) (got {0:?})")]
     MlpTooFewLayers(Vec<usize>),
@@ -179,8 +179,18 @@ pub enum ParamError {
     TwoCraftingRecipes(String, String),
     #[error("label_smoothing is listed twice in the defence")]
     SmoothingTwice,
-    #[error("unknown lr_schedule \"{0}\": use \"constant\" or \"cyclic\"")]
+    #[error("unknown lr_schedule \"{0}\": use \"constant\", \"cyclic\", \"cosine\", \"multistep\" or \"piecewise\"")]
     UnknownLrSchedule(String),
+    #[error("nesterov needs optimizer \"sgd\" with momentum > 0")]
+    NesterovWithoutMomentum,
+    #[error("weight_decay must be a finite number >= 0 (got {0})")]
+    WeightDecay(f64),
+    #[error("lr_schedule \"multistep\" needs milestones: increasing epochs, e.g. [100, 150] (got {0:?})")]
+    Milestones(Vec<usize>),
+    #[error("gamma (the multistep factor) must be a finite number > 0 (got {0})")]
+    Gamma(f64),
+    #[error("lr_schedule \"piecewise\" needs piecewise: #{{ epochs: [...], lrs: [...] }}, at least two points, increasing epochs >= 0 and rates >= 0 (got {0})")]
+    Piecewise(String),
     #[error("dims (of the PCA before clustering) must be at least 1 (got 0)")]
     DimsZero,
     #[error("eot (the gradient samples averaged per step) must be at least 1 (got 0)")]

@@ -1,27 +1,42 @@
-//! Optimizers: Adam (fused on the CPU, candle's AdamW elsewhere) and SGD with momentum, as
-//! PyTorch defines them. A leaf: training, the CW attack and the autoencoders all use it.
+//! Optimizers: Adam and AdamW (fused on the CPU, candle's AdamW elsewhere) and SGD with
+//! momentum, Nesterov momentum and weight decay, as PyTorch defines them. A leaf: training,
+//! the CW attack and the autoencoders all use it.
 
 use crate::error::{ParamError, Result};
 use candle_core::{backprop::GradStore, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
-/// SGD with momentum, as PyTorch: `v = μ·v + g; p -= lr·v`.
+/// SGD as PyTorch's `torch.optim.SGD` (no dampening): `g += wd·p` (coupled weight decay),
+/// `v = μ·v + g` (`v = g` at the first step), then `p -= lr·(g + μ·v)` with Nesterov momentum
+/// or `p -= lr·v` without.
 pub(crate) struct Sgd {
     vars: Vec<Var>,
     velocity: Vec<Option<Tensor>>,
     lr: f64,
     momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
 }
 
 impl Sgd {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         for (var, vel) in self.vars.iter().zip(self.velocity.iter_mut()) {
             if let Some(g) = grads.get(var.as_tensor()) {
+                let g = if self.weight_decay > 0.0 {
+                    (g + (var.as_tensor() * self.weight_decay)?)?
+                } else {
+                    g.clone()
+                };
                 let buf = match vel.take() {
-                    Some(v) if self.momentum > 0.0 => ((v * self.momentum)? + g)?,
+                    Some(v) if self.momentum > 0.0 => ((v * self.momentum)? + &g)?,
                     _ => g.clone(),
                 };
-                var.set(&(var.as_tensor() - (&buf * self.lr)?)?)?;
+                let update = if self.nesterov {
+                    (&g + (&buf * self.momentum)?)?
+                } else {
+                    buf.clone()
+                };
+                var.set(&(var.as_tensor() - (&update * self.lr)?)?)?;
                 *vel = Some(buf);
             }
         }
@@ -30,13 +45,17 @@ impl Sgd {
 }
 
 /// Adam as PyTorch (and candle) define it, fused into one pass per parameter tensor on the
-/// CPU: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`, `p −= lr·m̂/(√v̂ + ε)`.
+/// CPU: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`, `p −= lr·m̂/(√v̂ + ε)`; weight decay either
+/// coupled (`torch.optim.Adam`: `g += wd·p` first) or decoupled (`torch.optim.AdamW`:
+/// `p −= lr·wd·p` first).
 pub(crate) struct Adam {
     vars: Vec<Var>,
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     t: i32,
     lr: f32,
+    weight_decay: f32,
+    decoupled: bool,
 }
 
 impl Adam {
@@ -53,6 +72,8 @@ impl Adam {
             v,
             t: 0,
             lr: lr as f32,
+            weight_decay: 0.0,
+            decoupled: false,
         }
     }
 
@@ -60,7 +81,7 @@ impl Adam {
         use rayon::prelude::*;
         self.t += 1;
         let (bc1, bc2) = (1.0 - Self::B1.powi(self.t), 1.0 - Self::B2.powi(self.t));
-        let lr = self.lr;
+        let (lr, wd, decoupled) = (self.lr, self.weight_decay, self.decoupled);
         for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.flatten_all()?.to_vec1::<f32>()?;
@@ -70,8 +91,14 @@ impl Adam {
                 .zip(v.par_chunks_mut(4096).zip(g.par_chunks(4096)))
                 .for_each(|((p, m), (v, g))| {
                     for i in 0..p.len() {
-                        m[i] = Self::B1 * m[i] + (1.0 - Self::B1) * g[i];
-                        v[i] = Self::B2 * v[i] + (1.0 - Self::B2) * g[i] * g[i];
+                        let mut g = g[i];
+                        if decoupled {
+                            p[i] -= lr * wd * p[i];
+                        } else {
+                            g += wd * p[i];
+                        }
+                        m[i] = Self::B1 * m[i] + (1.0 - Self::B1) * g;
+                        v[i] = Self::B2 * v[i] + (1.0 - Self::B2) * g * g;
                         p[i] -= lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + Self::EPS);
                     }
                 });
@@ -107,14 +134,48 @@ impl Opt {
         })
     }
 
-    /// SGD over `vars` with learning rate `lr` and `momentum` (0 for none).
-    pub(crate) fn sgd(vars: Vec<Var>, lr: f64, momentum: f64) -> Self {
+    /// Adam (`decoupled`: AdamW) with weight decay `wd`; on the CPU the fused version.
+    pub(crate) fn adam_decay(
+        vars: Vec<Var>,
+        lr: f64,
+        wd: f64,
+        decoupled: bool,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
+        if device.is_cpu() {
+            let mut a = Adam::new(vars, lr);
+            a.weight_decay = wd as f32;
+            a.decoupled = decoupled;
+            return Ok(Opt::Adam(a));
+        }
+        if wd > 0.0 && !decoupled {
+            return Err(crate::error::Error::Invalid(
+                "Adam with (coupled) weight_decay runs on the CPU only; use optimizer: \"adamw\" on a GPU".into(),
+            ));
+        }
+        Ok(Opt::AdamW(AdamW::new(
+            vars,
+            ParamsAdamW {
+                lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: wd,
+            },
+        )?))
+    }
+
+    /// SGD over `vars` with learning rate `lr`, `momentum` (0 for none), Nesterov momentum
+    /// (`nesterov`) and coupled weight decay `wd`, as PyTorch.
+    pub(crate) fn sgd(vars: Vec<Var>, lr: f64, momentum: f64, nesterov: bool, wd: f64) -> Self {
         let n = vars.len();
         Opt::Sgd(Sgd {
             vars,
             velocity: vec![None; n],
             lr,
             momentum,
+            nesterov,
+            weight_decay: wd,
         })
     }
 

@@ -4,7 +4,7 @@
 //! what a checkpoint stores, and loading it runs the same checks as the constructor.
 
 use super::ibp::IbpPrior;
-use super::layer::{self, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, Weighted, WeightedSpec};
+use super::layer::{self, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, WeightInit, Weighted, WeightedSpec};
 use crate::error::ParamError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -242,9 +242,14 @@ fn conv3(out: usize, stride: usize, opts: Weighted) -> Layer {
 
 /// A named layer with He's init (the resnet's convolutions).
 fn he(name: String) -> Weighted {
+    named(name, WeightInit::He)
+}
+
+/// A named layer with this init.
+fn named(name: impl Into<String>, init: WeightInit) -> Weighted {
     Weighted {
-        name: Some(name),
-        he: true,
+        name: Some(name.into()),
+        init,
         ..Weighted::default()
     }
 }
@@ -431,10 +436,11 @@ fn lower(record: &Record) -> Result<(Input, Vec<Layer>, usize), ParamError> {
 }
 
 fn has_lwta(layers: &[Layer]) -> bool {
-    let mut any = false;
-    layer::visit(layers, &mut |l| any |= matches!(l, Layer::Lwta { .. }));
-    any
+    layer::any(layers, |l| matches!(l, Layer::Lwta { .. }))
 }
+
+/// TRADES' SmallCNN dropout after its first linear layer.
+pub const TRADES_DROP: f64 = 0.5;
 
 /// Unchecked parameters of the small CNN preset.
 #[derive(Clone, Debug, PartialEq)]
@@ -515,6 +521,82 @@ impl Arch {
             layers,
             passes: 1,
         })
+    }
+
+    /// Madry et al.'s MNIST network (`mnist_challenge`, in the PyTorch ports' names `conv1`,
+    /// `conv2`, `fc1`, `fc2`): conv32 5×5 (same padding) → ReLU → max-pool 2 → conv64 5×5 → ReLU →
+    /// max-pool 2 → fc1024 → ReLU → fc10, for 1×28×28 images.
+    pub fn madry_mnist_cnn() -> Self {
+        let conv = |name: &str, out| Layer::Conv2d {
+            out,
+            kernel: 5,
+            stride: 1,
+            padding: 2,
+            opts: named(name, WeightInit::Torch),
+        };
+        let fc = |name: &str, out| Layer::Linear {
+            out,
+            opts: named(name, WeightInit::Torch),
+        };
+        let pool = Layer::MaxPool { size: 2 };
+        let layers = vec![
+            conv("conv1", 32),
+            Layer::Relu,
+            pool.clone(),
+            conv("conv2", 64),
+            Layer::Relu,
+            pool,
+            Layer::Flatten,
+            fc("fc1", 1024),
+            Layer::Relu,
+            fc("fc2", 10),
+        ];
+        // valid by construction
+        Self::sequential(Input::Image(1, 28, 28), layers).expect("the Madry MNIST network is valid")
+    }
+
+    /// TRADES' SmallCNN for MNIST (`models/small_cnn.py`): `feature_extractor` conv32 3×3 →
+    /// ReLU → conv32 → ReLU → max-pool 2 → conv64 → ReLU → conv64 → ReLU → max-pool 2, then
+    /// `classifier` fc200 → ReLU → dropout(`drop`) → fc200 → ReLU → fc10; convolutions start
+    /// with He's init and zero bias, the last layer at zero, as there.
+    pub fn trades_small_cnn(drop: f64) -> Result<Self, ParamError> {
+        let conv = |name: &str, out| Layer::Conv2d {
+            out,
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+            opts: named(format!("feature_extractor.{name}"), WeightInit::He),
+        };
+        let fc = |name: &str, out, init| Layer::Linear {
+            out,
+            opts: named(format!("classifier.{name}"), init),
+        };
+        let pool = Layer::MaxPool { size: 2 };
+        let layers = vec![
+            conv("conv1", 32),
+            Layer::Relu,
+            conv("conv2", 32),
+            Layer::Relu,
+            pool.clone(),
+            conv("conv3", 64),
+            Layer::Relu,
+            conv("conv4", 64),
+            Layer::Relu,
+            pool,
+            Layer::Flatten,
+            fc("fc1", 200, WeightInit::Torch),
+            Layer::Relu,
+            Layer::Dropout { p: drop },
+            fc("fc2", 200, WeightInit::Torch),
+            Layer::Relu,
+            fc("fc3", 10, WeightInit::Zeros),
+        ];
+        Self::sequential(Input::Image(1, 28, 28), layers)
+    }
+
+    /// True when a training pass draws random numbers (dropout, or any stochastic layer).
+    pub fn draws_in_training(&self) -> bool {
+        self.is_stochastic() || layer::any(&self.layers, |l| matches!(l, Layer::Dropout { .. }))
     }
 
     /// The MLP with these layer sizes, checked.

@@ -65,3 +65,53 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
         .map_err(|e| cerr(format!("cannot read tensors ({e})")))?;
     Model::from_tensors(arch, tensors.into_iter().collect(), device).map_err(|e| cerr(e.to_string()))
 }
+
+/// Fill `model`'s parameters from any safetensors state_dict with its PyTorch names (no advlab
+/// metadata needed: `safetensors.torch.save_file(model.state_dict(), path)`). Every name and
+/// shape is checked first, and the error lists all that is missing, unexpected or mis-shaped;
+/// `num_batches_tracked` counters are accepted and ignored. Nothing changes on an error.
+pub fn load_weights(model: &Model, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cerr = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let tensors: HashMap<String, candle_core::Tensor> = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| cerr(format!("not a safetensors state_dict ({e})")))?;
+    let params: Vec<(&str, &candle_core::Tensor)> = model.named_params().collect();
+    let mut problems = Vec::new();
+    for (name, t) in &params {
+        match tensors.get(*name) {
+            None => problems.push(format!("missing {name} {:?}", t.dims())),
+            Some(f) if f.dims() != t.dims() => problems.push(format!(
+                "{name} is {:?} in the file but {:?} in the model",
+                f.dims(),
+                t.dims()
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut unexpected: Vec<&String> = tensors
+        .keys()
+        .filter(|k| !k.ends_with("num_batches_tracked") && !params.iter().any(|(n, _)| n == k))
+        .collect();
+    unexpected.sort();
+    problems.extend(unexpected.into_iter().map(|k| format!("unexpected {k}")));
+    if !problems.is_empty() {
+        return Err(cerr(format!(
+            "the state_dict does not fit {}: {}",
+            model.arch(),
+            problems.join("; ")
+        )));
+    }
+    for (var, (name, _)) in model.vars().iter().zip(&params) {
+        let t = tensors[*name]
+            .to_dtype(candle_core::DType::F32)?
+            .to_device(model.device())?;
+        var.set(&t)?;
+    }
+    Ok(())
+}

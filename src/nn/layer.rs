@@ -43,6 +43,9 @@ impl fmt::Display for NoiseSite {
     }
 }
 
+/// PyTorch's default negative slope of `nn.LeakyReLU`.
+pub const LEAKY_SLOPE: f64 = 0.01;
+
 /// The initial value of every noise scale α (He et al. 2019).
 pub const ALPHA_INIT: f32 = 0.25;
 
@@ -115,10 +118,28 @@ pub struct Weighted {
     /// The IBP prior over this layer's connections (LWTA networks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ibp: Option<Gate>,
-    /// He's normal init with zero bias (for ReLU networks without batch norm) instead of
-    /// PyTorch's default.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub he: bool,
+    /// How the weights start (PyTorch's default unless a preset says otherwise).
+    #[serde(default, skip_serializing_if = "WeightInit::is_default")]
+    pub init: WeightInit,
+}
+
+/// How a layer's weight and bias start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightInit {
+    /// PyTorch's default: weight and bias uniform in ±1/√fan_in.
+    #[default]
+    Torch,
+    /// He's normal init (`kaiming_normal_`, fan_in, ReLU gain) with zero bias.
+    He,
+    /// All zeros (TRADES' SmallCNN classifier).
+    Zeros,
+}
+
+impl WeightInit {
+    fn is_default(&self) -> bool {
+        *self == WeightInit::Torch
+    }
 }
 
 impl Weighted {
@@ -164,6 +185,21 @@ pub enum Layer {
     Upsample { factor: usize },
     /// Stochastic local winner-takes-all over blocks of `units` consecutive channels.
     Lwta { units: usize, temperature: f64 },
+    /// `nn.Dropout(p)`: in training each value is zeroed with probability `p` and the others
+    /// scaled by 1/(1 − p); the identity in evaluation.
+    Dropout { p: f64 },
+    /// `nn.AvgPool2d(size)`: the mean of `size×size` windows with stride `size`.
+    AvgPool { size: usize },
+    /// `nn.LeakyReLU(slope)`.
+    LeakyRelu { slope: f64 },
+    /// `nn.Softplus()`: log(1 + eˣ).
+    Softplus,
+    /// `nn.Tanh()`.
+    Tanh,
+    /// `nn.Sigmoid()`.
+    Sigmoid,
+    /// `nn.Identity()`.
+    Identity,
     /// `body(x) + shortcut(x)`, the shortcut the identity when empty.
     Residual {
         body: Vec<Layer>,
@@ -255,6 +291,13 @@ impl Layer {
             Layer::Upsample { .. } => "upsample",
             Layer::Lwta { .. } => "lwta",
             Layer::Residual { .. } => "residual",
+            Layer::Dropout { .. } => "dropout",
+            Layer::AvgPool { .. } => "avg_pool",
+            Layer::LeakyRelu { .. } => "leaky_relu",
+            Layer::Softplus => "softplus",
+            Layer::Tanh => "tanh",
+            Layer::Sigmoid => "sigmoid",
+            Layer::Identity => "identity",
         }
     }
 
@@ -348,9 +391,21 @@ impl Layer {
                 let side = |n: usize| (n + 2 * padding - k) / stride + 1;
                 Ok(Input::Image(*o, side(h), side(w)))
             }
-            Layer::Relu => Ok(input),
-            Layer::MaxPool { size } => {
-                let (c, h, w) = image("max_pool")?;
+            Layer::Relu | Layer::Softplus | Layer::Tanh | Layer::Sigmoid | Layer::Identity => Ok(input),
+            Layer::Dropout { p } => {
+                if !(p.is_finite() && (0.0..1.0).contains(p)) {
+                    return Err(bad(format!("p must be in [0, 1) (got {p})")));
+                }
+                Ok(input)
+            }
+            Layer::LeakyRelu { slope } => {
+                if !slope.is_finite() {
+                    return Err(bad(format!("slope must be a finite number (got {slope})")));
+                }
+                Ok(input)
+            }
+            Layer::MaxPool { size } | Layer::AvgPool { size } => {
+                let (c, h, w) = image(self.kind())?;
                 if *size == 0 || h < *size || w < *size {
                     return Err(bad(format!(
                         "a {size}×{size} window does not fit a {h}×{w} input (and must be at least 1)"
@@ -423,6 +478,13 @@ fn visit_mut(layers: &mut [Layer], f: &mut impl FnMut(&mut Layer)) {
     }
 }
 
+/// True when some layer (residual blocks' included) is `pred`.
+pub(crate) fn any(layers: &[Layer], pred: impl Fn(&Layer) -> bool) -> bool {
+    let mut found = false;
+    visit(layers, &mut |l| found |= pred(l));
+    found
+}
+
 /// Every layer, residual blocks' inner layers included.
 pub(crate) fn visit(layers: &[Layer], f: &mut impl FnMut(&Layer)) {
     for l in layers {
@@ -481,10 +543,10 @@ pub(crate) fn param_specs(weighted: &[WeightedSpec]) -> Vec<Spec> {
     let mut specs = Vec::new();
     for l in weighted {
         let fan_in: usize = l.shape[1..].iter().product();
-        let (w, b) = if l.opts.he {
-            (Init::KaimingNormal { fan_in }, Init::Zeros)
-        } else {
-            (Init::Uniform { fan_in }, Init::Uniform { fan_in })
+        let (w, b) = match l.opts.init {
+            WeightInit::Torch => (Init::Uniform { fan_in }, Init::Uniform { fan_in }),
+            WeightInit::He => (Init::KaimingNormal { fan_in }, Init::Zeros),
+            WeightInit::Zeros => (Init::Zeros, Init::Zeros),
         };
         let mut push = |suffix: &str, shape: Vec<usize>, init: Init| {
             specs.push(Spec {
@@ -545,6 +607,8 @@ pub(crate) fn describe(layers: &[Layer]) -> String {
                 conv_options(*stride, *padding, "s", "p")
             ),
             Layer::MaxPool { size } => format!("max_pool{size}"),
+            Layer::AvgPool { size } => format!("avg_pool{size}"),
+            Layer::Dropout { p } => format!("dropout{p}"),
             Layer::Upsample { factor } => format!("upsample{factor}"),
             Layer::Lwta { units, .. } => format!("lwta{units}"),
             Layer::Residual { body, shortcut } => {
@@ -571,7 +635,62 @@ pub(crate) fn torch_sequential(input: Input, layers: &[Layer], uses: &mut Uses) 
         // the list was checked when the network was built
         shape = l.infer(shape, "", i, &mut Vec::new()).unwrap_or(shape);
     }
-    format!("nn.Sequential({})", parts.join(", "))
+    let named = layers.iter().any(|l| l.opts().is_some_and(|o| o.name.is_some()));
+    if !named {
+        return format!("nn.Sequential({})", parts.join(", "));
+    }
+    // layers with their own names (`conv1`, `feature_extractor.conv1`): nested
+    // `nn.Sequential(OrderedDict(...))` under those names, so the state_dict keys are the same;
+    // a layer without weights joins the module of the layer before it
+    uses.ordered = true;
+    let mut parent: Vec<String> = Vec::new();
+    let entries: Vec<(Vec<String>, String)> = layers
+        .iter()
+        .zip(parts)
+        .enumerate()
+        .map(|(i, (l, text))| {
+            let path = match l.opts().and_then(|o| o.name.as_deref()) {
+                Some(name) => {
+                    let path: Vec<String> = name.split('.').map(String::from).collect();
+                    parent = path[..path.len() - 1].to_vec();
+                    path
+                }
+                None => {
+                    let mut p = parent.clone();
+                    p.push(format!("{}{i}", l.kind()));
+                    p
+                }
+            };
+            (path, text)
+        })
+        .collect();
+    ordered_dict(&entries)
+}
+
+/// `nn.Sequential(OrderedDict([...]))` of `(path, module)` entries, runs of entries under the
+/// same first name nested under it.
+fn ordered_dict(entries: &[(Vec<String>, String)]) -> String {
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let (path, text) = &entries[i];
+        if path.len() == 1 {
+            items.push(format!("(\"{}\", {text})", path[0]));
+            i += 1;
+            continue;
+        }
+        let head = &path[0];
+        let end = (i..entries.len())
+            .find(|&j| entries[j].0.len() == 1 || entries[j].0[0] != *head)
+            .unwrap_or(entries.len());
+        let inner: Vec<(Vec<String>, String)> = entries[i..end]
+            .iter()
+            .map(|(p, t)| (p[1..].to_vec(), t.clone()))
+            .collect();
+        items.push(format!("(\"{head}\", {})", ordered_dict(&inner)));
+        i = end;
+    }
+    format!("nn.Sequential(OrderedDict([{}]))", items.join(", "))
 }
 
 /// Which helper modules a PyTorch source uses.
@@ -579,6 +698,8 @@ pub(crate) fn torch_sequential(input: Input, layers: &[Layer], uses: &mut Uses) 
 pub(crate) struct Uses {
     pub residual: bool,
     pub gap: bool,
+    /// Named modules (`collections.OrderedDict`).
+    pub ordered: bool,
 }
 
 fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
@@ -597,6 +718,13 @@ fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
         ),
         Layer::Relu => "nn.ReLU()".into(),
         Layer::MaxPool { size } => format!("nn.MaxPool2d({size})"),
+        Layer::AvgPool { size } => format!("nn.AvgPool2d({size})"),
+        Layer::Dropout { p } => format!("nn.Dropout({p})"),
+        Layer::LeakyRelu { slope } => format!("nn.LeakyReLU({slope})"),
+        Layer::Softplus => "nn.Softplus()".into(),
+        Layer::Tanh => "nn.Tanh()".into(),
+        Layer::Sigmoid => "nn.Sigmoid()".into(),
+        Layer::Identity => "nn.Identity()".into(),
         Layer::Flatten => "nn.Flatten()".into(),
         Layer::GlobalAvgPool => {
             uses.gap = true;
@@ -618,6 +746,9 @@ fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
 /// The definitions a PyTorch source needs before it.
 pub(crate) fn torch_defs(uses: &Uses) -> String {
     let mut s = String::new();
+    if uses.ordered {
+        s += "from collections import OrderedDict\n\n";
+    }
     if uses.residual {
         s += "class Residual(nn.Module):  # body(x) + shortcut(x); an empty shortcut is the identity\n\
               \x20   def __init__(self, body, shortcut):\n\
@@ -625,6 +756,11 @@ pub(crate) fn torch_defs(uses: &Uses) -> String {
               \x20       self.body, self.shortcut = body, shortcut\n\
               \x20   def forward(self, x):\n\
               \x20       return self.body(x) + self.shortcut(x)\n\n";
+    }
+    if uses.gap {
+        s += "class GlobalAvgPool(nn.Module):  # the mean over each channel's positions\n\
+              \x20   def forward(self, x):\n\
+              \x20       return x.mean((2, 3))\n\n";
     }
     s
 }

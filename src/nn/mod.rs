@@ -19,12 +19,12 @@ mod net;
 pub mod noise;
 mod random;
 
-pub use arch::{Arch, CnnParams, Lwta, Record, ResnetParams};
-pub use checkpoint::{load_model, save_model};
+pub use arch::{Arch, CnnParams, Lwta, Record, ResnetParams, TRADES_DROP};
+pub use checkpoint::{load_model, load_weights, save_model};
 pub use ibp::{IbpPrior, IbpUsage};
 pub use infer::{accuracy, predict, predictions, Predictions, EVAL_BATCH};
 pub use input::{AsAny, Pipeline, Transform};
-pub use layer::{Gate, Input, Layer, NoiseSite, Weighted, ALPHA_INIT};
+pub use layer::{Gate, Input, Layer, NoiseSite, WeightInit, Weighted, ALPHA_INIT, LEAKY_SLOPE};
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor, Var};
@@ -156,7 +156,7 @@ impl Model {
     /// The context of one forward pass: a fresh key from the model's generator when the
     /// model is stochastic.
     fn ctx(&self, train: bool) -> Ctx {
-        let key = if self.0.arch.is_stochastic() {
+        let key = if self.0.arch.is_stochastic() || (train && self.0.arch.draws_in_training()) {
             self.rng().next_u64()
         } else {
             0

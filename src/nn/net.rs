@@ -8,7 +8,7 @@ use super::ibp::{Gates, IbpUsage};
 use super::layer::{child, layer_name, Input, Layer, Weighted};
 use super::lwta::{lwta, Draw};
 use super::noise;
-use super::random::substream;
+use super::random::{substream, uniform_vec};
 use crate::kernels as ops;
 use candle_core::{Result, Tensor};
 
@@ -102,6 +102,13 @@ enum Node {
     GlobalAvgPool,
     Upsample(usize),
     Lwta(Competition),
+    Dropout(f64),
+    AvgPool(usize),
+    LeakyRelu(f64),
+    Softplus,
+    Tanh,
+    Sigmoid,
+    Identity,
     Residual {
         body: Vec<Node>,
         shortcut: Vec<Node>,
@@ -174,6 +181,13 @@ fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: Get) -> Result<Vec<No
             Layer::Flatten => Node::Flatten,
             Layer::GlobalAvgPool => Node::GlobalAvgPool,
             Layer::Upsample { factor } => Node::Upsample(*factor),
+            Layer::Dropout { p } => Node::Dropout(*p),
+            Layer::AvgPool { size } => Node::AvgPool(*size),
+            Layer::LeakyRelu { slope } => Node::LeakyRelu(*slope),
+            Layer::Softplus => Node::Softplus,
+            Layer::Tanh => Node::Tanh,
+            Layer::Sigmoid => Node::Sigmoid,
+            Layer::Identity => Node::Identity,
             Layer::Lwta { units, temperature } => Node::Lwta(Competition {
                 units: *units,
                 temperature: *temperature as f32,
@@ -205,6 +219,20 @@ fn gates<'a>(nodes: &'a [Node], out: &mut Vec<&'a Gates>) {
     }
 }
 
+/// Inverted dropout: in training, each value is zeroed with probability `p` (the mask from the
+/// next draw of `ctx`) and the others scaled by 1/(1 − p); the identity in evaluation.
+fn dropout(h: &Tensor, p: f64, ctx: &Ctx) -> Result<Tensor> {
+    if !ctx.train || p == 0.0 {
+        return Ok(h.clone());
+    }
+    let keep = uniform_vec(h.elem_count(), ctx.draw())
+        .into_iter()
+        .map(|u| if (u as f64) < p { 0f32 } else { (1.0 / (1.0 - p)) as f32 })
+        .collect::<Vec<f32>>();
+    let mask = Tensor::from_vec(keep, h.shape(), h.device())?.to_dtype(h.dtype())?;
+    h * mask
+}
+
 /// `nodes` applied to `x` in order.
 fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
     for n in nodes {
@@ -232,6 +260,14 @@ fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
                 )?
             }
             Node::Lwta(c) => c.apply(&h, ctx)?,
+            Node::Dropout(p) => dropout(&h, *p, ctx)?,
+            Node::AvgPool(s) => h.avg_pool2d(*s)?,
+            Node::LeakyRelu(slope) => (h.relu()? + (h.minimum(0f32)? * *slope)?)?,
+            // log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|), without overflow
+            Node::Softplus => (h.relu()? + (h.abs()?.neg()?.exp()? + 1.0)?.log()?)?,
+            Node::Tanh => h.tanh()?,
+            Node::Sigmoid => candle_nn::ops::sigmoid(&h)?,
+            Node::Identity => h,
             Node::Residual { body, shortcut } => {
                 let b = run(body, h.clone(), ctx)?;
                 let s = run(shortcut, h, ctx)?;

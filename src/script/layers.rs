@@ -1,12 +1,14 @@
 //! Networks built in a script: `sequential([...], #{ input, seed })` over the layer
 //! constructors (`linear`, `conv2d`, `relu`, `max_pool`, `flatten`, `global_avg_pool`,
-//! `upsample`, `lwta`, `residual`). Shapes are inferred and checked by `nn::Arch`.
+//! `upsample`, `lwta`, `residual`, `dropout`, `avg_pool` and the activations), and the
+//! published networks (`madry_mnist_cnn`, `trades_small_cnn`). Shapes are inferred and
+//! checked by `nn::Arch`.
 
 use super::error::{to_rhai, RResult};
 use super::model::{init, noise_site};
 use super::opts::{usize_array, Opts};
 use super::{def, Reg, Session};
-use crate::nn::{Arch, Input, Layer, Lwta, Model};
+use crate::nn::{Arch, Input, Layer, Lwta, Model, LEAKY_SLOPE, TRADES_DROP};
 use rhai::{Array, Map, INT};
 
 /// The layers of a script array.
@@ -149,6 +151,72 @@ pub(super) fn register(reg: &mut Reg) {
         "lwta(opts: Map) -> Layer",
         "Stochastic LWTA with options: units (2, the channels competing in a block), temperature (0.67, the training relaxation).",
         |m: Map| lwta(&m)
+    );
+    def!(
+        reg,
+        "dropout(p: float) -> Layer",
+        "nn.Dropout(p): in training each value is zeroed with probability p (from the model's seeded stream) and the others scaled by 1/(1 − p); the identity under attack and evaluation.",
+        |p: f64| Layer::Dropout { p }
+    );
+    def!(
+        reg,
+        "avg_pool(size: int) -> Layer",
+        "nn.AvgPool2d(size): the mean of size×size windows, stride size.",
+        |n: INT| -> RResult<Layer> {
+            Ok(Layer::AvgPool {
+                size: size("avg_pool: size", n)?,
+            })
+        }
+    );
+    def!(reg, "leaky_relu() -> Layer", "nn.LeakyReLU(0.01).", || {
+        Layer::LeakyRelu { slope: LEAKY_SLOPE }
+    });
+    def!(
+        reg,
+        "leaky_relu(slope: float) -> Layer",
+        "nn.LeakyReLU(slope): x for x ≥ 0, slope·x below.",
+        |slope: f64| Layer::LeakyRelu { slope }
+    );
+    def!(reg, "softplus() -> Layer", "nn.Softplus(): log(1 + exp(x)).", || {
+        Layer::Softplus
+    });
+    def!(reg, "tanh() -> Layer", "nn.Tanh().", || Layer::Tanh);
+    def!(reg, "sigmoid() -> Layer", "nn.Sigmoid().", || Layer::Sigmoid);
+    def!(reg, "identity() -> Layer", "nn.Identity().", || Layer::Identity);
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "madry_mnist_cnn() -> Model",
+        "Madry et al.'s MNIST network: conv32 5×5 (padding 2) → relu → max_pool 2 → conv64 5×5 → relu → max_pool 2 → fc1024 → relu → fc10, parameters named conv1, conv2, fc1, fc2 as its PyTorch ports; weights seeded by --seed.",
+        move || init(&s, Arch::madry_mnist_cnn(), None)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "madry_mnist_cnn(opts: Map) -> Model",
+        "Madry et al.'s MNIST network with options: seed.",
+        move |m: Map| -> RResult<Model> {
+            let o = Opts::new("madry_mnist_cnn", &m, &["seed"])?;
+            init(&s, Arch::madry_mnist_cnn(), o.u64("seed")?)
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "trades_small_cnn() -> Model",
+        "TRADES' SmallCNN for MNIST: 4 convs 3×3 (32, 32, 64, 64; max_pool 2 after each pair) → fc200 → dropout 0.5 → fc200 → fc10, parameters named feature_extractor.conv1 … classifier.fc3 as TRADES' small_cnn.py, its init (He for the convs, zero last layer); weights seeded by --seed.",
+        move || -> RResult<Model> { init(&s, Arch::trades_small_cnn(TRADES_DROP).map_err(to_rhai)?, None) }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "trades_small_cnn(opts: Map) -> Model",
+        "TRADES' SmallCNN with options: drop (0.5, the dropout after fc1), seed.",
+        move |m: Map| -> RResult<Model> {
+            let o = Opts::new("trades_small_cnn", &m, &["drop", "seed"])?;
+            let arch = Arch::trades_small_cnn(o.f64("drop")?.unwrap_or(TRADES_DROP)).map_err(to_rhai)?;
+            init(&s, arch, o.u64("seed")?)
+        }
     );
     def!(
         reg,

@@ -5,7 +5,9 @@ use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
-use crate::nn::{load_model, save_model, Arch, CnnParams, IbpPrior, Lwta, Model, NoiseSite, ResnetParams};
+use crate::nn::{
+    load_model, load_weights, save_model, Arch, CnnParams, IbpPrior, Lwta, Model, NoiseSite, ResnetParams,
+};
 use crate::train::{fit_with, EpochStats, FitParams, TrainingPlan};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
@@ -158,6 +160,23 @@ fn mlp_arch(layers: &Array) -> RResult<Arch> {
     Arch::mlp(usize_array("mlp: layers", layers)?).map_err(to_rhai)
 }
 
+/// `piecewise: #{ epochs: [...], lrs: [...] }` as (epoch, rate) points.
+fn piecewise_points(v: &Dynamic) -> RResult<Vec<(f64, f64)>> {
+    let bad = || {
+        to_rhai("fit: option `piecewise` must be #{ epochs: [0, 15, 30], lrs: [0.0, 0.2, 0.0] }: two arrays of numbers of the same length")
+    };
+    let m = v.clone().try_cast::<Map>().ok_or_else(bad)?;
+    let numbers = |key: &str| -> RResult<Vec<f64>> {
+        let arr = m.get(key).and_then(|a| a.clone().into_array().ok()).ok_or_else(bad)?;
+        arr.iter().map(|x| super::opts::number(x).ok_or_else(bad)).collect()
+    };
+    let (e, r) = (numbers("epochs")?, numbers("lrs")?);
+    if e.len() != r.len() || m.len() != 2 {
+        return Err(bad());
+    }
+    Ok(e.into_iter().zip(r).collect())
+}
+
 fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<Map> {
     let o = Opts::new(
         "fit",
@@ -171,9 +190,30 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
             "seed",
             "lr_schedule",
             "defence",
+            "nesterov",
+            "weight_decay",
+            "milestones",
+            "gamma",
+            "piecewise",
         ],
     )?;
     let d = FitParams::default();
+    let milestones = match o.get("milestones") {
+        None => d.milestones,
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "fit: option `milestones` must be an array of epochs, got {}",
+                    v.type_name()
+                ))
+            })?;
+            usize_array("fit: milestones", &arr)?
+        }
+    };
+    let piecewise = match o.get("piecewise") {
+        None => d.piecewise,
+        Some(v) => piecewise_points(v)?,
+    };
     let p = FitParams {
         epochs: o.usize("epochs")?.unwrap_or(d.epochs),
         batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
@@ -182,6 +222,11 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
         momentum: o.f64("momentum")?.unwrap_or(d.momentum),
         seed: o.u64("seed")?.unwrap_or(s.seed),
         lr_schedule: o.string("lr_schedule")?.unwrap_or(d.lr_schedule),
+        nesterov: o.bool("nesterov")?.unwrap_or(d.nesterov),
+        weight_decay: o.f64("weight_decay")?.unwrap_or(d.weight_decay),
+        milestones,
+        gamma: o.f64("gamma")?.unwrap_or(d.gamma),
+        piecewise,
     }
     .check()
     .map_err(to_rhai)?;
@@ -304,7 +349,7 @@ pub(super) fn register(reg: &mut Reg) {
         fit_opts(&s, m, &d, &Map::new())
     });
     let s = reg.session.clone();
-    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"sgd\"), momentum (sgd), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
+    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"adamw\" | \"sgd\"), momentum (0.9, sgd), nesterov (false), weight_decay (0: coupled for sgd and adam, decoupled for adamw, as PyTorch), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0 | \"cosine\": per update | \"multistep\": × gamma (0.1) at each of the milestones epochs | \"piecewise\": piecewise: #{ epochs: [...], lrs: [...] }, linear in between), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
         fit_opts(&s, m, &d, &o)
     });
     def!(
@@ -325,6 +370,13 @@ pub(super) fn register(reg: &mut Reg) {
         "An independent copy (assignment shares the weights; clone does not).",
         |m: &mut Model| m.deep_clone().map_err(to_rhai)
     );
+    let s = reg.session.clone();
+    def!(reg, "Model.load_weights(path: String)", "Fill this model's parameters from a safetensors state_dict with its PyTorch names (e.g. safetensors.torch.save_file(model.state_dict(), path); no advlab metadata needed); every missing, unexpected or mis-shaped tensor is listed in the error, num_batches_tracked is ignored.", move |m: &mut Model, p: &str| -> RResult<()> {
+        let path = s.resolve_out(p);
+        load_weights(m, &path).map_err(to_rhai)?;
+        s.record(serde_json::json!({ "op": "load_weights", "path": path, "model": m.arch() }));
+        Ok(())
+    });
     let s: Rc<Session> = reg.session.clone();
     def!(reg, "Model.save(path: String)", "Write the weights as safetensors (PyTorch nn.Sequential names), with the architecture and provenance in the metadata; a defended model is refused (save model.network()).", move |m: &mut Model, p: &str| -> RResult<()> {
         let path = s.resolve_out(p);

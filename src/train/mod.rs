@@ -40,6 +40,8 @@ use recipe::{add_sums, correct};
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter).
+    AdamW,
     Sgd,
 }
 
@@ -52,8 +54,17 @@ pub struct FitParams {
     pub optimizer: String,
     pub momentum: f64,
     pub seed: u64,
-    /// `"constant"` or `"cyclic"`.
+    /// `"constant"`, `"cyclic"`, `"cosine"`, `"multistep"` or `"piecewise"`.
     pub lr_schedule: String,
+    /// Nesterov momentum (SGD).
+    pub nesterov: bool,
+    /// L2 weight decay (coupled for SGD and Adam, decoupled for AdamW).
+    pub weight_decay: f64,
+    /// The epochs at which `"multistep"` multiplies the rate by `gamma`.
+    pub milestones: Vec<usize>,
+    pub gamma: f64,
+    /// `"piecewise"`: the rate at these (fractional) epochs, linear in between.
+    pub piecewise: Vec<(f64, f64)>,
 }
 
 impl Default for FitParams {
@@ -66,12 +77,17 @@ impl Default for FitParams {
             momentum: 0.9,
             seed: 0,
             lr_schedule: "constant".into(),
+            nesterov: false,
+            weight_decay: 0.0,
+            milestones: Vec::new(),
+            gamma: 0.1,
+            piecewise: Vec::new(),
         }
     }
 }
 
 /// How the learning rate changes over a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     /// `lr` throughout.
@@ -79,11 +95,20 @@ pub enum LrSchedule {
     /// Wong et al.'s one cycle: linear from 0 up to `lr` at 2/5 of the updates, then down to 0
     /// at the last one.
     Cyclic,
+    /// `torch.optim.lr_scheduler.CosineAnnealingLR` over all updates, stepped per update:
+    /// `lr·(1 + cos(π·t/T))/2` at update t of T.
+    Cosine,
+    /// `MultiStepLR`, stepped per epoch: `lr·γ^k` after the k-th milestone epoch.
+    MultiStep { milestones: Vec<usize>, gamma: f64 },
+    /// The rate at given epochs, linear in between (Wong et al., Rice et al.: `np.interp` at
+    /// the fractional epoch after each update), flat beyond the ends.
+    Piecewise { points: Vec<(f64, f64)> },
 }
 
 impl LrSchedule {
-    /// The rate of update `t` (0-based) of `total`, for peak rate `lr`.
-    pub fn rate(self, lr: f64, t: usize, total: usize) -> f64 {
+    /// The rate of update `t` (0-based) of `total`, `per_epoch` updates an epoch, for peak or
+    /// initial rate `lr`.
+    pub fn rate(&self, lr: f64, t: usize, total: usize, per_epoch: usize) -> f64 {
         match self {
             LrSchedule::Constant => lr,
             LrSchedule::Cyclic => {
@@ -93,6 +118,22 @@ impl LrSchedule {
                     lr * x / 0.4
                 } else {
                     lr * (1.0 - x) / 0.6
+                }
+            }
+            LrSchedule::Cosine => lr * (1.0 + (std::f64::consts::PI * t as f64 / total.max(1) as f64).cos()) / 2.0,
+            LrSchedule::MultiStep { milestones, gamma } => {
+                let epoch = t / per_epoch.max(1);
+                lr * gamma.powi(milestones.iter().filter(|&&m| m <= epoch).count() as i32)
+            }
+            LrSchedule::Piecewise { points } => {
+                let e = (t + 1) as f64 / per_epoch.max(1) as f64;
+                match points.iter().position(|&(pe, _)| pe >= e) {
+                    None => points.last().map_or(lr, |p| p.1),
+                    Some(0) => points[0].1,
+                    Some(k) => {
+                        let ((e0, r0), (e1, r1)) = (points[k - 1], points[k]);
+                        r0 + (r1 - r0) * (e - e0) / (e1 - e0)
+                    }
                 }
             }
         }
@@ -110,6 +151,8 @@ pub struct FitValid {
     pub momentum: f64,
     pub seed: u64,
     pub lr_schedule: LrSchedule,
+    pub nesterov: bool,
+    pub weight_decay: f64,
 }
 
 impl FitParams {
@@ -118,15 +161,46 @@ impl FitParams {
         check_loop(self.epochs, self.batch_size, self.lr)?;
         let optimizer = match self.optimizer.as_str() {
             "adam" => OptimizerKind::Adam,
+            "adamw" => OptimizerKind::AdamW,
             "sgd" => OptimizerKind::Sgd,
             other => return Err(ParamError::UnknownOptimizer(other.to_string())),
         };
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(ParamError::MomentumOutOfRange(self.momentum));
         }
+        if self.nesterov && (optimizer != OptimizerKind::Sgd || self.momentum == 0.0) {
+            return Err(ParamError::NesterovWithoutMomentum);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(ParamError::WeightDecay(self.weight_decay));
+        }
         let lr_schedule = match self.lr_schedule.as_str() {
             "constant" => LrSchedule::Constant,
             "cyclic" => LrSchedule::Cyclic,
+            "cosine" => LrSchedule::Cosine,
+            "multistep" => {
+                if self.milestones.is_empty() || self.milestones.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(ParamError::Milestones(self.milestones.clone()));
+                }
+                if !(self.gamma.is_finite() && self.gamma > 0.0) {
+                    return Err(ParamError::Gamma(self.gamma));
+                }
+                LrSchedule::MultiStep {
+                    milestones: self.milestones.clone(),
+                    gamma: self.gamma,
+                }
+            }
+            "piecewise" => {
+                let p = &self.piecewise;
+                let bad = p.len() < 2
+                    || p.iter()
+                        .any(|&(e, r)| !(e.is_finite() && e >= 0.0 && r.is_finite() && r >= 0.0))
+                    || p.windows(2).any(|w| w[0].0 >= w[1].0);
+                if bad {
+                    return Err(ParamError::Piecewise(format!("{p:?}")));
+                }
+                LrSchedule::Piecewise { points: p.clone() }
+            }
             other => return Err(ParamError::UnknownLrSchedule(other.to_string())),
         };
         Ok(FitValid {
@@ -137,6 +211,8 @@ impl FitParams {
             momentum: self.momentum,
             seed: self.seed,
             lr_schedule,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
         })
     }
 }
@@ -168,8 +244,9 @@ pub struct FitHistory {
 fn optimizer(model: &Model, p: &FitValid) -> Result<Opt> {
     let vars = model.vars();
     Ok(match p.optimizer {
-        OptimizerKind::Adam => Opt::adam(vars, p.lr, model.device())?,
-        OptimizerKind::Sgd => Opt::sgd(vars, p.lr, p.momentum),
+        OptimizerKind::Adam => Opt::adam_decay(vars, p.lr, p.weight_decay, false, model.device())?,
+        OptimizerKind::AdamW => Opt::adam_decay(vars, p.lr, p.weight_decay, true, model.device())?,
+        OptimizerKind::Sgd => Opt::sgd(vars, p.lr, p.momentum, p.nesterov, p.weight_decay),
     })
 }
 
@@ -244,7 +321,10 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
                 out.loss = (out.loss + kl)?;
             }
             if p.lr_schedule != LrSchedule::Constant {
-                opt.set_lr(p.lr_schedule.rate(p.lr, epoch * batches + b, p.epochs * batches));
+                opt.set_lr(
+                    p.lr_schedule
+                        .rate(p.lr, epoch * batches + b, p.epochs * batches, batches),
+                );
             }
             opt.backward_step(&out.loss)?;
             let batch_loss = out.loss.to_scalar::<f32>()? as f64;

@@ -168,6 +168,8 @@ fn documented_defaults_are_the_params_defaults() {
     let Layer::Conv2d { stride, padding, .. } = Layer::conv2d(1, 1) else {
         panic!("conv2d builds a convolution")
     };
+    says("trades_small_cnn(opts: Map) -> Model", "drop", advlab::nn::TRADES_DROP);
+    assert!(doc("leaky_relu() -> Layer").contains(&format!("LeakyReLU({})", advlab::nn::LEAKY_SLOPE)));
     says("conv2d(opts: Map) -> Layer", "stride", stride);
     says("conv2d(opts: Map) -> Layer", "padding", padding);
 
@@ -198,6 +200,11 @@ fn documented_defaults_are_the_params_defaults() {
 
     // fit's defaults are written out in its short form's doc
     let f = FitParams::default();
+    let sig = "Model.fit(data: Dataset, opts: Map) -> Map";
+    says(sig, "momentum", f.momentum);
+    says(sig, "nesterov", f.nesterov);
+    says(sig, "weight_decay", f.weight_decay);
+    says(sig, "gamma", f.gamma);
     let d = doc("Model.fit(data: Dataset) -> Map");
     for part in [
         format!("{} epoch", f.epochs),

@@ -878,13 +878,13 @@ fn recipes_synthetic_script_ranks_every_crafting_recipe_above_plain_training() {
 #[test]
 fn the_cyclic_schedule_rises_to_lr_at_two_fifths_and_falls_to_zero() {
     use advlab::train::LrSchedule;
-    let rates: Vec<f64> = (0..100).map(|t| LrSchedule::Cyclic.rate(0.005, t, 100)).collect();
+    let rates: Vec<f64> = (0..100).map(|t| LrSchedule::Cyclic.rate(0.005, t, 100, 10)).collect();
     assert!((rates[0] - 0.005 / 40.0).abs() < 1e-12, "{}", rates[0]);
     assert!((rates[39] - 0.005).abs() < 1e-12);
     assert_eq!(rates[99], 0.0);
     assert!(rates[..40].windows(2).all(|w| w[1] > w[0]));
     assert!(rates[39..].windows(2).all(|w| w[1] < w[0]));
-    assert!((0..100).all(|t| LrSchedule::Constant.rate(0.005, t, 100) == 0.005));
+    assert!((0..100).all(|t| LrSchedule::Constant.rate(0.005, t, 100, 10) == 0.005));
     assert_eq!(
         FitParams {
             lr_schedule: "step".into(),
@@ -911,8 +911,8 @@ fn the_cyclic_schedule_rises_to_lr_at_two_fifths_and_falls_to_zero() {
     };
     assert!(run("constant") != run("cyclic"));
     fails(
-        "let d = synthetic(#{ train: 50, test: 10 });\nlet m = mlp([784, 8, 10]);\nm.fit(d.train, #{ lr_schedule: \"cosine\" });",
-        "unknown lr_schedule \"cosine\": use \"constant\" or \"cyclic\"",
+        "let d = synthetic(#{ train: 50, test: 10 });\nlet m = mlp([784, 8, 10]);\nm.fit(d.train, #{ lr_schedule: \"linear\" });",
+        "unknown lr_schedule \"linear\": use \"constant\", \"cyclic\", \"cosine\", \"multistep\" or \"piecewise\"",
         "3:3",
     );
 }

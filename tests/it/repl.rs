@@ -227,9 +227,10 @@ fn history_persists_and_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     let dir = tmp.path();
     let mut p = start(dir);
     line(&mut p, "let kept = 5 * 5;");
-    // Ctrl-C at the prompt drops what was typed; the next line runs alone.
-    keys(&mut p, "let dropped = ");
-    p.exp_string("dropped = ").unwrap();
+    // Ctrl-C at the prompt drops what was typed; the next line runs alone. (A name that no
+    // function starts with: a hint redraws the line and splits its echo.)
+    keys(&mut p, "let abandoned = ");
+    p.exp_string("abandoned = ").unwrap();
     p.send_control('c').unwrap();
     entered(&mut p, PROMPT);
     let out = line(&mut p, "kept");
@@ -239,7 +240,7 @@ fn history_persists_and_ctrl_c_clears_the_line_and_ctrl_d_quits() {
     entered(&mut p, MORE);
     p.send_control('c').unwrap();
     prompt(&mut p);
-    let undefined = line(&mut p, "dropped");
+    let undefined = line(&mut p, "abandoned");
     assert!(undefined.contains("error"), "{undefined}");
     line(&mut p, "print(`answer ${6 * 7}`);");
     p.send_control('d').unwrap();

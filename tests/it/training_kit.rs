@@ -1,0 +1,143 @@
+//! The training kit of the published recipes: SGD with Nesterov momentum and weight decay,
+//! Adam with weight decay and AdamW give PyTorch's weights after the same steps, and the
+//! learning-rate schedules give PyTorch's rates.
+
+use crate::common::{fails, values};
+use advlab::data::Dataset;
+use advlab::nn::{Arch, Model};
+use advlab::train::{fit, FitParams, LrSchedule};
+use advlab::ParamError;
+use candle_core::Device;
+
+#[test]
+fn optimizers_take_pytorchs_steps() {
+    // tests/fixtures/torch_parity/optim.safetensors: benches/reference/presets_check.py
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_parity/optim.safetensors");
+    let f = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let y = f["y"].to_dtype(candle_core::DType::U32).unwrap();
+    let data = Dataset::new(f["x"].clone(), y, 3, "fixture").unwrap();
+    for (name, optimizer, lr, momentum, nesterov, weight_decay) in [
+        ("sgd_nesterov", "sgd", 0.1, 0.9, true, 5e-4),
+        ("sgd_decay", "sgd", 0.1, 0.9, false, 1e-2),
+        ("adam_decay", "adam", 1e-2, 0.9, false, 1e-2),
+        ("adamw", "adamw", 1e-2, 0.9, false, 1e-2),
+    ] {
+        let start = vec![
+            ("1.weight".to_string(), f["start.weight"].clone()),
+            ("1.bias".to_string(), f["start.bias"].clone()),
+        ];
+        let m = Model::from_tensors(Arch::mlp(vec![16, 3]).unwrap(), start, &Device::Cpu).unwrap();
+        // three epochs of one full batch: three steps (the shuffled order does not change a mean)
+        let p = FitParams {
+            epochs: 3,
+            batch_size: 8,
+            lr,
+            optimizer: optimizer.into(),
+            momentum,
+            nesterov,
+            weight_decay,
+            ..FitParams::default()
+        }
+        .check()
+        .unwrap();
+        fit(&m, &data, &p).unwrap();
+        for (ours, theirs) in m.vars().iter().zip(["weight", "bias"]) {
+            let want = values(&f[&format!("{name}.{theirs}")]);
+            let got = values(ours.as_tensor());
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-5, "{name}.{theirs}: {diff} from PyTorch's");
+        }
+    }
+}
+
+#[test]
+fn schedules_give_pytorchs_rates() {
+    let (lr, per_epoch) = (0.1, 10);
+    let total = 5 * per_epoch;
+    // MultiStepLR(milestones=[2, 4], gamma=0.1), stepped per epoch
+    let ms = LrSchedule::MultiStep {
+        milestones: vec![2, 4],
+        gamma: 0.1,
+    };
+    let rates: Vec<f64> = (0..total)
+        .step_by(per_epoch)
+        .map(|t| ms.rate(lr, t, total, per_epoch))
+        .collect();
+    let want = [0.1, 0.1, 0.01, 0.01, 0.001];
+    assert!(rates.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{rates:?}");
+    // CosineAnnealingLR(T_max = total), stepped per update: lr at 0, lr/2 half-way
+    let c = LrSchedule::Cosine;
+    assert_eq!(c.rate(lr, 0, total, per_epoch), lr);
+    assert!((c.rate(lr, total / 2, total, per_epoch) - lr / 2.0).abs() < 1e-12);
+    assert!(c.rate(lr, total - 1, total, per_epoch) < 1e-3);
+    // Wong et al.'s np.interp([epoch + (i + 1)/n], [0, 2, 5], [0, 0.2, 0])
+    let pw = LrSchedule::Piecewise {
+        points: vec![(0.0, 0.0), (2.0, 0.2), (5.0, 0.0)],
+    };
+    assert!((pw.rate(lr, 9, total, per_epoch) - 0.1).abs() < 1e-12, "after epoch 1");
+    assert!(
+        (pw.rate(lr, 19, total, per_epoch) - 0.2).abs() < 1e-12,
+        "the peak at epoch 2"
+    );
+    assert!((pw.rate(lr, 34, total, per_epoch) - 0.2 * 1.5 / 3.0).abs() < 1e-12);
+    assert!(pw.rate(lr, total - 1, total, per_epoch).abs() < 1e-12);
+}
+
+#[test]
+fn training_kit_rules_and_script_options() {
+    let p = |f: FitParams| f.check().unwrap_err();
+    assert_eq!(
+        p(FitParams {
+            nesterov: true,
+            momentum: 0.0,
+            optimizer: "sgd".into(),
+            ..FitParams::default()
+        }),
+        ParamError::NesterovWithoutMomentum
+    );
+    assert_eq!(
+        p(FitParams {
+            weight_decay: -1.0,
+            ..FitParams::default()
+        }),
+        ParamError::WeightDecay(-1.0)
+    );
+    assert_eq!(
+        p(FitParams {
+            lr_schedule: "multistep".into(),
+            milestones: vec![5, 3],
+            ..FitParams::default()
+        }),
+        ParamError::Milestones(vec![5, 3])
+    );
+    assert!(matches!(
+        p(FitParams {
+            lr_schedule: "piecewise".into(),
+            piecewise: vec![(0.0, 0.1)],
+            ..FitParams::default()
+        }),
+        ParamError::Piecewise(_)
+    ));
+    let pre = "let d = synthetic(#{ train: 64, test: 10 });\nlet m = mlp([784, 8, 10]);\n";
+    // a script trains with every option (and the loss falls)
+    let tmp = tempfile::tempdir().unwrap();
+    let s = crate::common::script(
+        tmp.path(),
+        "k.rhai",
+        &format!(
+            "{pre}let h = m.fit(d.train, #{{ epochs: 3, optimizer: \"sgd\", lr: 0.05, nesterov: true, weight_decay: 5e-4, lr_schedule: \"piecewise\", piecewise: #{{ epochs: [0, 1, 3], lrs: [0.0, 0.1, 0.0] }} }});\nif h.loss[2] >= h.loss[0] {{ throw \"no progress\"; }}\nlet g = m.fit(d.train, #{{ epochs: 2, optimizer: \"adamw\", weight_decay: 0.01, lr_schedule: \"multistep\", milestones: [1] }});\nprint(g.loss);"
+        ),
+    );
+    crate::common::run_in(tmp.path(), &s).success();
+    fails(
+        &format!("{pre}m.fit(d.train, #{{ lr_schedule: \"piecewise\", piecewise: #{{ epochs: [0, 1] }} }});"),
+        "option `piecewise` must be",
+        "3:3",
+    );
+    fails(
+        &format!("{pre}m.fit(d.train, #{{ optimizer: \"adam\", nesterov: true }});"),
+        "nesterov needs optimizer \"sgd\"",
+        "3:3",
+    );
+}
