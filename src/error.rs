@@ -181,6 +181,8 @@ pub enum ParamError {
     SmoothingTwice,
     #[error("unknown lr_schedule \"{0}\": use \"constant\", \"cyclic\", \"cosine\", \"multistep\" or \"piecewise\"")]
     UnknownLrSchedule(String),
+    #[error("padding (of random_crop) must be at least 1 (got 0)")]
+    CropPaddingZero,
     #[error("nesterov needs optimizer \"sgd\" with momentum > 0")]
     NesterovWithoutMomentum,
     #[error("weight_decay must be a finite number >= 0 (got {0})")]

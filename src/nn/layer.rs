@@ -118,6 +118,9 @@ pub struct Weighted {
     /// The IBP prior over this layer's connections (LWTA networks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ibp: Option<Gate>,
+    /// No bias (`bias=False`, as the convolutions before a batch norm).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_bias: bool,
     /// How the weights start (PyTorch's default unless a preset says otherwise).
     #[serde(default, skip_serializing_if = "WeightInit::is_default")]
     pub init: WeightInit,
@@ -556,7 +559,9 @@ pub(crate) fn param_specs(weighted: &[WeightedSpec]) -> Vec<Spec> {
             })
         };
         push("weight", l.shape.clone(), w);
-        push("bias", vec![l.shape[0]], b);
+        if !l.opts.no_bias {
+            push("bias", vec![l.shape[0]], b);
+        }
         match l.opts.noise {
             Some(NoiseSite::Weights) => push("alpha_w", vec![1], Init::Const(ALPHA_INIT)),
             Some(NoiseSite::Activations) => push("alpha_a", vec![1], Init::Const(ALPHA_INIT)),
@@ -576,6 +581,15 @@ pub(crate) fn param_specs(weighted: &[WeightedSpec]) -> Vec<Spec> {
         }
     }
     specs
+}
+
+/// `, bias=False` for a layer without bias.
+fn no_bias(opts: &Weighted) -> &'static str {
+    if opts.no_bias {
+        ", bias=False"
+    } else {
+        ""
+    }
 }
 
 /// `, <s>stride, <p>padding` for the options that differ from PyTorch's defaults.
@@ -705,16 +719,17 @@ pub(crate) struct Uses {
 fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
     let cin = input.channels();
     match l {
-        Layer::Linear { out, .. } => format!("nn.Linear({cin}, {out})"),
+        Layer::Linear { out, opts } => format!("nn.Linear({cin}, {out}{})", no_bias(opts)),
         Layer::Conv2d {
             out,
             kernel,
             stride,
             padding,
-            ..
+            opts,
         } => format!(
-            "nn.Conv2d({cin}, {out}, {kernel}{})",
-            conv_options(*stride, *padding, "stride=", "padding=")
+            "nn.Conv2d({cin}, {out}, {kernel}{}{})",
+            conv_options(*stride, *padding, "stride=", "padding="),
+            no_bias(opts)
         ),
         Layer::Relu => "nn.ReLU()".into(),
         Layer::MaxPool { size } => format!("nn.MaxPool2d({size})"),

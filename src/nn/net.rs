@@ -138,9 +138,15 @@ fn weights(arch: &Arch, name: &str, opts: &Weighted, get: Get) -> Result<Weights
         }),
         None => None,
     };
+    let w = need(format!("{name}.weight"))?;
+    // a layer without bias adds a constant zero (the kernels take a bias)
+    let b = match opts.no_bias {
+        true => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
+        false => need(format!("{name}.bias"))?,
+    };
     Ok(Weights {
-        w: need(format!("{name}.weight"))?,
-        b: need(format!("{name}.bias"))?,
+        w,
+        b,
         alpha_w: get(&format!("{name}.alpha_w")),
         alpha_a: get(&format!("{name}.alpha_a")),
         ibp,

@@ -53,7 +53,7 @@ fn sequential(s: &Session, arr: &Array, m: &Map) -> RResult<Model> {
 }
 
 fn conv2d(m: &Map) -> RResult<Layer> {
-    let o = Opts::new("conv2d", m, &["out", "kernel", "stride", "padding"])?;
+    let o = Opts::new("conv2d", m, &["out", "kernel", "stride", "padding", "bias"])?;
     let required = |key: &str| -> RResult<usize> {
         o.usize(key)?.ok_or_else(|| {
             to_rhai(format!(
@@ -62,12 +62,18 @@ fn conv2d(m: &Map) -> RResult<Layer> {
         })
     };
     let mut layer = Layer::conv2d(required("out")?, required("kernel")?);
-    if let Layer::Conv2d { stride, padding, .. } = &mut layer {
+    if let Layer::Conv2d {
+        stride, padding, opts, ..
+    } = &mut layer
+    {
         if let Some(v) = o.usize("stride")? {
             *stride = v;
         }
         if let Some(v) = o.usize("padding")? {
             *padding = v;
+        }
+        if let Some(b) = o.bool("bias")? {
+            opts.no_bias = !b;
         }
     }
     Ok(layer)
@@ -107,7 +113,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "conv2d(opts: Map) -> Layer",
-        "nn.Conv2d(in, out, kernel, stride, padding): options out and kernel (required), stride (1), padding (0); in is inferred.",
+        "nn.Conv2d(in, out, kernel, stride, padding, bias): options out and kernel (required), stride (1), padding (0), bias (true); in is inferred.",
         |m: Map| conv2d(&m)
     );
     def!(reg, "relu() -> Layer", "nn.ReLU().", || Layer::Relu);

@@ -4,7 +4,7 @@
 use super::error::{to_rhai, RResult};
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
-use crate::data::Dataset;
+use crate::data::{Augment, Dataset};
 use crate::nn::{
     load_model, load_weights, save_model, Arch, CnnParams, IbpPrior, Lwta, Model, NoiseSite, ResnetParams,
 };
@@ -160,6 +160,30 @@ fn mlp_arch(layers: &Array) -> RResult<Arch> {
     Arch::mlp(usize_array("mlp: layers", layers)?).map_err(to_rhai)
 }
 
+/// `augment: random_crop(..)` or an array of augmentations.
+fn augments(v: &Dynamic) -> RResult<Vec<Augment>> {
+    if let Some(a) = v.clone().try_cast::<Augment>() {
+        return Ok(vec![a]);
+    }
+    let arr = v.clone().into_array().map_err(|_| {
+        to_rhai(format!(
+            "fit: option `augment` must be an augmentation or an array of them, e.g. [random_crop(#{{ padding: 4 }}), horizontal_flip()], got {}",
+            v.type_name()
+        ))
+    })?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.clone().try_cast::<Augment>().ok_or_else(|| {
+                to_rhai(format!(
+                    "fit: element {i} of `augment` is {}, not an augmentation",
+                    a.type_name()
+                ))
+            })
+        })
+        .collect()
+}
+
 /// `piecewise: #{ epochs: [...], lrs: [...] }` as (epoch, rate) points.
 fn piecewise_points(v: &Dynamic) -> RResult<Vec<(f64, f64)>> {
     let bad = || {
@@ -195,6 +219,7 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
             "milestones",
             "gamma",
             "piecewise",
+            "augment",
         ],
     )?;
     let d = FitParams::default();
@@ -227,6 +252,10 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
         milestones,
         gamma: o.f64("gamma")?.unwrap_or(d.gamma),
         piecewise,
+        augment: match o.get("augment") {
+            None => d.augment,
+            Some(v) => augments(v)?,
+        },
     }
     .check()
     .map_err(to_rhai)?;
@@ -349,7 +378,7 @@ pub(super) fn register(reg: &mut Reg) {
         fit_opts(&s, m, &d, &Map::new())
     });
     let s = reg.session.clone();
-    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"adamw\" | \"sgd\"), momentum (0.9, sgd), nesterov (false), weight_decay (0: coupled for sgd and adam, decoupled for adamw, as PyTorch), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0 | \"cosine\": per update | \"multistep\": × gamma (0.1) at each of the milestones epochs | \"piecewise\": piecewise: #{ epochs: [...], lrs: [...] }, linear in between), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
+    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"adamw\" | \"sgd\"), momentum (0.9, sgd), nesterov (false), weight_decay (0: coupled for sgd and adam, decoupled for adamw, as PyTorch), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0 | \"cosine\": per update | \"multistep\": × gamma (0.1) at each of the milestones epochs | \"piecewise\": piecewise: #{ epochs: [...], lrs: [...] }, linear in between), augment (none: random_crop(..), horizontal_flip() or an array of them, applied to every batch from the seed before a recipe crafts it), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
         fit_opts(&s, m, &d, &o)
     });
     def!(
@@ -369,6 +398,37 @@ pub(super) fn register(reg: &mut Reg) {
         "Model.clone() -> Model",
         "An independent copy (assignment shares the weights; clone does not).",
         |m: &mut Model| m.deep_clone().map_err(to_rhai)
+    );
+    reg.engine.register_type_with_name::<Augment>("Augment");
+    def!(
+        reg,
+        "random_crop() -> Augment",
+        "For fit's augment option: pad every side with 4 zeros and crop back to the image's size at a random offset (torchvision's RandomCrop(32, padding=4) on CIFAR), drawn from fit's seed.",
+        || Augment::RandomCrop {
+            padding: Augment::DEFAULT_PADDING
+        }
+    );
+    def!(
+        reg,
+        "random_crop(opts: Map) -> Augment",
+        "A random crop with options: padding (4).",
+        |m: Map| -> RResult<Augment> {
+            let o = Opts::new("random_crop", &m, &["padding"])?;
+            Augment::random_crop(o.usize("padding")?.unwrap_or(Augment::DEFAULT_PADDING))
+                .map_err(|e| to_rhai(format!("random_crop: {e}")))
+        }
+    );
+    def!(
+        reg,
+        "horizontal_flip() -> Augment",
+        "For fit's augment option: mirror each image left–right with probability 1/2 (RandomHorizontalFlip()), drawn from fit's seed.",
+        || Augment::HorizontalFlip
+    );
+    def!(
+        reg,
+        "Augment.to_string() -> String",
+        "The augmentation and its parameters.",
+        |a: &mut Augment| a.to_string()
     );
     let s = reg.session.clone();
     def!(reg, "Model.load_weights(path: String)", "Fill this model's parameters from a safetensors state_dict with its PyTorch names (e.g. safetensors.torch.save_file(model.state_dict(), path); no advlab metadata needed); every missing, unexpected or mis-shaped tensor is listed in the error, num_batches_tracked is ignored.", move |m: &mut Model, p: &str| -> RResult<()> {

@@ -4,7 +4,7 @@
 //! training, fast FGSM training with its guard, TRADES, mixed training, cluster training,
 //! label smoothing). The loop calls a recipe's hooks and knows none by name.
 
-use crate::data::Dataset;
+use crate::data::{Augment, Dataset};
 use crate::error::{Error, ParamError, Result};
 use crate::nn::Model;
 use crate::optim::{check_loop, Opt};
@@ -65,6 +65,8 @@ pub struct FitParams {
     pub gamma: f64,
     /// `"piecewise"`: the rate at these (fractional) epochs, linear in between.
     pub piecewise: Vec<(f64, f64)>,
+    /// Applied, in order, to every training batch before a recipe crafts it.
+    pub augment: Vec<Augment>,
 }
 
 impl Default for FitParams {
@@ -82,6 +84,7 @@ impl Default for FitParams {
             milestones: Vec::new(),
             gamma: 0.1,
             piecewise: Vec::new(),
+            augment: Vec::new(),
         }
     }
 }
@@ -153,6 +156,7 @@ pub struct FitValid {
     pub lr_schedule: LrSchedule,
     pub nesterov: bool,
     pub weight_decay: f64,
+    pub augment: Vec<Augment>,
 }
 
 impl FitParams {
@@ -213,6 +217,7 @@ impl FitParams {
             lr_schedule,
             nesterov: self.nesterov,
             weight_decay: self.weight_decay,
+            augment: self.augment.clone(),
         })
     }
 }
@@ -311,6 +316,10 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let x = set.images().index_select(&idx, 0)?;
             let y = set.labels().index_select(&idx, 0)?;
+            let mut x = x;
+            for (k, a) in p.augment.iter().enumerate() {
+                x = a.apply(&x, recipe::batch_seed(p.seed ^ ((k as u64 + 1) << 48), epoch, b))?;
+            }
             let crafted = recipe.craft(model, &x, &y, epoch, b)?;
             let mut out = recipe.loss(model, &x, &y, crafted, smoothing)?;
             if let Some(kl) = model.ibp_kl()? {

@@ -170,6 +170,16 @@ fn documented_defaults_are_the_params_defaults() {
     };
     says("trades_small_cnn(opts: Map) -> Model", "drop", advlab::nn::TRADES_DROP);
     assert!(doc("leaky_relu() -> Layer").contains(&format!("LeakyReLU({})", advlab::nn::LEAKY_SLOPE)));
+    says(
+        "random_crop(opts: Map) -> Augment",
+        "padding",
+        advlab::data::Augment::DEFAULT_PADDING,
+    );
+    says(
+        "conv2d(opts: Map) -> Layer",
+        "bias",
+        !advlab::nn::Weighted::default().no_bias,
+    );
     says("conv2d(opts: Map) -> Layer", "stride", stride);
     says("conv2d(opts: Map) -> Layer", "padding", padding);
 

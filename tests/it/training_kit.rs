@@ -141,3 +141,74 @@ fn training_kit_rules_and_script_options() {
         "3:3",
     );
 }
+
+#[test]
+fn convolutions_without_bias_and_augmented_batches() {
+    use advlab::nn::{Input, Layer, Weighted};
+    let conv = |no_bias| Layer::Conv2d {
+        out: 4,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        opts: Weighted {
+            no_bias,
+            ..Weighted::default()
+        },
+    };
+    let arch = |no_bias| {
+        Arch::sequential(
+            Input::Image(1, 6, 6),
+            vec![conv(no_bias), Layer::Flatten, Layer::linear(3)],
+        )
+        .unwrap()
+    };
+    let a = Model::new(arch(true), &Device::Cpu, 1).unwrap();
+    let names: Vec<&str> = a.named_params().map(|(n, _)| n).collect();
+    assert_eq!(names, ["0.weight", "2.weight", "2.bias"]);
+    assert!(a
+        .arch()
+        .torch_module()
+        .contains("nn.Conv2d(1, 4, 3, padding=1, bias=False)"));
+    // the same weights with a zero bias give the same logits
+    let mut tensors: Vec<(String, candle_core::Tensor)> =
+        a.named_params().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    tensors.push((
+        "0.bias".into(),
+        candle_core::Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    ));
+    let b = Model::from_tensors(arch(false), tensors, &Device::Cpu).unwrap();
+    let x = candle_core::Tensor::rand(0f32, 1f32, (2, 1, 6, 6), &Device::Cpu).unwrap();
+    assert_eq!(values(&a.forward(&x).unwrap()), values(&b.forward(&x).unwrap()));
+
+    // augmentation: seeded (the same weights twice), and it changes what is learnt
+    let tmp = tempfile::tempdir().unwrap();
+    let s = crate::common::script(
+        tmp.path(),
+        "aug.rhai",
+        r#"
+let d = synthetic(#{ train: 256, test: 10 });
+let run = |aug| { let m = mlp([784, 8, 10], #{ seed: 1 }); m.fit(d.train, #{ epochs: 1, seed: 2, augment: aug }); m.accuracy(d.train) };
+let a = run.call([random_crop(#{ padding: 2 }), horizontal_flip()]);
+let b = run.call([random_crop(#{ padding: 2 }), horizontal_flip()]);
+let c = run.call([]);
+print(`a=${a} b=${b} c=${c}`);
+if a != b { throw "augmentation is not seeded"; }
+if a == c { throw "augmentation changed nothing"; }
+let w = sequential([conv2d(#{ out: 2, kernel: 3, bias: false }), flatten(), linear(10)]);
+print(w.param_count());
+"#,
+    );
+    crate::common::run_in(tmp.path(), &s)
+        .success()
+        .stdout(predicates::str::contains("13548"));
+    fails(
+        "let a = random_crop(#{ padding: 0 });",
+        "padding (of random_crop) must be at least 1",
+        "1:9",
+    );
+    fails(
+        "let d = synthetic(#{ train: 20, test: 10 });\nlet m = mlp([784, 8, 10]);\nm.fit(d.train, #{ augment: [1] });",
+        "element 0 of `augment` is i64",
+        "3:3",
+    );
+}
