@@ -39,17 +39,9 @@ pub(super) fn maps(func: &str, rows: &Array) -> RResult<Vec<Map>> {
     if rows.is_empty() {
         return Err(to_rhai(format!("{func}: there are no rows")));
     }
-    rows.iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.clone().try_cast::<Map>().ok_or_else(|| {
-                to_rhai(format!(
-                    "{func}: row {i} is {}, not a map like #{{ eps: 0.1, acc: 0.9 }}",
-                    r.type_name()
-                ))
-            })
-        })
-        .collect()
+    super::opts::typed(rows, |i, t| {
+        format!("{func}: row {i} is {t}, not a map like #{{ eps: 0.1, acc: 0.9 }}")
+    })
 }
 
 pub(super) fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String]) -> RResult<()> {

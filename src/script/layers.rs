@@ -13,17 +13,9 @@ use rhai::{Array, Map, INT};
 
 /// The layers of a script array.
 fn layers(func: &str, arr: &Array) -> RResult<Vec<Layer>> {
-    arr.iter()
-        .enumerate()
-        .map(|(k, v)| {
-            v.clone().try_cast::<Layer>().ok_or_else(|| {
-                to_rhai(format!(
-                    "{func}: element {k} is {}, not a layer (build one with linear(10), conv2d(#{{ out, kernel }}), relu(), …)",
-                    v.type_name()
-                ))
-            })
-        })
-        .collect()
+    super::opts::typed(arr, |k, t| {
+        format!("{func}: element {k} is {t}, not a layer (build one with linear(10), conv2d(#{{ out, kernel }}), relu(), …)")
+    })
 }
 
 /// A size of at least 1.

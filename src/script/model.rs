@@ -171,17 +171,9 @@ fn augments(v: &Dynamic) -> RResult<Vec<Augment>> {
             v.type_name()
         ))
     })?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, a)| {
-            a.clone().try_cast::<Augment>().ok_or_else(|| {
-                to_rhai(format!(
-                    "fit: element {i} of `augment` is {}, not an augmentation",
-                    a.type_name()
-                ))
-            })
-        })
-        .collect()
+    super::opts::typed(&arr, |i, t| {
+        format!("fit: element {i} of `augment` is {t}, not an augmentation")
+    })
 }
 
 /// `piecewise: #{ epochs: [...], lrs: [...] }` as (epoch, rate) points.

@@ -154,3 +154,16 @@ pub(crate) fn usize_array(what: &str, arr: &rhai::Array) -> RResult<Vec<usize>> 
         })
         .collect()
 }
+
+/// Every element of `arr` as a `T`, or the error `wrong(index, type name)` for the first that
+/// is not one.
+pub(crate) fn typed<T: Clone + 'static>(arr: &rhai::Array, wrong: impl Fn(usize, &str) -> String) -> RResult<Vec<T>> {
+    arr.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.clone()
+                .try_cast::<T>()
+                .ok_or_else(|| to_rhai(wrong(i, v.type_name())))
+        })
+        .collect()
+}

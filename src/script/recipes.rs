@@ -40,18 +40,11 @@ pub(crate) fn plan(v: &Dynamic) -> RResult<TrainingPlan> {
         vec![r]
     } else {
         match v.clone().into_array() {
-            Ok(arr) => arr
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    r.clone().try_cast::<RecipeRef>().ok_or_else(|| {
-                        to_rhai(format!(
-                            "fit: element {i} of the defence list is {}, not a Recipe (e.g. pgd_training(#{{ eps: 0.3 }}))",
-                            r.type_name()
-                        ))
-                    })
-                })
-                .collect::<RResult<Vec<_>>>()?,
+            Ok(arr) => {
+                super::opts::typed::<RecipeRef>(&arr, |i, t| {
+                    format!("fit: element {i} of the defence list is {t}, not a Recipe (e.g. pgd_training(#{{ eps: 0.3 }}))")
+                })?
+            }
             Err(t) => {
                 return Err(to_rhai(format!(
                     "fit: option `defence` must be a Recipe or an array of recipes, got {t}"
