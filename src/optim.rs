@@ -118,20 +118,7 @@ impl Opt {
     /// Adam over `vars` with learning rate `lr`: the fused CPU version, else candle's AdamW
     /// without weight decay (the same update).
     pub(crate) fn adam(vars: Vec<Var>, lr: f64, device: &candle_core::Device) -> Result<Self> {
-        Ok(if device.is_cpu() {
-            Opt::Adam(Adam::new(vars, lr))
-        } else {
-            Opt::AdamW(AdamW::new(
-                vars,
-                ParamsAdamW {
-                    lr,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: 0.0,
-                },
-            )?)
-        })
+        Self::adam_decay(vars, lr, 0.0, false, device)
     }
 
     /// Adam (`decoupled`: AdamW) with weight decay `wd`; on the CPU the fused version.

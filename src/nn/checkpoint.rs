@@ -42,17 +42,27 @@ pub fn save_model(model: &Model, path: &Path, provenance: &serde_json::Value) ->
     crate::output::write_atomic(path, &bytes)
 }
 
+/// The bytes of a checkpoint file.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What is wrong with the checkpoint at `path`, as an error naming it.
+fn checkpoint_error(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
 /// Load a model saved by [`save_model`] (or by PyTorch with the same names plus the
 /// `advlab.arch` metadata).
 pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let cerr = |reason: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bytes = read(path)?;
+    let cerr = checkpoint_error(path);
     let (_, meta) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| cerr(format!("not a safetensors file ({e})")))?;
     let arch_json = meta
@@ -71,14 +81,8 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
 /// shape is checked first, and the error lists all that is missing, unexpected or mis-shaped;
 /// `num_batches_tracked` counters are accepted and ignored. Nothing changes on an error.
 pub fn load_weights(model: &Model, path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let cerr = |reason: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bytes = read(path)?;
+    let cerr = checkpoint_error(path);
     let tensors: HashMap<String, candle_core::Tensor> = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| cerr(format!("not a safetensors state_dict ({e})")))?;
     let params: Vec<(&str, &candle_core::Tensor)> = model.named_params().collect();

@@ -502,16 +502,23 @@ pub(crate) fn visit(layers: &[Layer], f: &mut impl FnMut(&Layer)) {
 /// Put parametric noise injection at `site` (or none) on every layer with weights; at the
 /// activations, not on the last one (the classifier).
 pub(crate) fn set_noise(layers: &mut [Layer], site: Option<NoiseSite>) {
+    each_weighted(layers, |o, last| {
+        o.noise = match site {
+            Some(NoiseSite::Activations) if last => None,
+            s => s,
+        }
+    });
+}
+
+/// `f(options, is the last)` on every layer with weights, in forward order.
+fn each_weighted(layers: &mut [Layer], mut f: impl FnMut(&mut Weighted, bool)) {
     let mut count = 0;
     visit(layers, &mut |l| count += usize::from(l.opts().is_some()));
     let mut seen = 0;
     visit_mut(layers, &mut |l| {
         if let Some(o) = l.opts_mut() {
             seen += 1;
-            o.noise = match site {
-                Some(NoiseSite::Activations) if seen == count => None,
-                s => s,
-            };
+            f(o, seen == count);
         }
     });
 }
@@ -529,15 +536,7 @@ pub(crate) fn set_noise_specs(specs: &mut [WeightedSpec], site: Option<NoiseSite
 
 /// Put the IBP prior on every layer with weights but the last, in blocks of `units`.
 pub(crate) fn set_ibp(layers: &mut [Layer], gate: Option<Gate>) {
-    let mut count = 0;
-    visit(layers, &mut |l| count += usize::from(l.opts().is_some()));
-    let mut seen = 0;
-    visit_mut(layers, &mut |l| {
-        if let Some(o) = l.opts_mut() {
-            seen += 1;
-            o.ibp = if seen < count { gate } else { None };
-        }
-    });
+    each_weighted(layers, |o, last| o.ibp = if last { None } else { gate });
 }
 
 /// Parameters in PyTorch `state_dict` order: per layer weight, bias, the noise scale, then the
