@@ -4,7 +4,7 @@
 //! what a checkpoint stores, and loading it runs the same checks as the constructor.
 
 use super::ibp::IbpPrior;
-use super::layer::{self, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, WeightInit, Weighted, WeightedSpec};
+use super::layer::{self, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, WeightInit, Weighted};
 use crate::error::ParamError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -79,8 +79,6 @@ pub struct Arch {
     record: Record,
     input: Input,
     layers: Vec<Layer>,
-    /// The layers with weights, in forward order.
-    weighted: Vec<WeightedSpec>,
     output: Input,
     passes: usize,
 }
@@ -501,13 +499,11 @@ impl Arch {
     /// The architecture a record describes, with any output shape (the autoencoders').
     pub(crate) fn network(record: Record) -> Result<Self, ParamError> {
         let (input, layers, passes) = lower(&record)?;
-        let mut weighted = Vec::new();
-        let output = infer_list(input, &layers, "", &mut weighted)?;
+        let output = infer_list(input, &layers, "", &mut Vec::new())?;
         Ok(Arch {
             record,
             input,
             layers,
-            weighted,
             output,
             passes,
         })
@@ -677,13 +673,16 @@ impl Arch {
             Record::LwtaMlp { .. } | Record::LwtaCnn { .. } => return self,
         }
         layer::set_noise(&mut self.layers, site);
-        layer::set_noise_specs(&mut self.weighted, site);
         self
     }
 
     /// Where noise is injected, if anywhere.
     pub fn noise_injection(&self) -> Option<NoiseSite> {
-        self.weighted.iter().find_map(|w| w.opts.noise)
+        let mut site = None;
+        layer::visit(&self.layers, &mut |l| {
+            site = site.or(l.opts().and_then(|o| o.noise));
+        });
+        site
     }
 
     /// The record a checkpoint stores.
@@ -703,7 +702,7 @@ impl Arch {
 
     /// True when some layer's connections have the IBP prior.
     pub fn has_ibp(&self) -> bool {
-        self.weighted.iter().any(|w| w.opts.ibp.is_some())
+        layer::any(&self.layers, |l| l.opts().is_some_and(|o| o.ibp.is_some()))
     }
 
     /// Stochastic passes a prediction averages (1 but for LWTA models).
@@ -742,8 +741,10 @@ impl Arch {
 
     /// Parameters in PyTorch `state_dict` order: per layer weight, bias, then the noise scale
     /// and the IBP parameters.
-    pub(crate) fn param_specs(&self) -> Vec<Spec> {
-        layer::param_specs(&self.weighted)
+    pub(crate) fn param_specs(&self) -> Result<Vec<Spec>, ParamError> {
+        let mut weighted = Vec::new();
+        infer_list(self.input, &self.layers, "", &mut weighted)?;
+        Ok(layer::param_specs(&weighted))
     }
 
     /// The equivalent PyTorch module, whose `state_dict` has the names and shapes of the

@@ -523,17 +523,6 @@ fn each_weighted(layers: &mut [Layer], mut f: impl FnMut(&mut Weighted, bool)) {
     });
 }
 
-/// [`set_noise`] on the layers' specs (in the same forward order).
-pub(crate) fn set_noise_specs(specs: &mut [WeightedSpec], site: Option<NoiseSite>) {
-    let last = specs.len().saturating_sub(1);
-    for (i, s) in specs.iter_mut().enumerate() {
-        s.opts.noise = match site {
-            Some(NoiseSite::Activations) if i == last => None,
-            s => s,
-        };
-    }
-}
-
 /// Put the IBP prior on every layer with weights but the last, in blocks of `units`.
 pub(crate) fn set_ibp(layers: &mut [Layer], gate: Option<Gate>) {
     each_weighted(layers, |o, last| o.ibp = if last { None } else { gate });

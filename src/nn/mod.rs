@@ -65,7 +65,7 @@ impl Model {
     pub fn new(arch: Arch, device: &Device, seed: u64) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
         let tensors = arch
-            .param_specs()
+            .param_specs()?
             .into_iter()
             .map(|spec| {
                 let n: usize = spec.shape.iter().product();
@@ -94,7 +94,7 @@ impl Model {
     /// A model with the given parameter values (names and shapes must match `arch`); a
     /// stochastic one draws its noise from seed 0 until [`Model::reseed`].
     pub fn from_tensors(arch: Arch, tensors: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
-        let specs = arch.param_specs();
+        let specs = arch.param_specs()?;
         let mut params = Vec::with_capacity(specs.len());
         for spec in &specs {
             let (name, shape) = (&spec.name, &spec.shape);
@@ -156,11 +156,13 @@ impl Model {
     /// The context of one forward pass: a fresh key from the model's generator when the
     /// model is stochastic.
     fn ctx(&self, train: bool) -> Ctx {
-        let key = if self.0.arch.is_stochastic() || (train && self.0.arch.draws_in_training()) {
-            self.rng().next_u64()
+        let arch = &self.0.arch;
+        let draws = if train {
+            arch.draws_in_training()
         } else {
-            0
+            arch.is_stochastic()
         };
+        let key = if draws { self.rng().next_u64() } else { 0 };
         Ctx::new(key, train)
     }
 

@@ -62,20 +62,22 @@ impl ImageRows {
                     .into(),
             ));
         }
-        let (linf, l2, _) = crate::eval::perturbation_norms(clean, adv)?;
+        // only the chosen samples leave the device
+        let (clean_n, adv_n) = (clean.subset(&chosen)?, adv.subset(&chosen)?);
+        let (linf, l2, _) = crate::eval::perturbation_norms(&clean_n, &adv_n)?;
         let host = |d: &Dataset| -> Result<Vec<Vec<f32>>> {
             Ok(d.images()
                 .flatten_from(1)?
                 .to_dtype(candle_core::DType::F32)?
                 .to_vec2::<f32>()?)
         };
-        let (x, a) = (host(clean)?, host(adv)?);
+        let (x, a) = (host(&clean_n)?, host(&adv_n)?);
         let shape = clean.image_shape();
         let mut rows = vec![Vec::new(), Vec::new(), Vec::new()];
-        for &i in &chosen {
-            let delta: Vec<f32> = a[i].iter().zip(&x[i]).map(|(p, q)| p - q).collect();
+        for (k, &i) in chosen.iter().enumerate() {
+            let delta: Vec<f32> = a[k].iter().zip(&x[k]).map(|(p, q)| p - q).collect();
             rows[0].push(ImageCell {
-                pixels: x[i].clone(),
+                pixels: x[k].clone(),
                 shape,
                 signed: false,
                 caption: format!("true {} pred {}\n{:.2}", labels[i], before.pred[i], before.max_prob[i]),
@@ -84,10 +86,10 @@ impl ImageRows {
                 pixels: delta,
                 shape,
                 signed: true,
-                caption: format!("L∞ {:.3}\nL2 {:.2}", linf[i], l2[i]),
+                caption: format!("L∞ {:.3}\nL2 {:.2}", linf[k], l2[k]),
             });
             rows[2].push(ImageCell {
-                pixels: a[i].clone(),
+                pixels: a[k].clone(),
                 shape,
                 signed: false,
                 caption: format!("pred {}\n{:.2}", after.pred[i], after.max_prob[i]),

@@ -29,7 +29,7 @@ fn fit(s: &Session, c: &dyn Clusterer, points: &Tensor) -> RResult<Clustering> {
 }
 
 /// A checked clusterer as a script value, or the broken rule prefixed with its name.
-fn clusterer<C: Clusterer + Clone + 'static>(
+fn clusterer<C: Clusterer + 'static>(
     c: C,
     check: impl FnOnce(&C) -> Result<&C, crate::ParamError>,
 ) -> RResult<ClustererRef> {
