@@ -133,6 +133,20 @@ pub enum ParamError {
         stages: usize,
         factor: usize,
     },
+    #[error("eval_every must be at least 1 epoch (got 0)")]
+    EvalEveryZero,
+    #[error("eval_data (the held-out set model selection evaluates on) is empty")]
+    EvalDataEmpty,
+    #[error("unknown craft_mode \"{0}\": use \"eval\" (running statistics, as attacks and TRADES) or \"train\" (batch statistics, as Wong et al. and Rice et al.)")]
+    UnknownCraftMode(String),
+    #[error("clip_grad_norm must be a positive number (got {0})")]
+    ClipGradNorm(f64),
+    #[error("a WideResNet's depth must be 6n + 4 for n ≥ 1 blocks per group, e.g. 16, 28, 34, 70 (got {0})")]
+    WideResnetDepth(usize),
+    #[error("widen (the WideResNet's widening factor) must be at least 1 (got 0)")]
+    WideResnetWidenZero,
+    #[error("drop (the WideResNet's dropout between a block's convolutions) must be in [0, 1) (got {0})")]
+    WideResnetDrop(f64),
     #[error("unknown noise_injection \"{0}\": use \"weights\" or \"activations\"")]
     UnknownNoiseInjection(String),
     #[error("units_per_block (the units competing in one LWTA block) must be at least 2 (got {0})")]

@@ -924,3 +924,225 @@ pub(crate) fn resample(x: &Tensor, rows: (&[f32], usize), cols: (&[f32], usize),
     let c = Tensor::from_slice(cols.0, (cols.1, w), device)?.to_dtype(x.dtype())?;
     r.broadcast_matmul(&x.contiguous()?)?.broadcast_matmul(&c.t()?)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm: per-channel moments, and the per-channel normalisation with a two-pass backward
+
+/// The per-channel mean and biased variance of an `(N, C, …)` tensor as a `(2, C)` tensor,
+/// each accumulated in f64 (two passes: the mean, then the centred squares).
+struct Moments;
+
+impl CustomOp1 for Moments {
+    fn name(&self) -> &'static str {
+        "advlab-moments"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, s) = ncs(l.dims(), "batch norm")?;
+        let x = slice(st, l, "batch norm")?;
+        let m = (n * s).max(1) as f64;
+        let per: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let runs = || (0..n).map(move |i| &x[(i * c + ch) * s..][..s]);
+                let mean = runs().flat_map(|r| r.iter()).map(|&v| v as f64).sum::<f64>() / m;
+                let var = runs()
+                    .flat_map(|r| r.iter())
+                    .map(|&v| (v as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / m;
+                (mean, var)
+            })
+            .collect();
+        let mut out: Vec<f32> = per.iter().map(|p| p.0 as f32).collect();
+        out.extend(per.iter().map(|p| p.1 as f32));
+        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+    }
+}
+
+/// `(N, C, S)` of an `(N, C, …)` layout: samples, channels, values per channel and sample.
+fn ncs(dims: &[usize], op: &str) -> Result<(usize, usize, usize)> {
+    if dims.len() < 2 {
+        bail!("{op}: expected (N, C, …), got {dims:?}");
+    }
+    Ok((dims[0], dims[1], dims[2..].iter().product()))
+}
+
+/// The per-channel mean and biased variance of `x (N, C, …)` (a CPU tensor).
+pub(crate) fn channel_moments(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
+    let m = x.contiguous()?.apply_op1_no_bwd(&Moments)?.to_vec2::<f32>()?;
+    Ok((m[0].clone(), m[1].clone()))
+}
+
+/// `y = (x − mean)·rstd·γ + β` per channel of `x (N, C, …)`, with `γ`, `β` of shape `(C)`.
+/// `batch`: the mean and rstd are the batch's own (training), so the input gradient also flows
+/// through them; else they are constants (the running statistics, evaluation).
+struct BatchNorm {
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+    batch: bool,
+}
+
+/// `out[i] = a[c]·x[i] + b[c]` for every value `i` of channel `c`, in parallel over samples.
+fn per_channel(x: &[f32], (c, s): (usize, usize), a: &[f32], b: &[f32], out: &mut [f32]) {
+    out.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(o, xs)| {
+        for ch in 0..c {
+            let (av, bv) = (a[ch], b[ch]);
+            for (ov, &xv) in o[ch * s..][..s].iter_mut().zip(&xs[ch * s..][..s]) {
+                *ov = av * xv + bv;
+            }
+        }
+    });
+}
+
+impl CustomOp3 for BatchNorm {
+    fn name(&self) -> &'static str {
+        "advlab-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, s) = ncs(l1.dims(), "batch norm")?;
+        let (x, g, b) = (
+            slice(s1, l1, "batch norm")?,
+            slice(s2, l2, "batch norm")?,
+            slice(s3, l3, "batch norm")?,
+        );
+        // y = x·scale + shift with scale = γ·rstd, shift = β − mean·scale
+        let scale: Vec<f32> = (0..c).map(|ch| g[ch] * self.rstd[ch]).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| b[ch] - self.mean[ch] * scale[ch]).collect();
+        let mut y = vec![0f32; x.len()];
+        per_channel(x, (c, s), &scale, &shift, &mut y);
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        g: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let want = (x.track_op(), g.track_op(), b.track_op());
+        if want == (false, false, false) {
+            return Ok((None, None, None));
+        }
+        let c = x.dim(1)?;
+        let op = BatchNormGrad {
+            mean: self.mean.clone(),
+            rstd: self.rstd.clone(),
+            gamma: g.to_vec1::<f32>()?,
+            batch: self.batch,
+            want_dx: want.0,
+        };
+        let all = x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op)?;
+        let dg = want.1.then(|| all.narrow(0, 0, c)).transpose()?;
+        let db = want.2.then(|| all.narrow(0, c, c)).transpose()?;
+        let dx = want
+            .0
+            .then(|| all.narrow(0, 2 * c, x.elem_count())?.reshape(x.dims()))
+            .transpose()?;
+        Ok((dx, dg, db))
+    }
+}
+
+/// The gradients of [`BatchNorm`] from `(x, dy)` as one flat tensor `[dγ | dβ | dx]` (`dx` only
+/// when `want_dx`): `dβ = Σ dy`, `dγ = Σ dy·x̂`, and with batch statistics
+/// `dx = γ·rstd·(dy − dβ/M − x̂·dγ/M)` (M values per channel), else `dx = γ·rstd·dy`.
+struct BatchNormGrad {
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+    gamma: Vec<f32>,
+    batch: bool,
+    want_dx: bool,
+}
+
+impl CustomOp2 for BatchNormGrad {
+    fn name(&self) -> &'static str {
+        "advlab-batch-norm-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, s) = ncs(l1.dims(), "batch norm backward")?;
+        let (x, dy) = (
+            slice(s1, l1, "batch norm backward")?,
+            slice(s2, l2, "batch norm backward")?,
+        );
+        // per channel: Σ dy and Σ dy·x̂, in f64
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mu, r) = (self.mean[ch] as f64, self.rstd[ch] as f64);
+                let (mut sd, mut sdx) = (0f64, 0f64);
+                for i in 0..n {
+                    let at = (i * c + ch) * s;
+                    for (&xv, &g) in x[at..][..s].iter().zip(&dy[at..][..s]) {
+                        sd += g as f64;
+                        sdx += g as f64 * (xv as f64 - mu) * r;
+                    }
+                }
+                (sd, sdx)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(2 * c + if self.want_dx { x.len() } else { 0 });
+        out.extend(sums.iter().map(|p| p.1 as f32));
+        out.extend(sums.iter().map(|p| p.0 as f32));
+        if self.want_dx {
+            // dx = a·dy + b·x + d per channel
+            let m = (n * s).max(1) as f64;
+            let (mut a, mut bx, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
+            for ch in 0..c {
+                let (g, r, mu) = (self.gamma[ch] as f64, self.rstd[ch] as f64, self.mean[ch] as f64);
+                a[ch] = (g * r) as f32;
+                if self.batch {
+                    let (sd, sdx) = sums[ch];
+                    bx[ch] = (-g * r * r * sdx / m) as f32;
+                    d[ch] = (-g * r * sd / m + g * r * r * mu * sdx / m) as f32;
+                }
+            }
+            let mut dx = vec![0f32; x.len()];
+            dx.par_chunks_mut(c * s)
+                .zip(x.par_chunks(c * s).zip(dy.par_chunks(c * s)))
+                .for_each(|(o, (xs, gs))| {
+                    for ch in 0..c {
+                        let (av, bv, dv) = (a[ch], bx[ch], d[ch]);
+                        let at = ch * s;
+                        for ((ov, &xv), &g) in o[at..][..s].iter_mut().zip(&xs[at..][..s]).zip(&gs[at..][..s]) {
+                            *ov = av * g + bv * xv + dv;
+                        }
+                    }
+                });
+            out.extend(dx);
+        }
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
+/// Batch norm of `x (N, C, …)` on the CPU: `(x − mean)·rstd·γ + β` per channel, `rstd` =
+/// 1/√(var + eps). `batch`: `mean` and `var` are the batch's own moments (training: the input
+/// gradient flows through them), else the running statistics.
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    (mean, var): (&[f32], &[f32]),
+    eps: f64,
+    batch: bool,
+) -> Result<Tensor> {
+    let rstd = var.iter().map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32).collect();
+    let op = BatchNorm {
+        mean: mean.to_vec(),
+        rstd,
+        batch,
+    };
+    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+}

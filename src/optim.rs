@@ -175,10 +175,6 @@ impl Opt {
         }
     }
 
-    pub(crate) fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        self.step(&loss.backward()?)
-    }
-
     /// One update from the gradients in `grads`.
     pub(crate) fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {
@@ -188,6 +184,32 @@ impl Opt {
         }
         Ok(())
     }
+}
+
+/// Scale the gradients of `vars` in `grads` so that their total L2 norm is at most `max`
+/// (`torch.nn.utils.clip_grad_norm_`: by max/(norm + 1e-6) when the norm is above `max`).
+/// Returns the norm before clipping.
+pub(crate) fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max: f64) -> Result<f64> {
+    let mut sq = 0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
+        }
+    }
+    let norm = sq.sqrt();
+    let coef = max / (norm + 1e-6);
+    if coef < 1.0 {
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * coef)?);
+            }
+        }
+    }
+    Ok(norm)
 }
 
 /// The rules every training loop shares (a model's fit, an autoencoder's): at least one

@@ -151,6 +151,19 @@ impl Dataset {
         })
     }
 
+    /// All but the first `n` samples (none when n ≥ len): with [`Dataset::take`], a split.
+    pub fn skip(&self, n: usize) -> Result<Self> {
+        let n = n.min(self.len());
+        let rest = self.len() - n;
+        Ok(Self {
+            images: self.images.narrow(0, n, rest)?,
+            labels: self.labels.narrow(0, n, rest)?,
+            classes: self.classes,
+            name: format!("{}[{n}:]", self.name),
+            class_names: self.class_names.clone(),
+        })
+    }
+
     /// Samples `start..start+len`, as a cheap view.
     pub fn slice(&self, start: usize, len: usize) -> Result<Self> {
         Ok(Self {

@@ -55,6 +55,22 @@ pub enum Record {
         classes: usize,
         lwta: Lwta,
     },
+    /// PreAct ResNet-18 for 3×32×32 images (He et al. 2016, as in Wong et al.'s and Rice et
+    /// al.'s `preact_resnet.py`): conv1 → four stages of two pre-activation blocks (64, 128,
+    /// 256, 512 channels) → bn → ReLU → avg-pool 4 → linear, its names (`layer2.0.shortcut.0`).
+    PreactResnet18 { classes: usize },
+    /// WideResNet-`depth`-`widen` for 3×32×32 images (Zagoruyko & Komodakis 2016, as in
+    /// RobustBench's and TRADES' `wide_resnet.py`): conv1 → three groups of (depth − 4)/6
+    /// pre-activation blocks (16·widen, 32·widen, 64·widen channels) → bn1 → ReLU → avg-pool 8
+    /// → fc, its names (`block1.layer.0.convShortcut`) and init.
+    WideResnet {
+        depth: usize,
+        widen: usize,
+        classes: usize,
+        /// Dropout inside every block, between its two convolutions.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        drop: f64,
+    },
     /// Any list of layers over `input` (`[features]` or `[C, H, W]`).
     Sequential {
         input: Vec<usize>,
@@ -71,6 +87,10 @@ fn one() -> usize {
 
 fn is_one(n: &usize) -> bool {
     *n == 1
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// The architecture of a model: its layers, and the record that rebuilds it.
@@ -317,6 +337,107 @@ fn resnet_layers(base_width: usize, blocks: &[usize], classes: usize) -> Vec<Lay
     out
 }
 
+/// A convolution without bias, named, with this init (the batch-normed networks').
+fn conv_nb(name: String, out: usize, kernel: usize, stride: usize, init: WeightInit) -> Layer {
+    Layer::Conv2d {
+        out,
+        kernel,
+        stride,
+        padding: kernel / 2,
+        opts: Weighted {
+            no_bias: true,
+            ..named(name, init)
+        },
+    }
+}
+
+/// A batch norm with PyTorch's defaults, named.
+fn bn(name: String) -> Layer {
+    Layer::BatchNorm {
+        eps: layer::BN_EPS,
+        momentum: layer::BN_MOMENTUM,
+        affine: true,
+        name: Some(name),
+    }
+}
+
+fn preact_resnet18_layers(classes: usize) -> Vec<Layer> {
+    let mut out = vec![conv_nb("conv1".into(), 64, 3, 1, WeightInit::Torch)];
+    let mut cin = 64;
+    for (s, (planes, stride)) in [(64, 1), (128, 2), (256, 2), (512, 2)].into_iter().enumerate() {
+        for b in 0..2 {
+            let st = if b == 0 { stride } else { 1 };
+            out.push(layer::preact_block(&format!("layer{}.{b}", s + 1), cin, planes, st));
+            cin = planes;
+        }
+    }
+    out.extend([
+        bn("bn".into()),
+        Layer::Relu,
+        Layer::AvgPool { size: 4 },
+        Layer::Flatten,
+        Layer::Linear {
+            out: classes,
+            opts: named("linear", WeightInit::Torch),
+        },
+    ]);
+    out
+}
+
+/// The channels of a WideResNet's stem and three groups.
+fn wide_channels(widen: usize) -> [usize; 4] {
+    [16, 16 * widen, 32 * widen, 64 * widen]
+}
+
+fn wide_resnet_layers(depth: usize, widen: usize, classes: usize, drop: f64) -> Vec<Layer> {
+    let ch = wide_channels(widen);
+    let he = WeightInit::HeFanOut;
+    let mut out = vec![conv_nb("conv1".into(), ch[0], 3, 1, he)];
+    for g in 0..3 {
+        let (cin, cout, stride) = (ch[g], ch[g + 1], if g == 0 { 1 } else { 2 });
+        for i in 0..(depth - 4) / 6 {
+            let p = format!("block{}.layer.{i}", g + 1);
+            let (inp, st) = if i == 0 { (cin, stride) } else { (cout, 1) };
+            let mut body = vec![
+                conv_nb(format!("{p}.conv1"), cout, 3, st, he),
+                bn(format!("{p}.bn2")),
+                Layer::Relu,
+            ];
+            if drop > 0.0 {
+                body.push(Layer::Dropout { p: drop });
+            }
+            body.push(conv_nb(format!("{p}.conv2"), cout, 3, 1, he));
+            let pre = [bn(format!("{p}.bn1")), Layer::Relu];
+            if inp == cout {
+                // the identity shortcut takes the block's input before its batch norm
+                body.splice(0..0, pre);
+                out.push(Layer::Residual {
+                    body,
+                    shortcut: Vec::new(),
+                });
+            } else {
+                // the 1×1 shortcut takes it after (`x = relu1(bn1(x))` there)
+                out.extend(pre);
+                out.push(Layer::Residual {
+                    body,
+                    shortcut: vec![conv_nb(format!("{p}.convShortcut"), cout, 1, st, he)],
+                });
+            }
+        }
+    }
+    out.extend([
+        bn("bn1".into()),
+        Layer::Relu,
+        Layer::AvgPool { size: 8 },
+        Layer::Flatten,
+        Layer::Linear {
+            out: classes,
+            opts: named("fc", WeightInit::ZeroBias),
+        },
+    ]);
+    out
+}
+
 /// The LWTA activation of a preset, and its IBP gates on every layer but the classifier.
 fn lwta_layers(mut layers: Vec<Layer>, l: &Lwta) -> Vec<Layer> {
     layer::set_ibp(
@@ -418,17 +539,41 @@ fn lower(record: &Record) -> Result<(Input, Vec<Layer>, usize), ParamError> {
             let l = lwta_layers(cnn_layers(*classes, &lwta.layer()), lwta);
             (Input::Image(*channels, *height, *width), l, lwta.passes)
         }
+        Record::PreactResnet18 { classes } => {
+            check_classes(*classes)?;
+            (Input::Image(3, 32, 32), preact_resnet18_layers(*classes), 1)
+        }
+        Record::WideResnet {
+            depth,
+            widen,
+            classes,
+            drop,
+        } => {
+            if *depth < 10 || (depth - 4) % 6 != 0 {
+                return Err(ParamError::WideResnetDepth(*depth));
+            }
+            if *widen == 0 {
+                return Err(ParamError::WideResnetWidenZero);
+            }
+            if !(drop.is_finite() && (0.0..1.0).contains(drop)) {
+                return Err(ParamError::WideResnetDrop(*drop));
+            }
+            check_classes(*classes)?;
+            let l = wide_resnet_layers(*depth, *widen, *classes, *drop);
+            (Input::Image(3, 32, 32), l, 1)
+        }
         Record::Sequential { input, layers, passes } => {
             if layers.is_empty() {
                 return Err(ParamError::SequentialEmpty);
             }
+            let input = Input::from_dims(input)?;
             if *passes == 0 {
                 return Err(ParamError::PassesZero);
             }
             if *passes > 1 && !has_lwta(layers) {
                 return Err(ParamError::PassesNotStochastic);
             }
-            (Input::from_dims(input)?, layers.clone(), *passes)
+            (input, layer::expand(input, layers, "")?, *passes)
         }
     })
 }
@@ -468,6 +613,30 @@ pub struct ResnetParams {
     /// Basic blocks per stage.
     pub blocks: Vec<usize>,
     pub classes: usize,
+}
+
+/// Unchecked parameters of the WideResNet preset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WideResnetParams {
+    /// 6n + 4 for n blocks per group.
+    pub depth: usize,
+    /// The widening factor k.
+    pub widen: usize,
+    pub classes: usize,
+    /// Dropout between each block's convolutions.
+    pub drop: f64,
+}
+
+impl Default for WideResnetParams {
+    /// WideResNet-28-10 for CIFAR-10 (Madry et al.'s and TRADES' CIFAR network), no dropout.
+    fn default() -> Self {
+        Self {
+            depth: 28,
+            widen: 10,
+            classes: 10,
+            drop: 0.0,
+        }
+    }
 }
 
 impl Default for ResnetParams {
@@ -590,6 +759,28 @@ impl Arch {
         Self::sequential(Input::Image(1, 28, 28), layers)
     }
 
+    /// PreAct ResNet-18 for 3×32×32 images and `classes` outputs, with the state_dict names of
+    /// fast_adversarial's `PreActResNet18` and PyTorch's default init.
+    pub fn preact_resnet18(classes: usize) -> Result<Self, ParamError> {
+        Self::from_record(Record::PreactResnet18 { classes })
+    }
+
+    /// WideResNet-`depth`-`widen` for 3×32×32 images (depth = 6n + 4, n ≥ 1), with the
+    /// state_dict names and init of RobustBench's `WideResNet`; `drop` is its `dropRate`.
+    pub fn wide_resnet(p: &WideResnetParams) -> Result<Self, ParamError> {
+        Self::from_record(Record::WideResnet {
+            depth: p.depth,
+            widen: p.widen,
+            classes: p.classes,
+            drop: p.drop,
+        })
+    }
+
+    /// True when some layer is a batch norm (its running statistics move in training passes).
+    pub fn has_batch_norm(&self) -> bool {
+        layer::any(&self.layers, |l| matches!(l, Layer::BatchNorm { .. }))
+    }
+
     /// True when a training pass draws random numbers (dropout, or any stochastic layer).
     pub fn draws_in_training(&self) -> bool {
         self.is_stochastic() || layer::any(&self.layers, |l| matches!(l, Layer::Dropout { .. }))
@@ -670,7 +861,10 @@ impl Arch {
             | Record::Cnn { noise_injection, .. }
             | Record::Resnet { noise_injection, .. } => *noise_injection = site,
             Record::Sequential { layers, .. } => layer::set_noise(layers, site),
-            Record::LwtaMlp { .. } | Record::LwtaCnn { .. } => return self,
+            Record::LwtaMlp { .. }
+            | Record::LwtaCnn { .. }
+            | Record::PreactResnet18 { .. }
+            | Record::WideResnet { .. } => return self,
         }
         layer::set_noise(&mut self.layers, site);
         self
@@ -843,6 +1037,77 @@ impl Arch {
                     base_width << (blocks.len() - 1)
                 )
             }
+            Record::PreactResnet18 { classes } => format!(
+                "class PreActBlock(nn.Module):  # fast_adversarial's preact_resnet.py\n\
+                 \x20   def __init__(self, cin, cout, stride):\n\
+                 \x20       super().__init__()\n\
+                 \x20       self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)\n\
+                 \x20       self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)\n\
+                 \x20       self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)\n\
+                 \x20       if stride != 1 or cin != cout:\n\
+                 \x20           self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False))\n\
+                 \x20   def forward(self, x):\n\
+                 \x20       out = self.conv1(F.relu(self.bn1(x)))\n\
+                 \x20       out = self.conv2(F.relu(self.bn2(out)))\n\
+                 \x20       return out + (self.shortcut(x) if hasattr(self, \"shortcut\") else x)\n\
+                 \n\
+                 class PreActResNet18(nn.Module):\n\
+                 \x20   def __init__(self, classes={classes}):\n\
+                 \x20       super().__init__()\n\
+                 \x20       self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)\n\
+                 \x20       cin, stages = 64, []\n\
+                 \x20       for planes, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:\n\
+                 \x20           stages.append(nn.Sequential(PreActBlock(cin, planes, stride), PreActBlock(planes, planes, 1)))\n\
+                 \x20           cin = planes\n\
+                 \x20       self.layer1, self.layer2, self.layer3, self.layer4 = stages\n\
+                 \x20       self.bn = nn.BatchNorm2d(512)\n\
+                 \x20       self.linear = nn.Linear(512, classes)\n\
+                 \x20   def forward(self, x):\n\
+                 \x20       out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))\n\
+                 \x20       return self.linear(F.avg_pool2d(F.relu(self.bn(out)), 4).flatten(1))\n"
+            ),
+            Record::WideResnet {
+                depth,
+                widen,
+                classes,
+                drop,
+            } => format!(
+                "class Block(nn.Module):  # RobustBench's wide_resnet.py BasicBlock\n\
+                 \x20   def __init__(self, cin, cout, stride, drop):\n\
+                 \x20       super().__init__()\n\
+                 \x20       self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)\n\
+                 \x20       self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)\n\
+                 \x20       self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)\n\
+                 \x20       self.drop, self.equal = drop, cin == cout\n\
+                 \x20       self.convShortcut = None if self.equal else nn.Conv2d(cin, cout, 1, stride, 0, bias=False)\n\
+                 \x20   def forward(self, x):\n\
+                 \x20       pre = F.relu(self.bn1(x))\n\
+                 \x20       out = F.dropout(F.relu(self.bn2(self.conv1(pre))), self.drop, self.training)\n\
+                 \x20       return self.conv2(out) + (x if self.equal else self.convShortcut(pre))\n\
+                 \n\
+                 class Group(nn.Module):\n\
+                 \x20   def __init__(self, n, cin, cout, stride, drop):\n\
+                 \x20       super().__init__()\n\
+                 \x20       self.layer = nn.Sequential(*[Block(cin if i == 0 else cout, cout, stride if i == 0 else 1, drop) for i in range(n)])\n\
+                 \x20   def forward(self, x):\n\
+                 \x20       return self.layer(x)\n\
+                 \n\
+                 class WideResNet(nn.Module):  # depth {depth}, widen {widen}\n\
+                 \x20   def __init__(self, classes={classes}, drop={drop}):\n\
+                 \x20       super().__init__()\n\
+                 \x20       c, n = {ch:?}, {n}\n\
+                 \x20       self.conv1 = nn.Conv2d(3, c[0], 3, 1, 1, bias=False)\n\
+                 \x20       self.block1 = Group(n, c[0], c[1], 1, drop)\n\
+                 \x20       self.block2 = Group(n, c[1], c[2], 2, drop)\n\
+                 \x20       self.block3 = Group(n, c[2], c[3], 2, drop)\n\
+                 \x20       self.bn1 = nn.BatchNorm2d(c[3])\n\
+                 \x20       self.fc = nn.Linear(c[3], classes)\n\
+                 \x20   def forward(self, x):\n\
+                 \x20       out = self.block3(self.block2(self.block1(self.conv1(x))))\n\
+                 \x20       return self.fc(F.avg_pool2d(F.relu(self.bn1(out)), 8).flatten(1))\n",
+                ch = wide_channels(*widen),
+                n = (depth - 4) / 6
+            ),
             Record::Sequential { .. } => {
                 let mut uses = Uses::default();
                 let seq = layer::torch_sequential(self.input, &self.layers, &mut uses);
@@ -921,6 +1186,21 @@ impl Arch {
                     "resnet({channels}×{height}×{width} → stem{base_width}, blocks {blocks:?} of widths {} → gap → fc{classes})",
                     widths.join("-")
                 )
+            }
+            Record::PreactResnet18 { classes } => {
+                write!(f, "preact_resnet18(3×32×32 → {classes} classes)")
+            }
+            Record::WideResnet {
+                depth,
+                widen,
+                classes,
+                drop,
+            } => {
+                write!(f, "wide_resnet({depth}-{widen}, 3×32×32 → {classes} classes")?;
+                if *drop > 0.0 {
+                    write!(f, ", dropout {drop}")?;
+                }
+                f.write_str(")")
             }
             Record::Sequential { .. } => {
                 let p = self.passes;

@@ -34,7 +34,7 @@ pub fn save_model(model: &Model, path: &Path, provenance: &serde_json::Value) ->
     meta.insert(PROVENANCE_KEY.to_string(), provenance.to_string());
     meta.insert("format".to_string(), "pt".to_string());
     let cpu: Vec<(String, candle_core::Tensor)> = model
-        .named_params()
+        .named_state()
         .map(|(n, t)| Ok((n.to_string(), t.to_device(&Device::Cpu)?)))
         .collect::<Result<_>>()?;
     let bytes = safetensors::serialize(cpu.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
@@ -85,7 +85,7 @@ pub fn load_weights(model: &Model, path: &Path) -> Result<()> {
     let cerr = checkpoint_error(path);
     let tensors: HashMap<String, candle_core::Tensor> = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| cerr(format!("not a safetensors state_dict ({e})")))?;
-    let params: Vec<(&str, &candle_core::Tensor)> = model.named_params().collect();
+    let params: Vec<(&str, &candle_core::Tensor)> = model.named_state().collect();
     let mut problems = Vec::new();
     for (name, t) in &params {
         match tensors.get(*name) {
@@ -111,7 +111,7 @@ pub fn load_weights(model: &Model, path: &Path) -> Result<()> {
             problems.join("; ")
         )));
     }
-    for (var, (name, _)) in model.vars().iter().zip(&params) {
+    for (var, (name, _)) in model.state_vars().iter().zip(&params) {
         let t = tensors[*name]
             .to_dtype(candle_core::DType::F32)?
             .to_device(model.device())?;

@@ -46,6 +46,13 @@ impl fmt::Display for NoiseSite {
 /// PyTorch's default negative slope of `nn.LeakyReLU`.
 pub const LEAKY_SLOPE: f64 = 0.01;
 
+/// PyTorch's default `eps` of `nn.BatchNorm1d`/`nn.BatchNorm2d`.
+pub const BN_EPS: f64 = 1e-5;
+
+/// PyTorch's default `momentum` of batch norm: how far one training batch moves the running
+/// statistics.
+pub const BN_MOMENTUM: f64 = 0.1;
+
 /// The initial value of every noise scale α (He et al. 2019).
 pub const ALPHA_INIT: f32 = 0.25;
 
@@ -137,6 +144,11 @@ pub enum WeightInit {
     He,
     /// All zeros (TRADES' SmallCNN classifier).
     Zeros,
+    /// Normal with standard deviation √(2/fan_out), fan_out = k·k·out (WideResNet's
+    /// convolutions, `normal_(0, sqrt(2 / n))`), with zero bias.
+    HeFanOut,
+    /// PyTorch's default weight with a zero bias (WideResNet's classifier).
+    ZeroBias,
 }
 
 impl WeightInit {
@@ -153,6 +165,22 @@ impl Weighted {
 
 fn one() -> usize {
     1
+}
+
+fn bn_eps() -> f64 {
+    BN_EPS
+}
+
+fn bn_momentum() -> f64 {
+    BN_MOMENTUM
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// One layer of a network.
@@ -203,6 +231,30 @@ pub enum Layer {
     Sigmoid,
     /// `nn.Identity()`.
     Identity,
+    /// `nn.BatchNorm1d(n)` on a flat input, `nn.BatchNorm2d(c)` on an image. In training each
+    /// channel is normalised by the batch's mean and biased variance, and the running
+    /// statistics move by `momentum` towards the batch's mean and unbiased variance; in
+    /// evaluation (attacks included) by the running statistics. `affine`: a learnt scale
+    /// (`weight`, from 1) and shift (`bias`, from 0) per channel.
+    BatchNorm {
+        #[serde(default = "bn_eps")]
+        eps: f64,
+        #[serde(default = "bn_momentum")]
+        momentum: f64,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        affine: bool,
+        /// The PyTorch name (`layer1.0.bn1`); by default the layer's position.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// The pre-activation block of PreAct ResNet: `batch_norm → relu → conv 3×3 (stride) →
+    /// batch_norm → relu → conv 3×3`, plus the input, or a strided 1×1 convolution of it when
+    /// the shape changes; a network lowers it to that residual block once its input is known.
+    PreactBlock {
+        out: usize,
+        #[serde(default = "one")]
+        stride: usize,
+    },
     /// `body(x) + shortcut(x)`, the shortcut the identity when empty.
     Residual {
         body: Vec<Layer>,
@@ -221,6 +273,18 @@ pub(crate) struct WeightedSpec {
     pub opts: Weighted,
 }
 
+/// A layer that owns tensors: one with weights, or a batch norm.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Owner {
+    Weighted(WeightedSpec),
+    /// A batch norm over `channels` named `name`.
+    Norm {
+        name: String,
+        channels: usize,
+        affine: bool,
+    },
+}
+
 /// How a parameter starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Init {
@@ -228,27 +292,30 @@ pub(crate) enum Init {
     Uniform { fan_in: usize },
     /// Every element the same (the noise scales α, the IBP parameters).
     Const(f32),
-    /// He et al.'s init for ReLU layers, `kaiming_normal_(mode="fan_in", nonlinearity="relu")`:
-    /// normal with standard deviation √(2/fan_in), which keeps the forward signal's scale
-    /// without batch norm.
-    KaimingNormal { fan_in: usize },
+    /// He et al.'s init for ReLU layers, `kaiming_normal_(nonlinearity="relu")`: normal with
+    /// standard deviation √(2/fan), fan the inputs per output (`mode="fan_in"`, which keeps
+    /// the forward signal's scale without batch norm) or the outputs per input (WideResNet).
+    KaimingNormal { fan: usize },
     /// All zeros.
     Zeros,
 }
 
-/// One parameter: its PyTorch name, shape and initialisation.
+/// One tensor of a model: its PyTorch name, shape and initialisation, and whether it is a
+/// buffer (batch norm's running statistics: saved and loaded, moved by training passes, never
+/// by the optimizer) rather than a trainable parameter.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Spec {
     pub name: String,
     pub shape: Vec<usize>,
     pub init: Init,
+    pub buffer: bool,
 }
 
 /// The name of the layer at `index` of the list at `prefix` (`""` at the top): its own name,
 /// or its position as in `nn.Sequential`.
-pub(crate) fn layer_name(prefix: &str, index: usize, opts: &Weighted) -> String {
-    match &opts.name {
-        Some(n) => n.clone(),
+pub(crate) fn layer_name(prefix: &str, index: usize, own: Option<&str>) -> String {
+    match own {
+        Some(n) => n.to_string(),
         None => child(prefix, &index.to_string()),
     }
 }
@@ -301,6 +368,16 @@ impl Layer {
             Layer::Tanh => "tanh",
             Layer::Sigmoid => "sigmoid",
             Layer::Identity => "identity",
+            Layer::BatchNorm { .. } => "batch_norm",
+            Layer::PreactBlock { .. } => "preact_block",
+        }
+    }
+
+    /// The layer's own PyTorch name, when it has one (a preset's `conv1`, `layer1.0.bn1`).
+    pub(crate) fn own_name(&self) -> Option<&str> {
+        match self {
+            Layer::BatchNorm { name, .. } => name.as_deref(),
+            l => l.opts().and_then(|o| o.name.as_deref()),
         }
     }
 
@@ -321,13 +398,7 @@ impl Layer {
 
     /// The shape after this layer, for `input`; the layers with weights (in order) are pushed
     /// onto `out`. `prefix` and `index` place the layer in the network, for names and errors.
-    fn infer(
-        &self,
-        input: Input,
-        prefix: &str,
-        index: usize,
-        out: &mut Vec<WeightedSpec>,
-    ) -> Result<Input, ParamError> {
+    fn infer(&self, input: Input, prefix: &str, index: usize, out: &mut Vec<Owner>) -> Result<Input, ParamError> {
         let at = child(prefix, &index.to_string());
         let bad = |reason: String| ParamError::Layer {
             at: format!("{at} ({})", self.kind()),
@@ -360,11 +431,11 @@ impl Layer {
                     return Err(bad("out must be at least 1".into()));
                 }
                 gate(opts, *o)?;
-                out.push(WeightedSpec {
-                    name: layer_name(prefix, index, opts),
+                out.push(Owner::Weighted(WeightedSpec {
+                    name: layer_name(prefix, index, opts.name.as_deref()),
                     shape: vec![*o, n],
                     opts: opts.clone(),
-                });
+                }));
                 Ok(Input::Features(*o))
             }
             Layer::Conv2d {
@@ -386,11 +457,11 @@ impl Layer {
                     )));
                 }
                 gate(opts, *o)?;
-                out.push(WeightedSpec {
-                    name: layer_name(prefix, index, opts),
+                out.push(Owner::Weighted(WeightedSpec {
+                    name: layer_name(prefix, index, opts.name.as_deref()),
                     shape: vec![*o, c, *k, *k],
                     opts: opts.clone(),
-                });
+                }));
                 let side = |n: usize| (n + 2 * padding - k) / stride + 1;
                 Ok(Input::Image(*o, side(h), side(w)))
             }
@@ -415,6 +486,32 @@ impl Layer {
                     )));
                 }
                 Ok(Input::Image(c, h / size, w / size))
+            }
+            Layer::BatchNorm {
+                eps,
+                momentum,
+                affine,
+                name,
+            } => {
+                if !(eps.is_finite() && *eps > 0.0) {
+                    return Err(bad(format!("eps must be a positive number (got {eps})")));
+                }
+                if !(momentum.is_finite() && (0.0..=1.0).contains(momentum)) {
+                    return Err(bad(format!("momentum must be in [0, 1] (got {momentum})")));
+                }
+                out.push(Owner::Norm {
+                    name: layer_name(prefix, index, name.as_deref()),
+                    channels: input.channels(),
+                    affine: *affine,
+                });
+                Ok(input)
+            }
+            Layer::PreactBlock { out: o, stride } => {
+                let (c, ..) = image("preact_block")?;
+                if *o == 0 || *stride == 0 {
+                    return Err(bad(format!("out and stride must be at least 1 (got {o}, {stride})")));
+                }
+                preact_block("", c, *o, *stride).infer(input, prefix, index, out)
             }
             Layer::Flatten => Ok(Input::Features(input.size())),
             Layer::GlobalAvgPool => Ok(Input::Features(image("global_avg_pool")?.0)),
@@ -462,12 +559,78 @@ pub(crate) fn infer_list(
     input: Input,
     layers: &[Layer],
     prefix: &str,
-    out: &mut Vec<WeightedSpec>,
+    out: &mut Vec<Owner>,
 ) -> Result<Input, ParamError> {
     layers
         .iter()
         .enumerate()
         .try_fold(input, |shape, (i, l)| l.infer(shape, prefix, i, out))
+}
+
+/// The pre-activation block of PreAct ResNet (`PreActBlock`): `bn1 → ReLU → conv1 (stride) →
+/// bn2 → ReLU → conv2`, plus the input itself, or a strided 1×1 convolution of it when the
+/// shape changes. `prefix` names its layers (`layer2.0`, or `""` for positions).
+pub fn preact_block(prefix: &str, cin: usize, out: usize, stride: usize) -> Layer {
+    let at = |n: &str| child(prefix, n);
+    let name = |n: &str| (!prefix.is_empty()).then(|| at(n));
+    let conv = |n: &str, k, s| Layer::Conv2d {
+        out,
+        kernel: k,
+        stride: s,
+        padding: k / 2,
+        opts: Weighted {
+            name: name(n),
+            no_bias: true,
+            ..Weighted::default()
+        },
+    };
+    let norm = |n: &str| Layer::BatchNorm {
+        eps: BN_EPS,
+        momentum: BN_MOMENTUM,
+        affine: true,
+        name: name(n),
+    };
+    Layer::Residual {
+        body: vec![
+            norm("bn1"),
+            Layer::Relu,
+            conv("conv1", 3, stride),
+            norm("bn2"),
+            Layer::Relu,
+            conv("conv2", 3, 1),
+        ],
+        shortcut: match stride != 1 || cin != out {
+            true => vec![conv("shortcut.0", 1, stride)],
+            false => Vec::new(),
+        },
+    }
+}
+
+/// `layers` with every `preact_block` replaced by its residual block, now that its input's
+/// channels are known (checking the list's shapes on the way).
+pub(crate) fn expand(input: Input, layers: &[Layer], prefix: &str) -> Result<Vec<Layer>, ParamError> {
+    let mut shape = input;
+    let mut out = Vec::with_capacity(layers.len());
+    for (i, l) in layers.iter().enumerate() {
+        let l = match l {
+            Layer::PreactBlock { out: o, stride } => {
+                // its own checks first (an image input, out and stride at least 1)
+                l.infer(shape, prefix, i, &mut Vec::new())?;
+                preact_block("", shape.channels(), *o, *stride)
+            }
+            Layer::Residual { body, shortcut } => {
+                let at = child(prefix, &i.to_string());
+                Layer::Residual {
+                    body: expand(shape, body, &child(&at, "body"))?,
+                    shortcut: expand(shape, shortcut, &child(&at, "shortcut"))?,
+                }
+            }
+            other => other.clone(),
+        };
+        shape = l.infer(shape, prefix, i, &mut Vec::new())?;
+        out.push(l);
+    }
+    Ok(out)
 }
 
 /// Every layer of `layers`, residual blocks' inner layers included, in forward order.
@@ -528,22 +691,46 @@ pub(crate) fn set_ibp(layers: &mut [Layer], gate: Option<Gate>) {
     each_weighted(layers, |o, last| o.ibp = if last { None } else { gate });
 }
 
-/// Parameters in PyTorch `state_dict` order: per layer weight, bias, the noise scale, then the
-/// IBP parameters.
-pub(crate) fn param_specs(weighted: &[WeightedSpec]) -> Vec<Spec> {
+/// Tensors in PyTorch `state_dict` order: per layer weight, bias, the noise scale, then the
+/// IBP parameters; a batch norm's weight, bias, running mean and running variance.
+pub(crate) fn param_specs(owners: &[Owner]) -> Vec<Spec> {
     let mut specs = Vec::new();
-    for l in weighted {
+    for owner in owners {
+        let l = match owner {
+            Owner::Weighted(l) => l,
+            Owner::Norm { name, channels, affine } => {
+                let mut push = |suffix: &str, init: Init, buffer: bool| {
+                    specs.push(Spec {
+                        name: format!("{name}.{suffix}"),
+                        shape: vec![*channels],
+                        init,
+                        buffer,
+                    })
+                };
+                if *affine {
+                    push("weight", Init::Const(1.0), false);
+                    push("bias", Init::Zeros, false);
+                }
+                push("running_mean", Init::Zeros, true);
+                push("running_var", Init::Const(1.0), true);
+                continue;
+            }
+        };
         let fan_in: usize = l.shape[1..].iter().product();
+        let fan_out: usize = l.shape[0] * l.shape[2..].iter().product::<usize>();
         let (w, b) = match l.opts.init {
             WeightInit::Torch => (Init::Uniform { fan_in }, Init::Uniform { fan_in }),
-            WeightInit::He => (Init::KaimingNormal { fan_in }, Init::Zeros),
+            WeightInit::He => (Init::KaimingNormal { fan: fan_in }, Init::Zeros),
+            WeightInit::HeFanOut => (Init::KaimingNormal { fan: fan_out }, Init::Zeros),
             WeightInit::Zeros => (Init::Zeros, Init::Zeros),
+            WeightInit::ZeroBias => (Init::Uniform { fan_in }, Init::Zeros),
         };
         let mut push = |suffix: &str, shape: Vec<usize>, init: Init| {
             specs.push(Spec {
                 name: format!("{}.{suffix}", l.name),
                 shape,
                 init,
+                buffer: false,
             })
         };
         push("weight", l.shape.clone(), w);
@@ -613,6 +800,8 @@ pub(crate) fn describe(layers: &[Layer]) -> String {
             Layer::Dropout { p } => format!("dropout{p}"),
             Layer::Upsample { factor } => format!("upsample{factor}"),
             Layer::Lwta { units, .. } => format!("lwta{units}"),
+            Layer::BatchNorm { .. } => "bn".into(),
+            Layer::PreactBlock { out, stride } => format!("preact{out}/{stride}"),
             Layer::Residual { body, shortcut } => {
                 let sc = if shortcut.is_empty() {
                     "identity".to_string()
@@ -637,7 +826,7 @@ pub(crate) fn torch_sequential(input: Input, layers: &[Layer], uses: &mut Uses) 
         // the list was checked when the network was built
         shape = l.infer(shape, "", i, &mut Vec::new()).unwrap_or(shape);
     }
-    let named = layers.iter().any(|l| l.opts().is_some_and(|o| o.name.is_some()));
+    let named = layers.iter().any(|l| l.own_name().is_some());
     if !named {
         return format!("nn.Sequential({})", parts.join(", "));
     }
@@ -651,7 +840,7 @@ pub(crate) fn torch_sequential(input: Input, layers: &[Layer], uses: &mut Uses) 
         .zip(parts)
         .enumerate()
         .map(|(i, (l, text))| {
-            let path = match l.opts().and_then(|o| o.name.as_deref()) {
+            let path = match l.own_name() {
                 Some(name) => {
                     let path: Vec<String> = name.split('.').map(String::from).collect();
                     parent = path[..path.len() - 1].to_vec();
@@ -728,12 +917,33 @@ fn torch_layer(input: Input, l: &Layer, uses: &mut Uses) -> String {
         Layer::Tanh => "nn.Tanh()".into(),
         Layer::Sigmoid => "nn.Sigmoid()".into(),
         Layer::Identity => "nn.Identity()".into(),
+        Layer::BatchNorm {
+            eps, momentum, affine, ..
+        } => {
+            let d = match input {
+                Input::Features(_) => 1,
+                Input::Image(..) => 2,
+            };
+            let mut opts = String::new();
+            if *eps != BN_EPS {
+                opts += &format!(", eps={eps}");
+            }
+            if *momentum != BN_MOMENTUM {
+                opts += &format!(", momentum={momentum}");
+            }
+            if !affine {
+                opts += ", affine=False";
+            }
+            format!("nn.BatchNorm{d}d({cin}{opts})")
+        }
         Layer::Flatten => "nn.Flatten()".into(),
         Layer::GlobalAvgPool => {
             uses.gap = true;
             "GlobalAvgPool()".into()
         }
         Layer::Upsample { factor } => format!("nn.Upsample(scale_factor={factor})"),
+        // lowered to a residual block when the network is built
+        Layer::PreactBlock { out, stride } => torch_layer(input, &preact_block("", cin, *out, *stride), uses),
         Layer::Lwta { units, temperature } => format!("LWTA({units}, {temperature})"),
         Layer::Residual { body, shortcut } => {
             uses.residual = true;

@@ -19,12 +19,14 @@ mod net;
 pub mod noise;
 mod random;
 
-pub use arch::{Arch, CnnParams, Lwta, Record, ResnetParams, TRADES_DROP};
+pub use arch::{Arch, CnnParams, Lwta, Record, ResnetParams, WideResnetParams, TRADES_DROP};
 pub use checkpoint::{load_model, load_weights, save_model};
 pub use ibp::{IbpPrior, IbpUsage};
 pub use infer::{accuracy, predict, predictions, Predictions, EVAL_BATCH};
 pub use input::{AsAny, Pipeline, Transform};
-pub use layer::{Gate, Input, Layer, NoiseSite, WeightInit, Weighted, ALPHA_INIT, LEAKY_SLOPE};
+pub use layer::{
+    preact_block, Gate, Input, Layer, NoiseSite, WeightInit, Weighted, ALPHA_INIT, BN_EPS, BN_MOMENTUM, LEAKY_SLOPE,
+};
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor, Var};
@@ -44,6 +46,9 @@ fn noise_rng(seed: u64) -> StdRng {
 struct Inner {
     arch: Arch,
     params: Vec<(String, Var)>,
+    /// Batch norm's running statistics: saved and loaded with the parameters, moved by training
+    /// passes, never by the optimizer.
+    buffers: Vec<(String, Var)>,
     net: Net,
     frozen: Net,
     device: Device,
@@ -51,6 +56,9 @@ struct Inner {
     rng: Mutex<StdRng>,
     /// Input transforms applied, in order, before the network (`defended(model, [...])`).
     defence: Option<Pipeline>,
+    /// Its untracked forward pass runs as in training (batch statistics, dropout, relaxed
+    /// LWTA): [`Model::in_training_mode`], for recipes that craft in training mode.
+    train_mode: bool,
 }
 
 /// A classifier that outputs logits. Cloning a `Model` shares its weights (a handle);
@@ -74,8 +82,8 @@ impl Model {
                         let bound = 1.0 / (fan_in as f32).sqrt();
                         (0..n).map(|_| rng.random_range(-bound..bound)).collect()
                     }
-                    Init::KaimingNormal { fan_in } => {
-                        let std = (2.0 / fan_in as f32).sqrt();
+                    Init::KaimingNormal { fan } => {
+                        let std = (2.0 / fan as f32).sqrt();
                         (0..n)
                             .map(|_| std * rng.sample::<f32, _>(rand_distr::StandardNormal))
                             .collect()
@@ -96,6 +104,7 @@ impl Model {
     pub fn from_tensors(arch: Arch, tensors: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
         let specs = arch.param_specs()?;
         let mut params = Vec::with_capacity(specs.len());
+        let mut buffers = Vec::new();
         for spec in &specs {
             let (name, shape) = (&spec.name, &spec.shape);
             let t = tensors
@@ -110,18 +119,23 @@ impl Model {
                 )));
             }
             let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
-            params.push((name.clone(), Var::from_tensor(&t)?));
+            let v = (name.clone(), Var::from_tensor(&t)?);
+            match spec.buffer {
+                true => buffers.push(v),
+                false => params.push(v),
+            }
         }
-        Self::assemble(arch, params, device, noise_rng(0), None)
+        Self::assemble(arch, (params, buffers), device, noise_rng(0), None, false)
     }
 
     /// The model over existing variables (shared, not copied).
     fn assemble(
         arch: Arch,
-        params: Vec<(String, Var)>,
+        (params, buffers): (Vec<(String, Var)>, Vec<(String, Var)>),
         device: &Device,
         rng: StdRng,
         defence: Option<Pipeline>,
+        train_mode: bool,
     ) -> Result<Self> {
         let find = |name: &str| {
             params
@@ -129,16 +143,31 @@ impl Model {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_tensor().clone())
         };
-        let net = Net::build(&arch, &find)?;
-        let frozen = Net::build(&arch, &|n| find(n).map(|t| t.detach()))?;
+        let buffer = |name: &str| buffers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let net = Net::build(
+            &arch,
+            &net::Get {
+                param: &find,
+                buffer: &buffer,
+            },
+        )?;
+        let frozen = Net::build(
+            &arch,
+            &net::Get {
+                param: &|n| find(n).map(|t| t.detach()),
+                buffer: &buffer,
+            },
+        )?;
         Ok(Model(Arc::new(Inner {
             net,
             frozen,
             arch,
             params,
+            buffers,
             device: device.clone(),
             rng: Mutex::new(rng),
             defence,
+            train_mode,
         })))
     }
 
@@ -171,11 +200,29 @@ impl Model {
     pub fn with_passes(&self, passes: usize) -> Result<Self> {
         let arch = self.0.arch.clone().with_passes(passes)?;
         let rng = self.rng().clone();
-        let defence = match &self.0.defence {
-            Some(p) => Some(Pipeline::new(p.transforms())?),
-            None => None,
-        };
-        Self::assemble(arch, self.0.params.clone(), &self.0.device, rng, defence)
+        let defence = self.own_defence()?;
+        Self::assemble(
+            arch,
+            self.shared_state(),
+            &self.0.device,
+            rng,
+            defence,
+            self.0.train_mode,
+        )
+    }
+
+    /// A pipeline of the same input transforms (each randomised one from its seed again).
+    fn own_defence(&self) -> Result<Option<Pipeline>> {
+        self.0
+            .defence
+            .as_ref()
+            .map(|p| Pipeline::new(p.transforms()))
+            .transpose()
+    }
+
+    /// The parameters and buffers, shared.
+    fn shared_state(&self) -> (Vec<(String, Var)>, Vec<(String, Var)>) {
+        (self.0.params.clone(), self.0.buffers.clone())
     }
 
     /// The noise scales α of parametric noise injection, by parameter name (empty for other
@@ -193,7 +240,14 @@ impl Model {
     /// through `defence`.
     fn sharing(&self, defence: Option<Pipeline>) -> Result<Self> {
         let rng = self.rng().clone();
-        Self::assemble(self.0.arch.clone(), self.0.params.clone(), &self.0.device, rng, defence)
+        Self::assemble(
+            self.0.arch.clone(),
+            self.shared_state(),
+            &self.0.device,
+            rng,
+            defence,
+            self.0.train_mode,
+        )
     }
 
     /// This model behind input transforms, applied in the given order before any transforms
@@ -204,6 +258,28 @@ impl Model {
         all.extend(self.transforms());
         let pipeline = Pipeline::new(all)?;
         self.sharing(Some(pipeline))
+    }
+
+    /// The same model (weights, buffers and input transforms shared) whose untracked forward
+    /// pass, the one attacks use, runs as in training: batch norm on the batch's statistics
+    /// (moving the running ones, as PyTorch's `model.train()`), dropout and relaxed LWTA
+    /// winners drawn. What `fit`'s `craft_mode: "train"` crafts with.
+    pub fn in_training_mode(&self) -> Result<Self> {
+        let rng = self.rng().clone();
+        let defence = self.own_defence()?;
+        Self::assemble(
+            self.0.arch.clone(),
+            self.shared_state(),
+            &self.0.device,
+            rng,
+            defence,
+            true,
+        )
+    }
+
+    /// Whether the untracked forward pass runs as in training ([`Model::in_training_mode`]).
+    pub fn is_in_training_mode(&self) -> bool {
+        self.0.train_mode
     }
 
     /// The network alone, without input transforms, on the same weights.
@@ -239,10 +315,8 @@ impl Model {
     /// An independent copy with the same weights.
     pub fn deep_clone(&self) -> Result<Self> {
         let tensors = self
-            .0
-            .params
-            .iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+            .named_state()
+            .map(|(n, t)| Ok((n.to_string(), t.copy()?)))
             .collect::<Result<Vec<_>>>()?;
         let copy = Self::from_tensors(self.0.arch.clone(), tensors, &self.0.device)?;
         *copy.rng() = self.rng().clone();
@@ -270,6 +344,27 @@ impl Model {
     /// Named parameters, in `nn.Sequential` order.
     pub fn named_params(&self) -> impl Iterator<Item = (&str, &Tensor)> {
         self.0.params.iter().map(|(n, v)| (n.as_str(), v.as_tensor()))
+    }
+
+    /// Named buffers (batch norm's `running_mean` and `running_var`).
+    pub fn named_buffers(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.0.buffers.iter().map(|(n, v)| (n.as_str(), v.as_tensor()))
+    }
+
+    /// Everything a checkpoint holds: the parameters, then the buffers.
+    pub fn named_state(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.named_params().chain(self.named_buffers())
+    }
+
+    /// The variables of [`Model::named_state`], in its order: what a snapshot of the model
+    /// copies and a restore sets.
+    pub fn state_vars(&self) -> Vec<Var> {
+        self.0
+            .params
+            .iter()
+            .chain(&self.0.buffers)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Total number of scalar parameters.
@@ -332,12 +427,13 @@ impl Model {
         self.check_input(x.dims())?;
         let x = self.defend(x)?;
         let passes = self.0.arch.passes();
+        let train = self.0.train_mode;
         if passes == 1 {
-            return Ok(self.0.frozen.forward(&x, &self.ctx(false))?);
+            return Ok(self.0.frozen.forward(&x, &self.ctx(train))?);
         }
         // the log of the mean softmax over the passes: logits whose softmax is that mean
         let logp = (0..passes)
-            .map(|_| candle_nn::ops::log_softmax(&self.0.frozen.forward(&x, &self.ctx(false))?, 1))
+            .map(|_| candle_nn::ops::log_softmax(&self.0.frozen.forward(&x, &self.ctx(train))?, 1))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Tensor::stack(&logp, 0)?
             .log_sum_exp(0)?

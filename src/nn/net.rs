@@ -10,7 +10,7 @@ use super::lwta::{lwta, Draw};
 use super::noise;
 use super::random::{substream, uniform_vec};
 use crate::kernels as ops;
-use candle_core::{Result, Tensor};
+use candle_core::{Result, Tensor, Var};
 
 /// `t + α·std(t)·η`, η standard normal from the next draw of `ctx`.
 fn add_noise(t: &Tensor, alpha: &Tensor, ctx: &Ctx) -> Result<Tensor> {
@@ -55,6 +55,97 @@ impl Weights {
 
     fn conv(&self, x: &Tensor, pad: usize, stride: usize, ctx: &Ctx) -> Result<Tensor> {
         self.output(ops::conv2d(x, &self.weight(ctx)?, &self.b, pad, stride)?, ctx)
+    }
+}
+
+/// A batch norm: its scale and shift (when affine) and its running statistics, which a
+/// training pass moves.
+pub(crate) struct Norm {
+    weight: Option<Tensor>,
+    bias: Option<Tensor>,
+    mean: Var,
+    var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+impl Norm {
+    /// `x` (channels in dimension 1) normalised per channel: by the batch's statistics in a
+    /// training pass (moving the running ones as PyTorch does), by the running ones otherwise.
+    fn apply(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let n = x.elem_count() / c.max(1);
+        if ctx.train && n < 2 {
+            candle_core::bail!(
+                "batch norm in training needs more than one value per channel, got a batch of shape {:?}",
+                x.dims()
+            );
+        }
+        if !x.device().is_cpu() {
+            return self.apply_generic(x, ctx, n);
+        }
+        let ones = || Tensor::ones(c, x.dtype(), x.device());
+        let zeros = || Tensor::zeros(c, x.dtype(), x.device());
+        let gamma = self.weight.clone().map_or_else(ones, Ok)?;
+        let beta = self.bias.clone().map_or_else(zeros, Ok)?;
+        let (mean, var) = match ctx.train {
+            true => {
+                let (mean, var) = ops::channel_moments(x)?;
+                self.move_running(
+                    &Tensor::from_slice(&mean, c, x.device())?,
+                    &Tensor::from_slice(&var, c, x.device())?,
+                    n,
+                )?;
+                (mean, var)
+            }
+            false => (
+                self.mean.as_tensor().to_vec1::<f32>()?,
+                self.var.as_tensor().to_vec1::<f32>()?,
+            ),
+        };
+        ops::batch_norm(x, &gamma, &beta, (&mean, &var), self.eps, ctx.train)
+    }
+
+    /// Move the running statistics towards a batch's mean and biased variance over `n` values
+    /// per channel (the running variance is the unbiased one, as PyTorch's).
+    fn move_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
+        let m = self.momentum;
+        let unbiased = (var * (n as f64 / (n - 1) as f64))?;
+        let moved_mean = ((self.mean.as_tensor() * (1.0 - m))? + (mean * m)?)?;
+        let moved_var = ((self.var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
+        self.mean.set(&moved_mean)?;
+        self.var.set(&moved_var)
+    }
+
+    /// The same with candle's ops (other devices).
+    fn apply_generic(&self, x: &Tensor, ctx: &Ctx, n: usize) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let mut per_channel = vec![1; x.rank()];
+        per_channel[1] = c;
+        let reduce: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
+        let affine = |y: Tensor, scale: Tensor| -> Result<Tensor> {
+            let y = match &self.weight {
+                Some(w) => y.broadcast_mul(&(w.reshape(per_channel.as_slice())? * scale)?)?,
+                None => y.broadcast_mul(&scale)?,
+            };
+            match &self.bias {
+                Some(b) => y.broadcast_add(&b.reshape(per_channel.as_slice())?),
+                None => Ok(y),
+            }
+        };
+        if !ctx.train {
+            let scale = (self.var.as_tensor().reshape(per_channel.as_slice())? + self.eps)?
+                .sqrt()?
+                .recip()?;
+            let centred = x.broadcast_sub(&self.mean.as_tensor().reshape(per_channel.as_slice())?)?;
+            return affine(centred, scale);
+        }
+        let mean = x.mean_keepdim(reduce.clone())?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(reduce)?;
+        // the running statistics, outside the graph
+        self.move_running(&mean.detach().flatten_all()?, &var.detach().flatten_all()?, n)?;
+        affine(centred, (var + self.eps)?.sqrt()?.recip()?)
     }
 }
 
@@ -109,6 +200,7 @@ enum Node {
     Tanh,
     Sigmoid,
     Identity,
+    BatchNorm(Norm),
     Residual {
         body: Vec<Node>,
         shortcut: Vec<Node>,
@@ -123,11 +215,15 @@ pub(crate) struct Net {
     flat_input: bool,
 }
 
-type Get<'a> = &'a dyn Fn(&str) -> Option<Tensor>;
+/// The tensor of a parameter, and the variable of a buffer, by name.
+pub(crate) struct Get<'a> {
+    pub param: &'a dyn Fn(&str) -> Option<Tensor>,
+    pub buffer: &'a dyn Fn(&str) -> Option<Var>,
+}
 
 /// The weights of the layer named `name`.
-fn weights(arch: &Arch, name: &str, opts: &Weighted, get: Get) -> Result<Weights> {
-    let need = |n: String| get(&n).ok_or_else(|| candle_core::Error::Msg(format!("{arch}: no parameter {n}")));
+fn weights(arch: &Arch, name: &str, opts: &Weighted, get: &Get) -> Result<Weights> {
+    let need = |n: String| (get.param)(&n).ok_or_else(|| candle_core::Error::Msg(format!("{arch}: no parameter {n}")));
     let ibp = match opts.ibp {
         Some(g) => Some(Gates {
             logit: need(format!("{name}.ibp_logit"))?,
@@ -147,24 +243,26 @@ fn weights(arch: &Arch, name: &str, opts: &Weighted, get: Get) -> Result<Weights
     Ok(Weights {
         w,
         b,
-        alpha_w: get(&format!("{name}.alpha_w")),
-        alpha_a: get(&format!("{name}.alpha_a")),
+        alpha_w: (get.param)(&format!("{name}.alpha_w")),
+        alpha_a: (get.param)(&format!("{name}.alpha_a")),
         ibp,
     })
 }
 
 /// The nodes of `layers` (the list at `prefix`), fusing convolution → ReLU → max-pool.
-fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: Get) -> Result<Vec<Node>> {
+fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: &Get) -> Result<Vec<Node>> {
     let mut out = Vec::with_capacity(layers.len());
     let mut i = 0;
     while i < layers.len() {
         let mut step = 1;
         out.push(match &layers[i] {
-            Layer::Linear { opts, .. } => Node::Linear(weights(arch, &layer_name(prefix, i, opts), opts, get)?),
+            Layer::Linear { opts, .. } => {
+                Node::Linear(weights(arch, &layer_name(prefix, i, opts.name.as_deref()), opts, get)?)
+            }
             Layer::Conv2d {
                 stride, padding, opts, ..
             } => {
-                let p = weights(arch, &layer_name(prefix, i, opts), opts, get)?;
+                let p = weights(arch, &layer_name(prefix, i, opts.name.as_deref()), opts, get)?;
                 match (&layers[i + 1..], &p.alpha_a) {
                     ([Layer::Relu, Layer::MaxPool { size }, ..], None) => {
                         step = 3;
@@ -194,6 +292,30 @@ fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: Get) -> Result<Vec<No
             Layer::Tanh => Node::Tanh,
             Layer::Sigmoid => Node::Sigmoid,
             Layer::Identity => Node::Identity,
+            Layer::BatchNorm {
+                eps,
+                momentum,
+                affine,
+                name,
+            } => {
+                let name = layer_name(prefix, i, name.as_deref());
+                let missing = |n: &str| candle_core::Error::Msg(format!("{arch}: no tensor {name}.{n}"));
+                let param = |n: &str| match affine {
+                    true => (get.param)(&format!("{name}.{n}")).ok_or_else(|| missing(n)).map(Some),
+                    false => Ok(None),
+                };
+                let buffer = |n: &str| (get.buffer)(&format!("{name}.{n}")).ok_or_else(|| missing(n));
+                Node::BatchNorm(Norm {
+                    weight: param("weight")?,
+                    bias: param("bias")?,
+                    mean: buffer("running_mean")?,
+                    var: buffer("running_var")?,
+                    eps: *eps,
+                    momentum: *momentum,
+                })
+            }
+            // an architecture lowers every preact_block to its residual block when it is built
+            Layer::PreactBlock { .. } => candle_core::bail!("{arch}: preact_block at {prefix}.{i} was not lowered"),
             Layer::Lwta { units, temperature } => Node::Lwta(Competition {
                 units: *units,
                 temperature: *temperature as f32,
@@ -274,6 +396,7 @@ fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
             Node::Tanh => h.tanh()?,
             Node::Sigmoid => candle_nn::ops::sigmoid(&h)?,
             Node::Identity => h,
+            Node::BatchNorm(norm) => norm.apply(&h, ctx)?,
             Node::Residual { body, shortcut } => {
                 let b = run(body, h.clone(), ctx)?;
                 let s = run(shortcut, h, ctx)?;
@@ -286,7 +409,7 @@ fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
 
 impl Net {
     /// The network of `arch` over `get(name)`, the tensor of each parameter.
-    pub fn build(arch: &Arch, get: Get) -> Result<Self> {
+    pub fn build(arch: &Arch, get: &Get) -> Result<Self> {
         Ok(Net {
             nodes: nodes(arch, arch.layers(), "", get)?,
             flat_input: matches!(arch.input(), Input::Features(_)),
@@ -323,5 +446,85 @@ impl Net {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let x = if self.flat_input { x.flatten_from(1)? } else { x.clone() };
         run(&self.nodes, x, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn norm(c: usize, momentum: f64) -> (Norm, Var, Var) {
+        let w = Var::from_tensor(&Tensor::new(&[1.5f32, 0.5, -0.7][..c], &Device::Cpu).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::new(&[0.1f32, -0.2, 0.3][..c], &Device::Cpu).unwrap()).unwrap();
+        let mean = Var::from_tensor(&Tensor::new(&[0.2f32, -0.1, 0.05][..c], &Device::Cpu).unwrap()).unwrap();
+        let var = Var::from_tensor(&Tensor::new(&[0.8f32, 1.3, 0.6][..c], &Device::Cpu).unwrap()).unwrap();
+        let n = Norm {
+            weight: Some(w.as_tensor().clone()),
+            bias: Some(b.as_tensor().clone()),
+            mean,
+            var,
+            eps: 1e-5,
+            momentum,
+        };
+        (n, w, b)
+    }
+
+    fn diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// The CPU kernel and candle's ops give the same outputs, input and affine gradients and
+    /// running statistics, in training and evaluation, for images and for flat features.
+    #[test]
+    fn the_batch_norm_kernel_matches_candles_ops() {
+        for dims in [vec![4usize, 3, 5, 6], vec![7, 3]] {
+            let n: usize = dims.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.713).sin() * 2.0 + 0.3).collect();
+            for train in [true, false] {
+                let mut got = Vec::new();
+                for generic in [false, true] {
+                    let (bn, w, b) = norm(3, 0.2);
+                    let x = Var::from_tensor(&Tensor::from_vec(data.clone(), dims.as_slice(), &Device::Cpu).unwrap())
+                        .unwrap();
+                    let ctx = Ctx::new(0, train);
+                    let m = x.elem_count() / 3;
+                    let y = match generic {
+                        true => bn.apply_generic(x.as_tensor(), &ctx, m).unwrap(),
+                        false => bn.apply(x.as_tensor(), &ctx).unwrap(),
+                    };
+                    // a loss that weighs every output differently
+                    let weights: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).cos()).collect();
+                    let wt = Tensor::from_vec(weights, dims.as_slice(), &Device::Cpu).unwrap();
+                    let loss = (&y * &wt).unwrap().sum_all().unwrap();
+                    let g = loss.backward().unwrap();
+                    let grads = [x.as_tensor(), w.as_tensor(), b.as_tensor()].map(|t| g.get(t).unwrap().clone());
+                    let stats = [bn.mean.as_tensor().copy().unwrap(), bn.var.as_tensor().copy().unwrap()];
+                    got.push((y, grads, stats));
+                }
+                let ((y0, g0, s0), (y1, g1, s1)) = (&got[0], &got[1]);
+                assert!(diff(y0, y1) < 1e-5, "{dims:?} train {train}: outputs");
+                for (k, (a, b)) in g0.iter().zip(g1).enumerate() {
+                    assert!(
+                        diff(a, b) < 1e-4,
+                        "{dims:?} train {train}: gradient {k} differs by {}",
+                        diff(a, b)
+                    );
+                }
+                for (a, b) in s0.iter().zip(s1) {
+                    assert!(diff(a, b) < 1e-6, "{dims:?} train {train}: running statistics");
+                }
+                assert_eq!(y0.dtype(), DType::F32);
+            }
+        }
     }
 }

@@ -141,6 +141,12 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def!(
         reg,
+        "Dataset.skip(n: int) -> Dataset",
+        "All but the first n samples: data.take(n) and data.skip(n) split a set (e.g. a held-out part for fit's eval_data).",
+        |d: &mut Dataset, n: INT| -> RResult<Dataset> { d.skip(to_usize("skip: n", n)?).map_err(to_rhai) }
+    );
+    def!(
+        reg,
         "Dataset.subset(indices: Array) -> Dataset",
         "The samples at the given indices, in that order.",
         |d: &mut Dataset, idx: Array| -> RResult<Dataset> {

@@ -1,14 +1,15 @@
 //! Networks built in a script: `sequential([...], #{ input, seed })` over the layer
 //! constructors (`linear`, `conv2d`, `relu`, `max_pool`, `flatten`, `global_avg_pool`,
-//! `upsample`, `lwta`, `residual`, `dropout`, `avg_pool` and the activations), and the
-//! published networks (`madry_mnist_cnn`, `trades_small_cnn`). Shapes are inferred and
+//! `upsample`, `lwta`, `residual`, `dropout`, `avg_pool`, `batch_norm`, `preact_block` and the
+//! activations), and the published networks (`madry_mnist_cnn`, `trades_small_cnn`,
+//! `preact_resnet18`, `wide_resnet`). Shapes are inferred and
 //! checked by `nn::Arch`.
 
 use super::error::{to_rhai, RResult};
 use super::model::{init, noise_site};
 use super::opts::{usize_array, Opts};
 use super::{def, Reg, Session};
-use crate::nn::{Arch, Input, Layer, Lwta, Model, LEAKY_SLOPE, TRADES_DROP};
+use crate::nn::{Arch, Input, Layer, Lwta, Model, WideResnetParams, BN_EPS, BN_MOMENTUM, LEAKY_SLOPE, TRADES_DROP};
 use rhai::{Array, Map, INT};
 
 /// The layers of a script array.
@@ -69,6 +70,45 @@ fn conv2d(m: &Map) -> RResult<Layer> {
         }
     }
     Ok(layer)
+}
+
+fn batch_norm(m: &Map) -> RResult<Layer> {
+    let o = Opts::new("batch_norm", m, &["eps", "momentum", "affine"])?;
+    Ok(Layer::BatchNorm {
+        eps: o.f64("eps")?.unwrap_or(BN_EPS),
+        momentum: o.f64("momentum")?.unwrap_or(BN_MOMENTUM),
+        affine: o.bool("affine")?.unwrap_or(true),
+        name: None,
+    })
+}
+
+fn preact_block(m: &Map) -> RResult<Layer> {
+    let o = Opts::new("preact_block", m, &["out", "stride"])?;
+    let out = o.usize("out")?.ok_or_else(|| {
+        to_rhai("preact_block: option `out` is required, e.g. preact_block(#{ out: 128, stride: 2 })")
+    })?;
+    Ok(Layer::PreactBlock {
+        out,
+        stride: o.usize("stride")?.unwrap_or(1),
+    })
+}
+
+fn preact_resnet18(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new("preact_resnet18", m, &["classes", "seed"])?;
+    let arch = Arch::preact_resnet18(o.usize("classes")?.unwrap_or(10)).map_err(to_rhai)?;
+    init(s, arch, o.u64("seed")?)
+}
+
+fn wide_resnet(s: &Session, m: &Map) -> RResult<Model> {
+    let o = Opts::new("wide_resnet", m, &["depth", "widen", "classes", "drop", "seed"])?;
+    let d = WideResnetParams::default();
+    let p = WideResnetParams {
+        depth: o.usize("depth")?.unwrap_or(d.depth),
+        widen: o.usize("widen")?.unwrap_or(d.widen),
+        classes: o.usize("classes")?.unwrap_or(d.classes),
+        drop: o.f64("drop")?.unwrap_or(d.drop),
+    };
+    init(s, Arch::wide_resnet(&p).map_err(to_rhai)?, o.u64("seed")?)
 }
 
 fn lwta(m: &Map) -> RResult<Layer> {
@@ -215,6 +255,52 @@ pub(super) fn register(reg: &mut Reg) {
             let arch = Arch::trades_small_cnn(o.f64("drop")?.unwrap_or(TRADES_DROP)).map_err(to_rhai)?;
             init(&s, arch, o.u64("seed")?)
         }
+    );
+    def!(
+        reg,
+        "batch_norm() -> Layer",
+        "nn.BatchNorm1d / nn.BatchNorm2d (by the input's shape) with eps 1e-5, momentum 0.1, affine: batch statistics in training (moving the running ones), running statistics under attack and evaluation.",
+        || batch_norm(&Map::new())
+    );
+    def!(
+        reg,
+        "batch_norm(opts: Map) -> Layer",
+        "Batch norm with options: eps (1e-5), momentum (0.1, how far a training batch moves the running statistics), affine (true: a learnt scale and shift per channel).",
+        |m: Map| batch_norm(&m)
+    );
+    def!(
+        reg,
+        "preact_block(opts: Map) -> Layer",
+        "PreAct ResNet's block: batch_norm → relu → conv 3×3 (stride) → batch_norm → relu → conv 3×3, plus the input (a strided 1×1 conv of it when the shape changes); options out (required), stride (1).",
+        |m: Map| preact_block(&m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "preact_resnet18() -> Model",
+        "PreAct ResNet-18 for 3×32×32 images and 10 classes (Wong et al., Rice et al.), parameters named as fast_adversarial's preact_resnet.py (conv1, layer1.0.bn1, layer2.0.shortcut.0, bn, linear); weights seeded by --seed.",
+        move || preact_resnet18(&s, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "preact_resnet18(opts: Map) -> Model",
+        "PreAct ResNet-18 with options: classes (10), seed.",
+        move |m: Map| preact_resnet18(&s, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "wide_resnet() -> Model",
+        "WideResNet-28-10 for 3×32×32 images and 10 classes (Madry CIFAR, TRADES, RobustBench), parameters named and initialised as RobustBench's wide_resnet.py (conv1, block1.layer.0.bn1, convShortcut, bn1, fc); weights seeded by --seed.",
+        move || wide_resnet(&s, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "wide_resnet(opts: Map) -> Model",
+        "WideResNet with options: depth (28; 6n + 4), widen (10), classes (10), drop (0, dropout between a block's convolutions), seed.",
+        move |m: Map| wide_resnet(&s, &m)
     );
     def!(
         reg,

@@ -8,7 +8,7 @@ use crate::data::{Augment, Dataset};
 use crate::nn::{
     load_model, load_weights, save_model, Arch, CnnParams, IbpPrior, Lwta, Model, NoiseSite, ResnetParams,
 };
-use crate::train::{fit_with, EpochStats, FitParams, TrainingPlan};
+use crate::train::{fit_with, EpochStats, FitParams, SelectionParams, TrainingPlan};
 use candle_core::Tensor;
 use rhai::{Array, Dynamic, Map, INT};
 use std::rc::Rc;
@@ -193,6 +193,44 @@ fn piecewise_points(v: &Dynamic) -> RResult<Vec<(f64, f64)>> {
     Ok(e.into_iter().zip(r).collect())
 }
 
+/// `eval_every`, `eval_data` and `eval_attack`: model selection on held-out data, if asked.
+fn selection(o: &Opts) -> RResult<Option<crate::train::Selection>> {
+    let data = match o.get("eval_data") {
+        None if o.get("eval_every").is_some() || o.get("eval_attack").is_some() => return Err(to_rhai(
+            "fit: eval_every and eval_attack need eval_data, the held-out set to select on (e.g. data.split(0.9) … )",
+        )),
+        None => return Ok(None),
+        Some(v) => v.clone().try_cast::<Dataset>().ok_or_else(|| {
+            to_rhai(format!(
+                "fit: option `eval_data` must be a Dataset, got {}",
+                v.type_name()
+            ))
+        })?,
+    };
+    let attack = match o.get("eval_attack") {
+        None => None,
+        Some(v) => Some(
+            v.clone()
+                .try_cast::<super::attack::AttackRef>()
+                .ok_or_else(|| {
+                    to_rhai(format!(
+                        "fit: option `eval_attack` must be an attack, e.g. pgd(#{{ eps: 0.3, steps: 10 }}), got {}",
+                        v.type_name()
+                    ))
+                })?
+                .0,
+        ),
+    };
+    SelectionParams {
+        every: o.usize("eval_every")?.unwrap_or(1),
+        data,
+        attack,
+    }
+    .check()
+    .map(Some)
+    .map_err(to_rhai)
+}
+
 fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<Map> {
     let o = Opts::new(
         "fit",
@@ -212,6 +250,11 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
             "gamma",
             "piecewise",
             "augment",
+            "craft_mode",
+            "clip_grad_norm",
+            "eval_every",
+            "eval_data",
+            "eval_attack",
         ],
     )?;
     let d = FitParams::default();
@@ -248,6 +291,8 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
             None => d.augment,
             Some(v) => augments(v)?,
         },
+        craft_mode: o.string("craft_mode")?.unwrap_or(d.craft_mode),
+        clip_grad_norm: o.f64("clip_grad_norm")?.or(d.clip_grad_norm),
     }
     .check()
     .map_err(to_rhai)?;
@@ -255,6 +300,7 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
         Some(v) => super::recipes::plan(v)?,
         None => TrainingPlan::none(),
     };
+    let defence = defence.with_selection(selection(&o)?);
     let history = fit_with(model, data, &p, &defence).map_err(to_rhai)?;
     let epochs = &history.epochs;
     let mut record = serde_json::json!({
@@ -263,6 +309,11 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
     });
     if !defence.is_plain() {
         record["defence"] = defence.params();
+    }
+    if let Some(sel) = defence.selection() {
+        record["selection"] = sel.params();
+    }
+    if !history.outcome.is_empty() {
         record["outcome"] = serde_json::Value::Object(history.outcome.clone());
     }
     s.record(record);
@@ -273,6 +324,8 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
     out.insert("seconds".into(), column(&|h| h.seconds).into());
     if !defence.is_plain() {
         out.insert("defence".into(), defence.to_string().into());
+    }
+    {
         let keys: std::collections::BTreeSet<&String> = epochs.iter().flat_map(|h| h.measured.keys()).collect();
         for key in keys {
             let col = column(&|h| h.measured.get(key).copied().unwrap_or(f64::NAN));
@@ -370,7 +423,7 @@ pub(super) fn register(reg: &mut Reg) {
         fit_opts(&s, m, &d, &Map::new())
     });
     let s = reg.session.clone();
-    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"adamw\" | \"sgd\"), momentum (0.9, sgd), nesterov (false), weight_decay (0: coupled for sgd and adam, decoupled for adamw, as PyTorch), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0 | \"cosine\": per update | \"multistep\": × gamma (0.1) at each of the milestones epochs | \"piecewise\": piecewise: #{ epochs: [...], lrs: [...] }, linear in between), augment (none: random_crop(..), horizontal_flip() or an array of them, applied to every batch from the seed before a recipe crafts it), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing); returns what the defence measured too.", move |m: &mut Model, d: Dataset, o: Map| {
+    def!(reg, "Model.fit(data: Dataset, opts: Map) -> Map", "Train in place; options: epochs, batch_size, lr, optimizer (\"adam\" | \"adamw\" | \"sgd\"), momentum (0.9, sgd), nesterov (false), weight_decay (0: coupled for sgd and adam, decoupled for adamw, as PyTorch), seed (shuffling), lr_schedule (\"constant\" | \"cyclic\": 0 → lr at 2/5 of the updates → 0 | \"cosine\": per update | \"multistep\": × gamma (0.1) at each of the milestones epochs | \"piecewise\": piecewise: #{ epochs: [...], lrs: [...] }, linear in between), augment (none: random_crop(..), horizontal_flip() or an array of them, applied to every batch from the seed before a recipe crafts it), defence (a recipe or an array: pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing), craft_mode (\"eval\": the recipe crafts with running batch-norm statistics and no dropout | \"train\": with the batch's, as Wong et al. and Rice et al.), clip_grad_norm (none: the gradients' total L2 norm is scaled down to this), eval_data (a held-out Dataset: the best epoch's weights are kept and restored at the end), eval_every (1: epochs between evaluations), eval_attack (none: clean accuracy | an attack, e.g. pgd(#{ eps: 0.3, steps: 10 })); returns what the defence and the selection measured too (eval_accuracy, selected_epoch, selected_eval_accuracy).", move |m: &mut Model, d: Dataset, o: Map| {
         fit_opts(&s, m, &d, &o)
     });
     def!(

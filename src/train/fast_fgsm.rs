@@ -268,7 +268,7 @@ impl GuardState {
                 );
                 if self.params.stop {
                     if let Some(snapshot) = &self.snapshot {
-                        for (var, t) in model.vars().iter().zip(snapshot) {
+                        for (var, t) in model.state_vars().iter().zip(snapshot) {
                             var.set(t)?;
                         }
                     }
@@ -282,7 +282,7 @@ impl GuardState {
                 if self.params.stop {
                     self.snapshot = Some(
                         model
-                            .vars()
+                            .state_vars()
                             .iter()
                             .map(|v| v.as_tensor().copy())
                             .collect::<candle_core::Result<Vec<_>>>()?,

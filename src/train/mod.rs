@@ -7,7 +7,7 @@
 use crate::data::{Augment, Dataset};
 use crate::error::{Error, ParamError, Result};
 use crate::nn::Model;
-use crate::optim::{check_loop, Opt};
+use crate::optim::{check_loop, clip_grad_norm, Opt};
 use candle_core::Tensor;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::Serialize;
@@ -19,6 +19,7 @@ mod fast_fgsm;
 mod mixed;
 mod pgd;
 mod recipe;
+mod select;
 mod smoothing;
 mod trades;
 
@@ -30,6 +31,7 @@ pub use recipe::{
     cross_entropy_loss, smoothed_cross_entropy, BatchLoss, Crafted, Crafting, Flow, Measured, Monitor, Recipe,
     TrainingPlan,
 };
+pub use select::{Selection, SelectionParams};
 pub use smoothing::{LabelSmoothing, LabelSmoothingParams};
 pub use trades::{trades_samples, Trades, TradesParams};
 
@@ -67,6 +69,22 @@ pub struct FitParams {
     pub piecewise: Vec<(f64, f64)>,
     /// Applied, in order, to every training batch before a recipe crafts it.
     pub augment: Vec<Augment>,
+    /// `"eval"` or `"train"`: the mode of the forward pass a recipe crafts its samples with.
+    pub craft_mode: String,
+    /// Scale the gradients down to this total L2 norm when above it (`None`: no clipping).
+    pub clip_grad_norm: Option<f64>,
+}
+
+/// Which forward pass a recipe crafts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CraftMode {
+    /// Evaluation mode: batch norm's running statistics, no dropout (as attacks, torchattacks
+    /// and TRADES' `model.eval()` before crafting).
+    Eval,
+    /// Training mode: the batch's statistics, moving the running ones, and dropout (as Wong et
+    /// al.'s and Rice et al.'s PGD training, which crafts under `model.train()`).
+    Train,
 }
 
 impl Default for FitParams {
@@ -85,6 +103,8 @@ impl Default for FitParams {
             gamma: 0.1,
             piecewise: Vec::new(),
             augment: Vec::new(),
+            craft_mode: "eval".into(),
+            clip_grad_norm: None,
         }
     }
 }
@@ -157,6 +177,8 @@ pub struct FitValid {
     pub nesterov: bool,
     pub weight_decay: f64,
     pub augment: Vec<Augment>,
+    pub craft_mode: CraftMode,
+    pub clip_grad_norm: Option<f64>,
 }
 
 impl FitParams {
@@ -207,6 +229,16 @@ impl FitParams {
             }
             other => return Err(ParamError::UnknownLrSchedule(other.to_string())),
         };
+        let craft_mode = match self.craft_mode.as_str() {
+            "eval" => CraftMode::Eval,
+            "train" => CraftMode::Train,
+            other => return Err(ParamError::UnknownCraftMode(other.to_string())),
+        };
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(ParamError::ClipGradNorm(c));
+            }
+        }
         Ok(FitValid {
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -218,6 +250,8 @@ impl FitParams {
             nesterov: self.nesterov,
             weight_decay: self.weight_decay,
             augment: self.augment.clone(),
+            craft_mode,
+            clip_grad_norm: self.clip_grad_norm,
         })
     }
 }
@@ -286,6 +320,12 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
         None => (0..data.len() as u32).collect(),
     };
     let mut opt = optimizer(model, p)?;
+    let vars = model.vars();
+    let crafting = match p.craft_mode {
+        CraftMode::Eval => model.clone(),
+        CraftMode::Train => model.in_training_mode()?,
+    };
+    let mut keeper = plan.selection().map(|s| s.start());
     let mut history = Vec::with_capacity(p.epochs);
     let mut attack_batches: BTreeMap<String, usize> = BTreeMap::new();
     let label = if plan.is_plain() {
@@ -320,7 +360,7 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
             for (k, a) in p.augment.iter().enumerate() {
                 x = a.apply(&x, recipe::batch_seed(p.seed ^ ((k as u64 + 1) << 48), epoch, b))?;
             }
-            let crafted = recipe.craft(model, &x, &y, epoch, b)?;
+            let crafted = recipe.craft(&crafting, &x, &y, epoch, b)?;
             let mut out = recipe.loss(model, &x, &y, crafted, smoothing)?;
             if let Some(kl) = model.ibp_kl()? {
                 // the ELBO per sample: cross-entropy + KL(q ‖ p)/N
@@ -335,7 +375,11 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
                         .rate(p.lr, epoch * batches + b, p.epochs * batches, batches),
                 );
             }
-            opt.backward_step(&out.loss)?;
+            let mut grads = out.loss.backward()?;
+            if let Some(max) = p.clip_grad_norm {
+                clip_grad_norm(&mut grads, &vars, max)?;
+            }
+            opt.step(&grads)?;
             let batch_loss = out.loss.to_scalar::<f32>()? as f64;
             loss_sum += batch_loss * chunk.len() as f64;
             correct_sum += correct(&out.logits, &y)?;
@@ -357,6 +401,10 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
             Some(m) => m.epoch_end(model, epoch + 1, &mut measured)?,
             None => Flow::Continue,
         };
+        if let Some(k) = keeper.as_mut() {
+            let last = if flow == Flow::Stop { epoch + 1 } else { p.epochs };
+            k.epoch_end(model, epoch + 1, last, &mut measured)?;
+        }
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: loss_sum / n.max(1) as f64,
@@ -385,6 +433,9 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
     }
     if let Some(m) = &monitor {
         m.outcome(&mut outcome);
+    }
+    if let Some(k) = &keeper {
+        k.finish(model, &mut outcome)?;
     }
     Ok(FitHistory {
         epochs: history,

@@ -165,6 +165,8 @@ impl fmt::Display for Plain {
 #[derive(Clone, Debug, Default)]
 pub struct TrainingPlan {
     recipes: Vec<Rc<dyn Recipe>>,
+    /// Model selection on held-out data (the best epoch's state kept and restored).
+    selection: Option<super::Selection>,
 }
 
 impl TrainingPlan {
@@ -186,7 +188,21 @@ impl TrainingPlan {
         if recipes.iter().filter(|r| !r.crafts()).count() > 1 {
             return Err(ParamError::SmoothingTwice);
         }
-        Ok(Self { recipes })
+        Ok(Self {
+            recipes,
+            selection: None,
+        })
+    }
+
+    /// The same plan selecting the best epoch on held-out data.
+    pub fn with_selection(mut self, selection: Option<super::Selection>) -> Self {
+        self.selection = selection;
+        self
+    }
+
+    /// How the run selects its best epoch, if it does.
+    pub fn selection(&self) -> Option<&super::Selection> {
+        self.selection.as_ref()
     }
 
     /// Whether no recipe is given (plain training).

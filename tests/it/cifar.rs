@@ -225,3 +225,42 @@ fn the_cifar_models_script_runs_quick_on_generated_files() {
         assert!(out.join("cifar_models/quick").join(f).is_file(), "{f} missing");
     }
 }
+
+#[test]
+fn the_preact_resnet_pgd_training_script_runs_quick_on_generated_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_cifar(tmp.path(), 30, 40);
+    let out = tmp.path().join("out");
+    let stdout = advlab()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg("scripts/reproduce/cifar_pgd_at.rhai")
+        .arg(format!("dir={:?}", tmp.path().display().to_string()))
+        .arg("quick=true")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("PreAct ResNet-18"))
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(stdout).unwrap();
+    let dir = out.join("cifar_pgd_at/quick");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["train_samples"], 80, "{r}");
+    assert_eq!(r["selected_epoch"], 1, "{r}");
+    for k in ["clean", "pgd20", "pgd50_restarts"] {
+        let v = r[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} {v}");
+    }
+    // the stronger attack is not weaker
+    assert!(r["pgd50_restarts"].as_f64() <= r["clean"].as_f64(), "{r}");
+    assert!(dir.join("model.safetensors").is_file() && dir.join("history.csv").is_file());
+    assert!(stdout.contains("held_out_pgd10"), "{stdout}");
+    // the checkpoint is the PreAct ResNet-18 preset, with its batch-norm statistics
+    let m = advlab::nn::load_model(&dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(m.arch().to_string(), "preact_resnet18(3×32×32 → 10 classes)");
+    assert_eq!(m.named_buffers().count(), 2 * 17);
+}

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, so the crate links once.
 
 mod attacks;
+mod batchnorm;
 mod cifar;
 mod cli;
 mod cluster;
