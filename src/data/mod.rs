@@ -1,13 +1,17 @@
 //! Data sets: images as an `(N, C, H, W)` f32 tensor in [0, 1] and labels as an `(N,)` u32
 //! tensor, on one device.
 
+mod arrays;
 mod augment;
 mod cifar;
+mod folder;
 mod idx;
 mod synthetic;
 
+pub use arrays::{load_npy, load_npz, read_npy, read_npz};
 pub use augment::Augment;
 pub use cifar::{load_cifar10, read_cifar_batch, CifarParams, CIFAR10_CLASSES, CIFAR_DIR, CIFAR_RECORD};
+pub use folder::{load_image_folder, FolderParams};
 pub use idx::{load_mnist_like, read_idx, write_idx, Which};
 pub use synthetic::{synthetic, SyntheticParams};
 

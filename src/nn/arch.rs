@@ -361,6 +361,18 @@ fn bn(name: String) -> Layer {
     }
 }
 
+/// The head of a pre-activation network: the last blocks' batch norm `bn` → ReLU → average
+/// pooling over `pool×pool` (the whole map at 32×32 input) → flatten → `classifier`.
+fn preact_head(bn_name: &str, pool: usize, classifier: Layer) -> [Layer; 5] {
+    [
+        bn(bn_name.into()),
+        Layer::Relu,
+        Layer::AvgPool { size: pool },
+        Layer::Flatten,
+        classifier,
+    ]
+}
+
 fn preact_resnet18_layers(classes: usize) -> Vec<Layer> {
     let mut out = vec![conv_nb("conv1".into(), 64, 3, 1, WeightInit::Torch)];
     let mut cin = 64;
@@ -371,16 +383,14 @@ fn preact_resnet18_layers(classes: usize) -> Vec<Layer> {
             cin = planes;
         }
     }
-    out.extend([
-        bn("bn".into()),
-        Layer::Relu,
-        Layer::AvgPool { size: 4 },
-        Layer::Flatten,
+    out.extend(preact_head(
+        "bn",
+        4,
         Layer::Linear {
             out: classes,
             opts: named("linear", WeightInit::Torch),
         },
-    ]);
+    ));
     out
 }
 
@@ -425,16 +435,14 @@ fn wide_resnet_layers(depth: usize, widen: usize, classes: usize, drop: f64) -> 
             }
         }
     }
-    out.extend([
-        bn("bn1".into()),
-        Layer::Relu,
-        Layer::AvgPool { size: 8 },
-        Layer::Flatten,
+    out.extend(preact_head(
+        "bn1",
+        8,
         Layer::Linear {
             out: classes,
             opts: named("fc", WeightInit::ZeroBias),
         },
-    ]);
+    ));
     out
 }
 
@@ -633,7 +641,7 @@ impl Default for WideResnetParams {
         Self {
             depth: 28,
             widen: 10,
-            classes: 10,
+            classes: crate::data::CIFAR10_CLASSES.len(),
             drop: 0.0,
         }
     }

@@ -43,6 +43,9 @@ fn noise_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ 0x6E6F_6973_655F_7273)
 }
 
+/// Variables by their PyTorch names.
+type Named = Vec<(String, Var)>;
+
 struct Inner {
     arch: Arch,
     params: Vec<(String, Var)>,
@@ -131,7 +134,7 @@ impl Model {
     /// The model over existing variables (shared, not copied).
     fn assemble(
         arch: Arch,
-        (params, buffers): (Vec<(String, Var)>, Vec<(String, Var)>),
+        (params, buffers): (Named, Named),
         device: &Device,
         rng: StdRng,
         defence: Option<Pipeline>,
@@ -221,7 +224,7 @@ impl Model {
     }
 
     /// The parameters and buffers, shared.
-    fn shared_state(&self) -> (Vec<(String, Var)>, Vec<(String, Var)>) {
+    fn shared_state(&self) -> (Named, Named) {
         (self.0.params.clone(), self.0.buffers.clone())
     }
 
@@ -239,6 +242,11 @@ impl Model {
     /// A model on the same weights (training one trains the other) whose input first goes
     /// through `defence`.
     fn sharing(&self, defence: Option<Pipeline>) -> Result<Self> {
+        self.sharing_in(defence, self.0.train_mode)
+    }
+
+    /// A model on the same weights behind `defence`, its untracked pass in training mode or not.
+    fn sharing_in(&self, defence: Option<Pipeline>, train_mode: bool) -> Result<Self> {
         let rng = self.rng().clone();
         Self::assemble(
             self.0.arch.clone(),
@@ -246,7 +254,7 @@ impl Model {
             &self.0.device,
             rng,
             defence,
-            self.0.train_mode,
+            train_mode,
         )
     }
 
@@ -265,16 +273,7 @@ impl Model {
     /// (moving the running ones, as PyTorch's `model.train()`), dropout and relaxed LWTA
     /// winners drawn. What `fit`'s `craft_mode: "train"` crafts with.
     pub fn in_training_mode(&self) -> Result<Self> {
-        let rng = self.rng().clone();
-        let defence = self.own_defence()?;
-        Self::assemble(
-            self.0.arch.clone(),
-            self.shared_state(),
-            &self.0.device,
-            rng,
-            defence,
-            true,
-        )
+        self.sharing_in(self.own_defence()?, true)
     }
 
     /// Whether the untracked forward pass runs as in training ([`Model::in_training_mode`]).

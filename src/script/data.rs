@@ -1,11 +1,12 @@
-//! Data sets: `synthetic`, `mnist`, `fashion_mnist`, `cifar10`, and the `Dataset` methods.
+//! Data sets: `synthetic`, `mnist`, `fashion_mnist`, `cifar10`, `image_folder`, `npz`, `npy`,
+//! and the `Dataset` methods.
 
 use super::error::{to_rhai, RResult};
 use super::opts::{to_usize, usize_array, Opts};
 use super::{def, def_get, Reg};
 use crate::data::{
-    load_cifar10, load_dataset, load_mnist_like, save_dataset, synthetic, CifarParams, Dataset, Splits,
-    SyntheticParams, Which,
+    load_cifar10, load_dataset, load_image_folder, load_mnist_like, load_npy, load_npz, save_dataset, synthetic,
+    CifarParams, Dataset, FolderParams, Splits, SyntheticParams, Which,
 };
 use candle_core::Tensor;
 use rhai::{Array, Map, INT};
@@ -15,6 +16,42 @@ fn cifar(s: &super::Session, p: CifarParams) -> RResult<Splits> {
     let splits = load_cifar10(&p, &s.device).map_err(to_rhai)?;
     s.record(serde_json::json!({
         "op": "load", "data": "cifar10", "path": p.path, "train": splits.train.len(), "test": splits.test.len(),
+    }));
+    Ok(splits)
+}
+
+fn image_folder(s: &super::Session, path: &str, m: &Map) -> RResult<Splits> {
+    let o = Opts::new("image_folder", m, &["size", "split", "seed"])?;
+    let d = FolderParams::new(path);
+    let size = match o.get("size") {
+        None => None,
+        Some(v) => {
+            let arr = v.clone().into_array().map_err(|_| {
+                to_rhai(format!(
+                    "image_folder: option `size` must be [C, H, W], got {}",
+                    v.type_name()
+                ))
+            })?;
+            match usize_array("image_folder: size", &arr)?.as_slice() {
+                &[c, h, w] => Some([c, h, w]),
+                other => {
+                    return Err(to_rhai(format!(
+                        "image_folder: option `size` must be [C, H, W], got {other:?}"
+                    )))
+                }
+            }
+        }
+    };
+    let p = FolderParams {
+        size,
+        split: o.f64("split")?.unwrap_or(d.split),
+        seed: o.u64("seed")?.unwrap_or(s.seed),
+        ..d
+    };
+    let splits = load_image_folder(&p, &s.device).map_err(to_rhai)?;
+    s.record(serde_json::json!({
+        "op": "load", "data": "image_folder", "path": path, "size": p.size, "split": p.split, "seed": p.seed,
+        "train": splits.train.len(), "test": splits.test.len(), "classes": splits.train.class_names(),
     }));
     Ok(splits)
 }
@@ -107,6 +144,43 @@ pub(super) fn register(reg: &mut Reg) {
                 test: o.usize("test")?,
             };
             cifar(&s, p)
+        }
+    );
+
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "image_folder(path: String) -> Splits",
+        "PyTorch's ImageFolder layout (path/<class>/*.png|jpg|jpeg|bmp; path as given, else under $ADVLAB_DATA, else ./data): classes from the sorted folder names, every image at the first one's size, 10% held out as the test split by a shuffle from --seed.",
+        move |p: &str| image_folder(&s, p, &Map::new())
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "image_folder(path: String, opts: Map) -> Splits",
+        "An image folder with options: size ([C, H, W], C 1 or 3; the first image's: images of another size are resized bilinearly), split (0.1, the test share), seed (the split's shuffle).",
+        move |p: &str, m: Map| image_folder(&s, p, &m)
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "npz(path: String) -> Splits",
+        "Arrays saved with np.savez(path, x_train=…, y_train=…, x_test=…, y_test=…) (Keras' mnist.npz layout): images (N, H, W), (N, C, H, W) or (N, H, W, C), uint8 or floats in [0, 1]; integer labels.",
+        move |p: &str| -> RResult<Splits> {
+            let splits = load_npz(Path::new(p), &s.device).map_err(to_rhai)?;
+            s.record(serde_json::json!({ "op": "load", "data": "npz", "path": p, "train": splits.train.len(), "test": splits.test.len() }));
+            Ok(splits)
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "npy(images: String, labels: String) -> Dataset",
+        "A data set from two np.save files: images ((N, H, W), (N, C, H, W) or (N, H, W, C), uint8 or floats in [0, 1]) and integer labels (N,).",
+        move |x: &str, y: &str| -> RResult<Dataset> {
+            let d = load_npy(Path::new(x), Path::new(y), &s.device).map_err(to_rhai)?;
+            s.record(serde_json::json!({ "op": "load", "data": "npy", "images": x, "labels": y, "samples": d.len() }));
+            Ok(d)
         }
     );
 

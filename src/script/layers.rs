@@ -95,7 +95,8 @@ fn preact_block(m: &Map) -> RResult<Layer> {
 
 fn preact_resnet18(s: &Session, m: &Map) -> RResult<Model> {
     let o = Opts::new("preact_resnet18", m, &["classes", "seed"])?;
-    let arch = Arch::preact_resnet18(o.usize("classes")?.unwrap_or(10)).map_err(to_rhai)?;
+    let classes = o.usize("classes")?.unwrap_or(crate::data::CIFAR10_CLASSES.len());
+    let arch = Arch::preact_resnet18(classes).map_err(to_rhai)?;
     init(s, arch, o.u64("seed")?)
 }
 

@@ -66,7 +66,7 @@ impl Keeper<'_> {
     /// After epoch `epoch` (1-based, of `epochs`): evaluate when it is due (every `every`
     /// epochs, and after the last), keep the state when it is the best so far.
     pub fn epoch_end(&mut self, model: &Model, epoch: usize, epochs: usize, measured: &mut Measured) -> Result<()> {
-        if epoch % self.sel.every != 0 && epoch != epochs {
+        if !epoch.is_multiple_of(self.sel.every) && epoch != epochs {
             return Ok(());
         }
         let acc = match &self.sel.attack {

@@ -124,9 +124,14 @@ impl Recipe for Trades {
     fn loss(&self, model: &Model, x: &Tensor, y: &Tensor, crafted: Crafting, smoothing: f64) -> Result<BatchLoss> {
         let Crafting { input, mut sums, used } = crafted;
         let n = x.dim(0)?;
-        // one pass over the clean and the adversarial batch together
-        let logits = model.forward_train(&Tensor::cat(&[x, &input], 0)?)?;
-        let (clean, adv) = (logits.narrow(0, 0, n)?, logits.narrow(0, n, n)?);
+        let (clean, adv) = if model.arch().has_batch_norm() {
+            // as TRADES' code: a pass per batch, so each normalises by its own statistics
+            (model.forward_train(x)?, model.forward_train(&input)?)
+        } else {
+            // one pass over the clean and the adversarial batch together (the same numbers)
+            let logits = model.forward_train(&Tensor::cat(&[x, &input], 0)?)?;
+            (logits.narrow(0, 0, n)?, logits.narrow(0, n, n)?)
+        };
         let ce = smoothed_cross_entropy(&clean, y, smoothing)?;
         let kl = kl_mean(&clean, &adv)?;
         let loss = (&ce + (&kl * self.beta)?)?;

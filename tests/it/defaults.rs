@@ -234,6 +234,33 @@ fn documented_defaults_are_the_params_defaults() {
     says(sig, "train", sy.train);
     says(sig, "test", sy.test);
     says(sig, "seed", sy.seed);
+    let w = advlab::nn::WideResnetParams::default();
+    let sig = "wide_resnet(opts: Map) -> Model";
+    says(sig, "depth", w.depth);
+    says(sig, "widen", w.widen);
+    says(sig, "classes", w.classes);
+    says(sig, "drop", w.drop);
+    let sig = "batch_norm(opts: Map) -> Layer";
+    says(sig, "eps", advlab::nn::BN_EPS);
+    says(sig, "momentum", advlab::nn::BN_MOMENTUM);
+    says(sig, "affine", true);
+    says(
+        "image_folder(path: String, opts: Map) -> Splits",
+        "split",
+        advlab::data::FolderParams::DEFAULT_SPLIT,
+    );
+    let fit = "Model.fit(data: Dataset, opts: Map) -> Map";
+    says(fit, "eval_every", 1);
+    assert_eq!(
+        documented(fit, "craft_mode"),
+        format!("\"{}\"", FitParams::default().craft_mode)
+    );
+    says("preact_block(opts: Map) -> Layer", "stride", 1);
+    says(
+        "preact_resnet18(opts: Map) -> Model",
+        "classes",
+        advlab::data::CIFAR10_CLASSES.len(),
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod explore;
 mod fixtures;
 mod ibp;
 mod layers;
+mod loaders;
 mod lwta;
 mod model;
 mod ops;

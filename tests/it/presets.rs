@@ -301,3 +301,37 @@ fn state_dicts_written_by_pytorch_give_pytorchs_logits() {
     }
     assert!(checked >= 2, "the committed fixture holds trades_small_cnn and layers");
 }
+
+/// The published MNIST recipes on the published networks run end to end in quick mode.
+#[test]
+fn the_madry_and_trades_reproduction_scripts_run_quick() {
+    for (script, dir, network) in [
+        ("reproduce/madry_mnist.rhai", "madry_mnist", "conv1.weight"),
+        (
+            "reproduce/trades_mnist.rhai",
+            "trades_mnist",
+            "feature_extractor.conv1.weight",
+        ),
+    ] {
+        let Some((tmp, stdout)) = crate::common::run_quick(script, &[]) else {
+            eprintln!("skipped: no MNIST files (set ADVLAB_DATA)");
+            return;
+        };
+        let out = tmp.path().join("out").join(dir).join("quick");
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        let get = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{script}: no {k} in {r}"));
+        assert_eq!(get("train_samples"), 500.0);
+        for k in ["clean", "pgd40", "pgd100_restarts"] {
+            assert!((0.0..=1.0).contains(&get(k)), "{script}: {k}");
+        }
+        // the stronger attack is not weaker, and no attack beats clean accuracy
+        assert!(
+            get("pgd100_restarts") <= get("pgd40") + 0.02 && get("pgd40") <= get("clean"),
+            "{r}"
+        );
+        assert!(stdout.contains("seconds_per_epoch"), "{stdout}");
+        let saved = advlab::nn::load_model(&out.join("model.safetensors"), &Device::Cpu).unwrap();
+        assert!(saved.named_params().any(|(n, _)| n == network), "{script}");
+    }
+}

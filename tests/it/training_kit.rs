@@ -212,3 +212,167 @@ print(w.param_count());
         "3:3",
     );
 }
+
+#[test]
+fn gradient_clipping_scales_the_step_to_the_norm() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_parity/optim.safetensors");
+    let f = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let y = f["y"].to_dtype(candle_core::DType::U32).unwrap();
+    let data = Dataset::new(f["x"].clone(), y, 3, "fixture").unwrap();
+    let step = |clip: Option<f64>| -> f32 {
+        let start = vec![
+            ("1.weight".to_string(), f["start.weight"].clone()),
+            ("1.bias".to_string(), f["start.bias"].clone()),
+        ];
+        let m = Model::from_tensors(Arch::mlp(vec![16, 3]).unwrap(), start, &Device::Cpu).unwrap();
+        let before: Vec<f32> = m.vars().iter().flat_map(|v| values(v.as_tensor())).collect();
+        // one full-batch SGD step of rate 1 without momentum: the step is the (clipped) gradient
+        let p = FitParams {
+            batch_size: 8,
+            lr: 1.0,
+            optimizer: "sgd".into(),
+            momentum: 0.0,
+            clip_grad_norm: clip,
+            ..FitParams::default()
+        }
+        .check()
+        .unwrap();
+        fit(&m, &data, &p).unwrap();
+        let after: Vec<f32> = m.vars().iter().flat_map(|v| values(v.as_tensor())).collect();
+        before
+            .iter()
+            .zip(&after)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    let free = step(None);
+    assert!(free > 0.05, "{free}");
+    let clipped = step(Some(0.01));
+    assert!((clipped - 0.01).abs() < 1e-4, "the step's norm is the clip: {clipped}");
+    // a bound above the norm changes nothing
+    assert!((step(Some(10.0)) - free).abs() < 1e-6);
+    assert_eq!(
+        FitParams {
+            clip_grad_norm: Some(0.0),
+            ..FitParams::default()
+        }
+        .check()
+        .unwrap_err(),
+        ParamError::ClipGradNorm(0.0)
+    );
+}
+
+#[test]
+fn crafting_in_training_mode_uses_the_batch_statistics() {
+    use advlab::nn::{Input, Layer, BN_EPS};
+    let arch = Arch::sequential(
+        Input::Image(1, 8, 8),
+        vec![
+            Layer::Flatten,
+            Layer::linear(12),
+            Layer::BatchNorm {
+                eps: BN_EPS,
+                momentum: 0.1,
+                affine: true,
+                name: None,
+            },
+            Layer::Relu,
+            Layer::linear(3),
+        ],
+    )
+    .unwrap();
+    let m = Model::new(arch, &Device::Cpu, 2).unwrap();
+    let x: Vec<f32> = (0..16 * 64).map(|i| ((i as f32) * 0.29).sin().abs()).collect();
+    let x = candle_core::Tensor::from_vec(x, (16, 1, 8, 8), &Device::Cpu).unwrap();
+    let running = |m: &Model| -> Vec<f32> { m.named_buffers().flat_map(|(_, t)| values(t)).collect() };
+    let start = running(&m);
+    let t = m.in_training_mode().unwrap();
+    assert!(t.is_in_training_mode() && !m.is_in_training_mode());
+    // the untracked pass of the training-mode model is the training pass (batch statistics) …
+    let a = values(&t.forward(&x).unwrap());
+    let moved = running(&m);
+    assert_ne!(start, moved, "a training-mode pass moves the shared running statistics");
+    let b = values(&m.forward_train(&x).unwrap());
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5));
+    // … while the model itself still evaluates on the running statistics
+    let e = values(&m.forward(&x).unwrap());
+    assert!(a.iter().zip(&e).any(|(p, q)| (p - q).abs() > 1e-3));
+    let bad = FitParams {
+        craft_mode: "training".into(),
+        ..FitParams::default()
+    };
+    assert_eq!(
+        bad.check().unwrap_err(),
+        ParamError::UnknownCraftMode("training".into())
+    );
+    // PGD training crafts differently in the two modes: other weights after one epoch
+    let tmp = tempfile::tempdir().unwrap();
+    let s = crate::common::script(
+        tmp.path(),
+        "c.rhai",
+        "let d = synthetic(#{ train: 128, test: 10 });\n\
+         let w = [];\n\
+         for mode in [\"eval\", \"train\", \"eval\"] {\n\
+         \x20   let m = sequential([flatten(), linear(16), batch_norm(), relu(), linear(10)], #{ seed: 1 });\n\
+         \x20   let h = m.fit(d.train, #{ epochs: 2, batch_size: 32, craft_mode: mode, defence: pgd_training(#{ eps: 0.1, steps: 2, seed: 1 }) });\n\
+         \x20   w.push(h.loss);\n\
+         }\n\
+         print(`${w[0] == w[2]} ${w[0] == w[1]}`);",
+    );
+    let out = crate::common::run_in(tmp.path(), &s)
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "true false");
+}
+
+#[test]
+fn model_selection_restores_the_best_evaluated_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = crate::common::script(
+        tmp.path(),
+        "s.rhai",
+        "let d = synthetic(#{ train: 300, test: 100, seed: 3 });\n\
+         let held = d.train.skip(200);\n\
+         let m = mlp([784, 16, 10], #{ seed: 4 });\n\
+         let h = m.fit(d.train.take(200), #{ epochs: 6, optimizer: \"sgd\", lr: 0.8, momentum: 0.9, batch_size: 20,\n\
+         \x20   eval_data: held, eval_every: 2, eval_attack: fgsm(#{ eps: 0.05 }) });\n\
+         print(h.eval_accuracy);\n\
+         print(`${h.selected_epoch} ${h.selected_eval_accuracy}`);\n\
+         let r = evaluate(m, held, [fgsm(#{ eps: 0.05 })]);\n\
+         print(`${r.fgsm}`);",
+    );
+    let out = crate::common::run_in(tmp.path(), &s)
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // evaluated at epochs 2, 4 and 6 only
+    let col: Vec<f64> = lines[0]
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(col.len(), 6, "{out}");
+    assert!(
+        col.iter().enumerate().all(|(i, v)| v.is_nan() == (i % 2 == 0)),
+        "{col:?}"
+    );
+    let sel: Vec<f64> = lines[1].split(' ').map(|v| v.parse().unwrap()).collect();
+    let best = col.iter().cloned().filter(|v| !v.is_nan()).fold(f64::MIN, f64::max);
+    assert_eq!(sel[1], best, "{out}");
+    assert_eq!(col[sel[0] as usize - 1], best, "{out}");
+    // the model ends with the selected epoch's weights: its held-out accuracy is that one
+    let now: f64 = lines[2].parse().unwrap();
+    assert!((now - best).abs() < 1e-9, "{out}");
+    fails(
+        "let d = synthetic(#{ train: 64, test: 10 });\nlet m = mlp([784, 8, 10]);\nm.fit(d.train, #{ eval_every: 2 });",
+        "need eval_data",
+        "3:3",
+    );
+}
