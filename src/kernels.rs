@@ -242,13 +242,19 @@ impl Geom {
 }
 
 /// One sample `x (C, H, W)` into columns `(C·KH·KW, OH·OW)`.
-#[inline(never)]
 fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
+    im2col_at(g, x, col, g.ohw())
+}
+
+/// One sample `x (C, H, W)` into the `OH·OW` columns at the start of `col`, whose rows
+/// (`C·KH·KW` of them) are `ld` apart: the sample's block of a multi-sample column matrix.
+#[inline(never)]
+fn im2col_at(g: &Geom, x: &[f32], col: &mut [f32], ld: usize) {
     let ohw = g.ohw();
     for c in 0..g.c {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld..][..ohw];
                 for oy in 0..g.oh {
                     let dst = &mut row[oy * g.ow..][..g.ow];
                     match g.src(oy, ki, g.h) {
@@ -274,14 +280,15 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Columns `(C·KH·KW, OH·OW)` added back into one sample `dx (C, H, W)`.
+/// The `OH·OW` columns at the start of `col` (rows `ld` apart) added back into one sample
+/// `dx (C, H, W)`.
 #[inline(never)]
-fn col2im(g: &Geom, col: &[f32], dx: &mut [f32]) {
+fn col2im_at(g: &Geom, col: &[f32], dx: &mut [f32], ld: usize) {
     let ohw = g.ohw();
     for c in 0..g.c {
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                let row = &col[((c * g.kh + ki) * g.kw + kj) * ohw..][..ohw];
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld..][..ohw];
                 for oy in 0..g.oh {
                     if let Some(iy) = g.src(oy, ki, g.h) {
                         let dst = &mut dx[(c * g.h + iy) * g.w..][..g.w];
@@ -323,6 +330,41 @@ fn conv_args<'a>(
         bail!("conv2d: {} bias values for {} output channels", b.len(), g.o);
     }
     Ok((g, l1.dims()[0], [x, k, b]))
+}
+
+/// Columns of at least this many positions make an efficient GEMM: samples whose maps are
+/// smaller are convolved in groups, their columns side by side (measured on PreAct ResNet-18,
+/// whose last stages have 8×8 and 4×4 maps).
+const MIN_COLUMNS: usize = 256;
+
+/// How many samples a group of this geometry's convolutions holds.
+fn group(g: &Geom) -> usize {
+    MIN_COLUMNS.div_ceil(g.ohw().max(1)).max(1)
+}
+
+/// A group of samples' convolution, `ys (B, O, OH·OW) = k · [im2col(x_1) … im2col(x_B)] + b`,
+/// through the buffers `col (C·KH·KW × B·OH·OW)` and `tmp (O × B·OH·OW)`.
+fn conv_group(g: &Geom, xs: &[f32], k: &[f32], b: &[f32], (col, tmp): (&mut Vec<f32>, &mut Vec<f32>), ys: &mut [f32]) {
+    let (ckk, ohw) = (g.ckk(), g.ohw());
+    let n = xs.len() / g.chw();
+    if n == 1 {
+        col.resize(ckk * ohw, 0.0);
+        return conv_sample(g, xs, k, b, col, ys);
+    }
+    let ld = n * ohw;
+    col.resize(ckk * ld, 0.0);
+    tmp.resize(g.o * ld, 0.0);
+    for (i, x) in xs.chunks(g.chw()).enumerate() {
+        im2col_at(g, x, &mut col[i * ohw..], ld);
+    }
+    sgemm((g.o, ld, ckk), tmp, (ld, 1), false, k, (ckk, 1), col, (ld, 1), false);
+    for (i, y) in ys.chunks_mut(g.o * ohw).enumerate() {
+        for ((row, &bias), o) in y.chunks_mut(ohw).zip(b).zip(0..) {
+            for (d, &v) in row.iter_mut().zip(&tmp[o * ld + i * ohw..][..ohw]) {
+                *d = v + bias;
+            }
+        }
+    }
 }
 
 /// One sample's convolution `ys (O, OH·OW) = k · im2col(xs) + b`, through the buffer `col`.
@@ -372,12 +414,15 @@ impl CustomOp3 for Conv2d {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (g, n, [x, k, b]) = conv_args((s1, l1), (s2, l2), (s3, l3), self.pad, self.stride)?;
-        let (ckk, ohw) = (g.ckk(), g.ohw());
+        let ohw = g.ohw();
         let mut y = vec![0f32; n * g.o * ohw];
-        y.par_chunks_mut(g.o * ohw).zip(x.par_chunks(g.chw())).for_each_init(
-            || vec![0f32; ckk * ohw],
-            |col, (ys, xs)| conv_sample(&g, xs, k, b, col, ys),
-        );
+        let grp = group(&g);
+        y.par_chunks_mut(grp * g.o * ohw)
+            .zip(x.par_chunks(grp * g.chw()))
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(col, tmp), (ys, xs)| conv_group(&g, xs, k, b, (col, tmp), ys),
+            );
         Ok((CpuStorage::F32(y), Shape::from((n, g.o, g.oh, g.ow))))
     }
 
@@ -488,45 +533,54 @@ impl CustomOp3 for ConvGrad {
             .enumerate()
             .map(|(chunk_at, ((xs, dys), dxs))| {
                 let mut acc = vec![0f32; head];
-                let mut col = vec![0f32; ckk * ohw];
+                let grp = group(&g);
+                let mut col = vec![0f32; ckk * grp * ohw];
+                let mut dzs = vec![0f32; g.o * grp * ohw];
                 let mut buf = match self.from {
                     OutGrad::Given => Vec::new(),
                     OutGrad::Unpooled { .. } => vec![0f32; g.o * ohw],
                 };
-                for (i, (xi, dyi)) in xs.chunks(g.chw()).zip(dys.chunks(per)).enumerate() {
-                    let dz: &[f32] = match &self.from {
-                        OutGrad::Given => dyi,
-                        OutGrad::Unpooled { s, argmax } => {
-                            let ami = &argmax[(chunk_at * imgs + i) * per..][..per];
-                            let (pw, pp) = (g.pooled(*s).1, per / g.o);
-                            buf.fill(0.0);
-                            for ((zp, gp), ap) in buf.chunks_mut(ohw).zip(dyi.chunks(pp)).zip(ami.chunks(pp)) {
-                                unpool_plane(gp, ap, zp, g.ow, pw, *s);
+                let samples = xs.len() / g.chw();
+                for start in (0..samples).step_by(grp) {
+                    // the group's output gradients side by side: dz (O × B·OH·OW)
+                    let m = grp.min(samples - start);
+                    let ld = m * ohw;
+                    for i in start..start + m {
+                        let dyi = &dys[i * per..][..per];
+                        let dz: &[f32] = match &self.from {
+                            OutGrad::Given => dyi,
+                            OutGrad::Unpooled { s, argmax } => {
+                                let ami = &argmax[(chunk_at * imgs + i) * per..][..per];
+                                let (pw, pp) = (g.pooled(*s).1, per / g.o);
+                                buf.fill(0.0);
+                                for ((zp, gp), ap) in buf.chunks_mut(ohw).zip(dyi.chunks(pp)).zip(ami.chunks(pp)) {
+                                    unpool_plane(gp, ap, zp, g.ow, pw, *s);
+                                }
+                                &buf
                             }
-                            &buf
+                        };
+                        for (o, zp) in dz.chunks(ohw).enumerate() {
+                            dzs[o * ld + (i - start) * ohw..][..ohw].copy_from_slice(zp);
                         }
-                    };
+                    }
+                    let dz = &dzs[..g.o * ld];
                     let (dk, db) = acc.split_at_mut(g.o * ckk);
-                    for (d, zp) in db.iter_mut().zip(dz.chunks(ohw)) {
+                    for (d, zp) in db.iter_mut().zip(dz.chunks(ld)) {
                         *d += zp.iter().sum::<f32>();
                     }
+                    let col = &mut col[..ckk * ld];
                     if self.want_dk {
-                        im2col(&g, xi, &mut col);
-                        sgemm((g.o, ckk, ohw), dk, (ckk, 1), true, dz, (ohw, 1), &col, (1, ohw), false);
+                        for i in 0..m {
+                            im2col_at(&g, &xs[(start + i) * g.chw()..][..g.chw()], &mut col[i * ohw..], ld);
+                        }
+                        sgemm((g.o, ckk, ld), dk, (ckk, 1), true, dz, (ld, 1), col, (1, ld), false);
                     }
                     if self.want_dx {
-                        sgemm(
-                            (ckk, ohw, g.o),
-                            &mut col,
-                            (ohw, 1),
-                            false,
-                            k,
-                            (1, ckk),
-                            dz,
-                            (ohw, 1),
-                            false,
-                        );
-                        col2im(&g, &col, &mut dxs[i * g.chw()..][..g.chw()]);
+                        sgemm((ckk, ld, g.o), col, (ld, 1), false, k, (1, ckk), dz, (ld, 1), false);
+                        for i in 0..m {
+                            let d = &mut dxs[(start + i) * g.chw()..][..g.chw()];
+                            col2im_at(&g, &col[i * ohw..], d, ld);
+                        }
                     }
                 }
                 acc
