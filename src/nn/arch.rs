@@ -868,7 +868,13 @@ impl Arch {
             Record::Mlp { noise_injection, .. }
             | Record::Cnn { noise_injection, .. }
             | Record::Resnet { noise_injection, .. } => *noise_injection = site,
-            Record::Sequential { layers, .. } => layer::set_noise(layers, site),
+            Record::Sequential { layers, .. } => {
+                // a preact_block has no options to carry the noise: record its lowered block
+                if layer::any(layers, |l| matches!(l, Layer::PreactBlock { .. })) {
+                    *layers = self.layers.clone();
+                }
+                layer::set_noise(layers, site)
+            }
             Record::LwtaMlp { .. }
             | Record::LwtaCnn { .. }
             | Record::PreactResnet18 { .. }

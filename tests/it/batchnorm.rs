@@ -205,6 +205,15 @@ fn checkpoints_keep_the_running_statistics() {
     let b: Vec<Vec<f32>> = loaded.named_buffers().map(|(_, t)| values(t)).collect();
     assert_eq!(b, m.named_buffers().map(|(_, t)| values(t)).collect::<Vec<_>>());
     assert!(b[0].iter().any(|v| *v != 0.0), "the statistics moved");
+    // noise injection reaches the convolutions inside a preact_block, and the checkpoint keeps it
+    let noisy = Model::new(
+        fixture_arch("preact_small").with_noise_injection(Some(advlab::nn::NoiseSite::Weights)),
+        &Device::Cpu,
+        6,
+    )
+    .unwrap();
+    assert!(noisy.named_params().any(|(n, _)| n == "1.body.2.alpha_w"));
+    round_trip(&noisy, &tmp.path().join("noisy.safetensors"), &x, 7);
     // a deep clone copies them: training the clone leaves the original's alone
     let c = m.deep_clone().unwrap();
     c.forward_train(&(x * 2.0).unwrap()).unwrap();
