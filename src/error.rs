@@ -135,7 +135,7 @@ pub enum ParamError {
     },
     #[error("split (the share of an image folder held out for testing) must be in [0, 1) (got {0})")]
     FolderSplit(f64),
-    #[error("size must be [C, H, W] with C 1 or 3 and H, W at least 1 (got {0:?})")]
+    #[error("size must be [C, H, W] with C 1 or 3 and H, W from 1 to 8192 (got {0:?})")]
     FolderSize(Vec<usize>),
     #[error("eval_every must be at least 1 epoch (got 0)")]
     EvalEveryZero,

@@ -13,6 +13,10 @@ use candle_core::{DType, Device, Tensor};
 use std::io::Read;
 use std::path::Path;
 
+/// The most classes a data set from arrays may have (a label beyond it is a corrupt file, not
+/// a class: every per-class table would be that long).
+const MAX_CLASSES: usize = 1 << 16;
+
 /// The bytes one element of a numpy `descr` (`<f4`, `|u1`, …) takes, if candle reads it.
 fn item_size(descr: &str) -> Option<usize> {
     match descr.trim_matches(|c: char| c == '<' || c == '|' || c == '=') {
@@ -201,8 +205,12 @@ fn labels(t: Tensor, path: &Path, what: &str) -> Result<(Tensor, usize)> {
         return Err(bad(path, what, format!("labels must be 0 or more, got {neg}")));
     }
     let max = v.iter().copied().max().unwrap_or(0);
-    if max > u32::MAX as i64 {
-        return Err(bad(path, what, format!("label {max} is too large")));
+    if max >= MAX_CLASSES as i64 {
+        return Err(bad(
+            path,
+            what,
+            format!("label {max} is too large: classes are numbered from 0 and at most {MAX_CLASSES}"),
+        ));
     }
     let classes = (max as usize + 1).max(2);
     let t = Tensor::from_vec(

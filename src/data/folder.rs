@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 /// The file endings read as images (any case).
 const IMAGE_ENDINGS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
 
+/// The largest height or width an image folder's images are converted to.
+const MAX_SIDE: usize = 8192;
+
 /// Unchecked parameters of an image folder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FolderParams {
@@ -45,7 +48,8 @@ impl FolderParams {
             return Err(ParamError::FolderSplit(self.split));
         }
         if let Some(s) = self.size {
-            if !matches!(s[0], 1 | 3) || s[1] == 0 || s[2] == 0 {
+            let side = 1..=MAX_SIDE;
+            if !matches!(s[0], 1 | 3) || !side.contains(&s[1]) || !side.contains(&s[2]) {
                 return Err(ParamError::FolderSize(s.to_vec()));
             }
         }
@@ -159,7 +163,16 @@ pub fn load_image_folder(p: &FolderParams, device: &Device) -> Result<Splits> {
             let img = image::open(first)
                 .map_err(|e| Error::Data(format!("{}: cannot decode the image: {e}", first.display())))?;
             let c = if img.color().has_color() { 3 } else { 1 };
-            [c, img.height() as usize, img.width() as usize]
+            let s = [c, img.height() as usize, img.width() as usize];
+            if s[1] > MAX_SIDE || s[2] > MAX_SIDE {
+                return Err(Error::Data(format!(
+                    "{}: a {}×{} image is larger than {MAX_SIDE} pixels a side: pass a smaller size",
+                    first.display(),
+                    s[1],
+                    s[2]
+                )));
+            }
+            s
         }
     };
     let per = size.iter().product::<usize>();
@@ -170,6 +183,14 @@ pub fn load_image_folder(p: &FolderParams, device: &Device) -> Result<Splits> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.shuffle(&mut StdRng::seed_from_u64(p.seed));
     let test_n = (p.split * files.len() as f64).round() as usize;
+    if test_n >= files.len() {
+        return Err(Error::Data(format!(
+            "{}: split {} of {} images leaves none to train on",
+            root.display(),
+            p.split,
+            files.len()
+        )));
+    }
     let names: Vec<String> = classes
         .iter()
         .map(|d| d.file_name().map_or(String::new(), |n| n.to_string_lossy().to_string()))

@@ -55,8 +55,8 @@ pub enum Record {
         classes: usize,
         lwta: Lwta,
     },
-    /// PreAct ResNet-18 for 3×32×32 images (He et al. 2016, as in Wong et al.'s and Rice et
-    /// al.'s `preact_resnet.py`): conv1 → four stages of two pre-activation blocks (64, 128,
+    /// PreAct ResNet-18 for 3×32×32 images (He et al. 2016, as in Wong et al.'s
+    /// fast_adversarial `preact_resnet.py`, whose projection shortcut takes the block's raw input): conv1 → four stages of two pre-activation blocks (64, 128,
     /// 256, 512 channels) → bn → ReLU → avg-pool 4 → linear, its names (`layer2.0.shortcut.0`).
     PreactResnet18 { classes: usize },
     /// WideResNet-`depth`-`widen` for 3×32×32 images (Zagoruyko & Komodakis 2016, as in

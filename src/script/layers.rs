@@ -279,7 +279,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "preact_resnet18() -> Model",
-        "PreAct ResNet-18 for 3×32×32 images and 10 classes (Wong et al., Rice et al.), parameters named as fast_adversarial's preact_resnet.py (conv1, layer1.0.bn1, layer2.0.shortcut.0, bn, linear); weights seeded by --seed.",
+        "PreAct ResNet-18 for 3×32×32 images and 10 classes, as Wong et al.'s fast_adversarial (projection shortcuts on the block's raw input), parameters named as fast_adversarial's preact_resnet.py (conv1, layer1.0.bn1, layer2.0.shortcut.0, bn, linear); weights seeded by --seed.",
         move || preact_resnet18(&s, &Map::new())
     );
     let s = reg.session.clone();

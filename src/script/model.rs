@@ -197,7 +197,7 @@ fn piecewise_points(v: &Dynamic) -> RResult<Vec<(f64, f64)>> {
 fn selection(o: &Opts) -> RResult<Option<crate::train::Selection>> {
     let data = match o.get("eval_data") {
         None if o.get("eval_every").is_some() || o.get("eval_attack").is_some() => return Err(to_rhai(
-            "fit: eval_every and eval_attack need eval_data, the held-out set to select on (e.g. data.split(0.9) … )",
+            "fit: eval_every and eval_attack need eval_data, the held-out set to select on (e.g. eval_data: train.skip(50000) with train.take(50000) to train on)",
         )),
         None => return Ok(None),
         Some(v) => v.clone().try_cast::<Dataset>().ok_or_else(|| {

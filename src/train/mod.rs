@@ -311,6 +311,10 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
             model.classes()
         )));
     }
+    if let Some(sel) = plan.selection() {
+        // a held-out set that does not fit fails now, not after the first epoch
+        model.check_input(sel.data().images().dims())?;
+    }
     let device = data.device().clone();
     let recipe = plan.crafter();
     let smoothing = plan.smoothing();

@@ -46,6 +46,11 @@ impl Selection {
         })
     }
 
+    /// The held-out set it evaluates on.
+    pub fn data(&self) -> &Dataset {
+        &self.0.data
+    }
+
     pub(super) fn start(&self) -> Keeper<'_> {
         Keeper {
             sel: &self.0,

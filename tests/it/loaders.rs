@@ -204,3 +204,37 @@ fn scripts_load_image_folders_and_arrays() {
     );
     fails("let s = npz(\"missing.npz\");", "missing.npz", "1:9");
 }
+
+#[test]
+fn loaders_refuse_sizes_and_labels_that_cannot_be_meant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = &Device::Cpu;
+    let root = tmp.path().join("two");
+    write_folder(&root, &["a", "b"], &[1, 1]);
+    // 0.75 of 2 images rounds to 2: nothing would be left to train on
+    let all = load_image_folder(
+        &FolderParams {
+            split: 0.75,
+            ..FolderParams::new(&root)
+        },
+        d,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(all.contains("leaves none to train on"), "{all}");
+    let huge = load_image_folder(
+        &FolderParams {
+            size: Some([3, 1 << 40, 4]),
+            ..FolderParams::new(&root)
+        },
+        d,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(huge.contains("8192"), "{huge}");
+    let (xp, yp) = (tmp.path().join("x.npy"), tmp.path().join("y.npy"));
+    Tensor::zeros((2, 3, 3), DType::F32, d).unwrap().write_npy(&xp).unwrap();
+    Tensor::new(&[0i64, 4_000_000_000], d).unwrap().write_npy(&yp).unwrap();
+    let label = load_npy(&xp, &yp, d).unwrap_err().to_string();
+    assert!(label.contains("label 4000000000 is too large"), "{label}");
+}
