@@ -188,8 +188,7 @@ impl Opt {
 
 /// Scale the gradients of `vars` in `grads` so that their total L2 norm is at most `max`
 /// (`torch.nn.utils.clip_grad_norm_`: by max/(norm + 1e-6) when the norm is above `max`).
-/// Returns the norm before clipping.
-pub(crate) fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max: f64) -> Result<f64> {
+pub(crate) fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max: f64) -> Result<()> {
     let mut sq = 0f64;
     for v in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
@@ -209,7 +208,7 @@ pub(crate) fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max: f64) -> R
             }
         }
     }
-    Ok(norm)
+    Ok(())
 }
 
 /// The rules every training loop shares (a model's fit, an autoencoder's): at least one

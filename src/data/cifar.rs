@@ -167,13 +167,7 @@ pub fn load_cifar10(p: &CifarParams, device: &Device) -> Result<Splits> {
         return load_dir(&found, p, device);
     }
     let mut tried = Vec::new();
-    let mut candidates = Vec::new();
-    match std::env::var_os("ADVLAB_DATA") {
-        Some(root) => candidates.push(PathBuf::from(root).join(CIFAR_DIR)),
-        None => tried.push("$ADVLAB_DATA (not set)".to_string()),
-    }
-    candidates.push(PathBuf::from("data").join(CIFAR_DIR));
-    for dir in candidates {
+    for dir in super::search_places(CIFAR_DIR, &mut tried) {
         if has_files(&dir) {
             return load_dir(&dir, p, device);
         }

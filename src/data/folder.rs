@@ -65,13 +65,7 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     }
     let mut tried = vec![format!("{} (no such folder)", path.display())];
     if path.is_relative() {
-        let mut places = Vec::new();
-        match std::env::var_os("ADVLAB_DATA") {
-            Some(root) => places.push(PathBuf::from(root).join(path)),
-            None => tried.push("$ADVLAB_DATA (not set)".into()),
-        }
-        places.push(PathBuf::from("data").join(path));
-        for p in places {
+        for p in super::search_places(path, &mut tried) {
             if p.is_dir() {
                 return Ok(p);
             }

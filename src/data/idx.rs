@@ -202,13 +202,7 @@ pub fn load_mnist_like(which: Which, explicit: Option<&Path>, device: &Device) -
         return load_dir(which, dir, device);
     }
     let mut tried = Vec::new();
-    let mut candidates = Vec::new();
-    match std::env::var_os("ADVLAB_DATA") {
-        Some(root) => candidates.push(PathBuf::from(root).join(which.dir_name())),
-        None => tried.push("$ADVLAB_DATA (not set)".to_string()),
-    }
-    candidates.push(PathBuf::from("data").join(which.dir_name()));
-    for dir in candidates {
+    for dir in super::search_places(which.dir_name(), &mut tried) {
         if has_files(&dir) {
             return load_dir(which, &dir, device);
         }

@@ -20,6 +20,18 @@ use candle_core::{DType, Device, Tensor};
 use std::fmt;
 use std::sync::Arc;
 
+/// Where a data set stored under `name` is looked for when no folder is given, in order:
+/// `$ADVLAB_DATA/<name>` (when set; `tried` notes it when not) and `./data/<name>`.
+pub(crate) fn search_places(name: impl AsRef<std::path::Path>, tried: &mut Vec<String>) -> Vec<std::path::PathBuf> {
+    let mut places = Vec::new();
+    match std::env::var_os("ADVLAB_DATA") {
+        Some(root) => places.push(std::path::PathBuf::from(root).join(name.as_ref())),
+        None => tried.push("$ADVLAB_DATA (not set)".to_string()),
+    }
+    places.push(std::path::PathBuf::from("data").join(name.as_ref()));
+    places
+}
+
 /// A labelled image data set. Cloning is cheap (tensors are reference counted).
 #[derive(Clone, Debug)]
 pub struct Dataset {

@@ -55,9 +55,10 @@ pub enum Record {
         classes: usize,
         lwta: Lwta,
     },
-    /// PreAct ResNet-18 for 3×32×32 images (He et al. 2016, as in Wong et al.'s
-    /// fast_adversarial `preact_resnet.py`, whose projection shortcut takes the block's raw input): conv1 → four stages of two pre-activation blocks (64, 128,
-    /// 256, 512 channels) → bn → ReLU → avg-pool 4 → linear, its names (`layer2.0.shortcut.0`).
+    /// PreAct ResNet-18 for 3×32×32 images (He et al. 2016, as in Wong et al.'s fast_adversarial
+    /// `preact_resnet.py`, whose projection shortcut takes the block's raw input): conv1 → four
+    /// stages of two pre-activation blocks (64, 128, 256, 512 channels) → bn → ReLU → avg-pool
+    /// 4 → linear, its names (`layer2.0.shortcut.0`).
     PreactResnet18 { classes: usize },
     /// WideResNet-`depth`-`widen` for 3×32×32 images (Zagoruyko & Komodakis 2016, as in
     /// RobustBench's and TRADES' `wide_resnet.py`): conv1 → three groups of (depth − 4)/6
@@ -339,26 +340,12 @@ fn resnet_layers(base_width: usize, blocks: &[usize], classes: usize) -> Vec<Lay
 
 /// A convolution without bias, named, with this init (the batch-normed networks').
 fn conv_nb(name: String, out: usize, kernel: usize, stride: usize, init: WeightInit) -> Layer {
-    Layer::Conv2d {
-        out,
-        kernel,
-        stride,
-        padding: kernel / 2,
-        opts: Weighted {
-            no_bias: true,
-            ..named(name, init)
-        },
-    }
+    Layer::conv_no_bias(out, kernel, stride, Some(name), init)
 }
 
 /// A batch norm with PyTorch's defaults, named.
 fn bn(name: String) -> Layer {
-    Layer::BatchNorm {
-        eps: layer::BN_EPS,
-        momentum: layer::BN_MOMENTUM,
-        affine: true,
-        name: Some(name),
-    }
+    Layer::batch_norm(Some(name))
 }
 
 /// The head of a pre-activation network: the last blocks' batch norm `bn` → ReLU → average

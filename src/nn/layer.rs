@@ -349,6 +349,40 @@ impl Layer {
         }
     }
 
+    /// `nn.Conv2d(in, out, kernel, stride, padding=kernel // 2, bias=False)`, the convolution
+    /// before a batch norm, with its own `name` (else its position) and `init`.
+    pub(crate) fn conv_no_bias(
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        name: Option<String>,
+        init: WeightInit,
+    ) -> Self {
+        Layer::Conv2d {
+            out,
+            kernel,
+            stride,
+            padding: kernel / 2,
+            opts: Weighted {
+                name,
+                no_bias: true,
+                init,
+                ..Weighted::default()
+            },
+        }
+    }
+
+    /// Batch norm with PyTorch's defaults (eps 1e-5, momentum 0.1, affine), with its own `name`
+    /// (else its position).
+    pub(crate) fn batch_norm(name: Option<String>) -> Self {
+        Layer::BatchNorm {
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+            affine: true,
+            name,
+        }
+    }
+
     /// The short name used in descriptions and errors.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -432,7 +466,7 @@ impl Layer {
                 }
                 gate(opts, *o)?;
                 out.push(Owner::Weighted(WeightedSpec {
-                    name: layer_name(prefix, index, opts.name.as_deref()),
+                    name: layer_name(prefix, index, self.own_name()),
                     shape: vec![*o, n],
                     opts: opts.clone(),
                 }));
@@ -458,7 +492,7 @@ impl Layer {
                 }
                 gate(opts, *o)?;
                 out.push(Owner::Weighted(WeightedSpec {
-                    name: layer_name(prefix, index, opts.name.as_deref()),
+                    name: layer_name(prefix, index, self.own_name()),
                     shape: vec![*o, c, *k, *k],
                     opts: opts.clone(),
                 }));
@@ -488,10 +522,7 @@ impl Layer {
                 Ok(Input::Image(c, h / size, w / size))
             }
             Layer::BatchNorm {
-                eps,
-                momentum,
-                affine,
-                name,
+                eps, momentum, affine, ..
             } => {
                 if !(eps.is_finite() && *eps > 0.0) {
                     return Err(bad(format!("eps must be a positive number (got {eps})")));
@@ -500,7 +531,7 @@ impl Layer {
                     return Err(bad(format!("momentum must be in [0, 1] (got {momentum})")));
                 }
                 out.push(Owner::Norm {
-                    name: layer_name(prefix, index, name.as_deref()),
+                    name: layer_name(prefix, index, self.own_name()),
                     channels: input.channels(),
                     affine: *affine,
                 });
@@ -571,25 +602,9 @@ pub(crate) fn infer_list(
 /// bn2 → ReLU → conv2`, plus the input itself, or a strided 1×1 convolution of it when the
 /// shape changes. `prefix` names its layers (`layer2.0`, or `""` for positions).
 pub fn preact_block(prefix: &str, cin: usize, out: usize, stride: usize) -> Layer {
-    let at = |n: &str| child(prefix, n);
-    let name = |n: &str| (!prefix.is_empty()).then(|| at(n));
-    let conv = |n: &str, k, s| Layer::Conv2d {
-        out,
-        kernel: k,
-        stride: s,
-        padding: k / 2,
-        opts: Weighted {
-            name: name(n),
-            no_bias: true,
-            ..Weighted::default()
-        },
-    };
-    let norm = |n: &str| Layer::BatchNorm {
-        eps: BN_EPS,
-        momentum: BN_MOMENTUM,
-        affine: true,
-        name: name(n),
-    };
+    let name = |n: &str| (!prefix.is_empty()).then(|| child(prefix, n));
+    let conv = |n: &str, k, s| Layer::conv_no_bias(out, k, s, name(n), WeightInit::Torch);
+    let norm = |n: &str| Layer::batch_norm(name(n));
     Layer::Residual {
         body: vec![
             norm("bn1"),

@@ -48,10 +48,10 @@ type Named = Vec<(String, Var)>;
 
 struct Inner {
     arch: Arch,
-    params: Vec<(String, Var)>,
+    params: Named,
     /// Batch norm's running statistics: saved and loaded with the parameters, moved by training
     /// passes, never by the optimizer.
-    buffers: Vec<(String, Var)>,
+    buffers: Named,
     net: Net,
     frozen: Net,
     device: Device,
@@ -202,16 +202,7 @@ impl Model {
     /// passes; only for LWTA models.
     pub fn with_passes(&self, passes: usize) -> Result<Self> {
         let arch = self.0.arch.clone().with_passes(passes)?;
-        let rng = self.rng().clone();
-        let defence = self.own_defence()?;
-        Self::assemble(
-            arch,
-            self.shared_state(),
-            &self.0.device,
-            rng,
-            defence,
-            self.0.train_mode,
-        )
+        self.sharing_in(arch, self.own_defence()?, self.0.train_mode)
     }
 
     /// A pipeline of the same input transforms (each randomised one from its seed again).
@@ -242,20 +233,14 @@ impl Model {
     /// A model on the same weights (training one trains the other) whose input first goes
     /// through `defence`.
     fn sharing(&self, defence: Option<Pipeline>) -> Result<Self> {
-        self.sharing_in(defence, self.0.train_mode)
+        self.sharing_in(self.0.arch.clone(), defence, self.0.train_mode)
     }
 
-    /// A model on the same weights behind `defence`, its untracked pass in training mode or not.
-    fn sharing_in(&self, defence: Option<Pipeline>, train_mode: bool) -> Result<Self> {
+    /// A model of `arch` on the same weights and buffers (and a copy of the noise stream)
+    /// behind `defence`, its untracked pass in training mode or not.
+    fn sharing_in(&self, arch: Arch, defence: Option<Pipeline>, train_mode: bool) -> Result<Self> {
         let rng = self.rng().clone();
-        Self::assemble(
-            self.0.arch.clone(),
-            self.shared_state(),
-            &self.0.device,
-            rng,
-            defence,
-            train_mode,
-        )
+        Self::assemble(arch, self.shared_state(), &self.0.device, rng, defence, train_mode)
     }
 
     /// This model behind input transforms, applied in the given order before any transforms
@@ -273,7 +258,7 @@ impl Model {
     /// (moving the running ones, as PyTorch's `model.train()`), dropout and relaxed LWTA
     /// winners drawn. What `fit`'s `craft_mode: "train"` crafts with.
     pub fn in_training_mode(&self) -> Result<Self> {
-        self.sharing_in(self.own_defence()?, true)
+        self.sharing_in(self.0.arch.clone(), self.own_defence()?, true)
     }
 
     /// Whether the untracked forward pass runs as in training ([`Model::in_training_mode`]).

@@ -257,12 +257,12 @@ fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: &Get) -> Result<Vec<N
         let mut step = 1;
         out.push(match &layers[i] {
             Layer::Linear { opts, .. } => {
-                Node::Linear(weights(arch, &layer_name(prefix, i, opts.name.as_deref()), opts, get)?)
+                Node::Linear(weights(arch, &layer_name(prefix, i, layers[i].own_name()), opts, get)?)
             }
             Layer::Conv2d {
                 stride, padding, opts, ..
             } => {
-                let p = weights(arch, &layer_name(prefix, i, opts.name.as_deref()), opts, get)?;
+                let p = weights(arch, &layer_name(prefix, i, layers[i].own_name()), opts, get)?;
                 match (&layers[i + 1..], &p.alpha_a) {
                     ([Layer::Relu, Layer::MaxPool { size }, ..], None) => {
                         step = 3;
@@ -293,12 +293,9 @@ fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: &Get) -> Result<Vec<N
             Layer::Sigmoid => Node::Sigmoid,
             Layer::Identity => Node::Identity,
             Layer::BatchNorm {
-                eps,
-                momentum,
-                affine,
-                name,
+                eps, momentum, affine, ..
             } => {
-                let name = layer_name(prefix, i, name.as_deref());
+                let name = layer_name(prefix, i, layers[i].own_name());
                 let missing = |n: &str| candle_core::Error::Msg(format!("{arch}: no tensor {name}.{n}"));
                 let param = |n: &str| match affine {
                     true => (get.param)(&format!("{name}.{n}")).ok_or_else(|| missing(n)).map(Some),

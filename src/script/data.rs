@@ -23,27 +23,8 @@ fn cifar(s: &super::Session, p: CifarParams) -> RResult<Splits> {
 fn image_folder(s: &super::Session, path: &str, m: &Map) -> RResult<Splits> {
     let o = Opts::new("image_folder", m, &["size", "split", "seed"])?;
     let d = FolderParams::new(path);
-    let size = match o.get("size") {
-        None => None,
-        Some(v) => {
-            let arr = v.clone().into_array().map_err(|_| {
-                to_rhai(format!(
-                    "image_folder: option `size` must be [C, H, W], got {}",
-                    v.type_name()
-                ))
-            })?;
-            match usize_array("image_folder: size", &arr)?.as_slice() {
-                &[c, h, w] => Some([c, h, w]),
-                other => {
-                    return Err(to_rhai(format!(
-                        "image_folder: option `size` must be [C, H, W], got {other:?}"
-                    )))
-                }
-            }
-        }
-    };
     let p = FolderParams {
-        size,
+        size: o.chw("size")?,
         split: o.f64("split")?.unwrap_or(d.split),
         seed: o.u64("seed")?.unwrap_or(s.seed),
         ..d

@@ -30,25 +30,7 @@ pub(super) fn init(s: &Session, arch: Arch, seed: Option<u64>) -> RResult<Model>
 
 /// `input: [C, H, W]`, or `default`.
 fn input_shape(o: &Opts, default: [usize; 3]) -> RResult<[usize; 3]> {
-    match o.get("input") {
-        None => Ok(default),
-        Some(v) => {
-            let arr = v.clone().into_array().map_err(|_| {
-                to_rhai(format!(
-                    "{}: option `input` must be an array [channels, height, width], got {}",
-                    o.func(),
-                    v.type_name()
-                ))
-            })?;
-            let dims = usize_array(&format!("{}: input", o.func()), &arr)?;
-            <[usize; 3]>::try_from(dims.as_slice()).map_err(|_| {
-                to_rhai(format!(
-                    "{}: option `input` must be [channels, height, width], got {dims:?}",
-                    o.func()
-                ))
-            })
-        }
-    }
+    Ok(o.chw("input")?.unwrap_or(default))
 }
 
 fn cnn_opts(s: &Session, m: &Map) -> RResult<Model> {

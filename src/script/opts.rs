@@ -129,6 +129,24 @@ impl<'a> Opts<'a> {
             Some(v) => Err(self.wrong(key, "a string or an array of strings", v)),
         }
     }
+
+    /// An image shape `[channels, height, width]` of whole numbers.
+    pub fn chw(&self, key: &str) -> RResult<Option<[usize; 3]>> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let arr = v
+            .clone()
+            .into_array()
+            .map_err(|_| self.wrong(key, "an array [channels, height, width]", v))?;
+        let dims = usize_array(&format!("{}: {key}", self.func), &arr)?;
+        <[usize; 3]>::try_from(dims.as_slice()).map(Some).map_err(|_| {
+            to_rhai(format!(
+                "{}: option `{key}` must be [channels, height, width], got {dims:?}",
+                self.func
+            ))
+        })
+    }
 }
 
 /// An integer or float as f64.

@@ -197,22 +197,27 @@ fn resolution_order_env_then_local_then_download_names_every_place() {
         .stderr(contains("unknown option `tran` (did you mean `train`?)"));
 }
 
+/// Run `scripts/<script>` with quick=true on the CIFAR folder written in `tmp`, its outputs
+/// under `tmp/out`; it must succeed.
+fn run_quick_cifar(tmp: &Path, script: &str) -> assert_cmd::assert::Assert {
+    advlab()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("run")
+        .arg(format!("scripts/{script}"))
+        .arg(format!("dir={:?}", tmp.display().to_string()))
+        .arg("quick=true")
+        .arg("--out")
+        .arg(tmp.join("out"))
+        .assert()
+        .success()
+}
+
 #[test]
 fn the_cifar_models_script_runs_quick_on_generated_files() {
     let tmp = tempfile::tempdir().unwrap();
     write_cifar(tmp.path(), 420, 500);
     let out = tmp.path().join("out");
-    advlab()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("run")
-        .arg("scripts/cifar_models.rhai")
-        .arg(format!("dir={:?}", tmp.path().display().to_string()))
-        .arg("quick=true")
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(contains("classes: [\"airplane\""));
+    run_quick_cifar(tmp.path(), "cifar_models.rhai").stdout(contains("classes: [\"airplane\""));
     let csv = std::fs::read_to_string(out.join("cifar_models/quick/results.csv")).unwrap();
     assert!(csv.lines().count() == 3 && csv.contains("resnet"), "{csv}");
     assert!(csv.lines().skip(1).all(|l| l.ends_with(",2000")), "{csv}");
@@ -231,16 +236,7 @@ fn the_preact_resnet_pgd_training_script_runs_quick_on_generated_files() {
     let tmp = tempfile::tempdir().unwrap();
     write_cifar(tmp.path(), 30, 40);
     let out = tmp.path().join("out");
-    let stdout = advlab()
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("run")
-        .arg("scripts/reproduce/cifar_pgd_at.rhai")
-        .arg(format!("dir={:?}", tmp.path().display().to_string()))
-        .arg("quick=true")
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success()
+    let stdout = run_quick_cifar(tmp.path(), "reproduce/cifar_pgd_at.rhai")
         .stdout(contains("PreAct ResNet-18"))
         .get_output()
         .stdout

@@ -7,27 +7,39 @@ use advlab::data::Dataset;
 use advlab::nn::{Arch, Model};
 use advlab::train::{fit, FitParams, LrSchedule};
 use advlab::ParamError;
-use candle_core::Device;
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
 
-#[test]
-fn optimizers_take_pytorchs_steps() {
-    // tests/fixtures/torch_parity/optim.safetensors: benches/reference/presets_check.py
+/// `tests/fixtures/torch_parity/optim.safetensors` (benches/reference/presets_check.py): its
+/// tensors, and its batch as a data set.
+fn optim_fixture() -> (HashMap<String, Tensor>, Dataset) {
     let path =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_parity/optim.safetensors");
     let f = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
     let y = f["y"].to_dtype(candle_core::DType::U32).unwrap();
     let data = Dataset::new(f["x"].clone(), y, 3, "fixture").unwrap();
+    (f, data)
+}
+
+/// The fixture's linear model at its start weights.
+fn start_model(f: &HashMap<String, Tensor>) -> Model {
+    let start = vec![
+        ("1.weight".to_string(), f["start.weight"].clone()),
+        ("1.bias".to_string(), f["start.bias"].clone()),
+    ];
+    Model::from_tensors(Arch::mlp(vec![16, 3]).unwrap(), start, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn optimizers_take_pytorchs_steps() {
+    let (f, data) = optim_fixture();
     for (name, optimizer, lr, momentum, nesterov, weight_decay) in [
         ("sgd_nesterov", "sgd", 0.1, 0.9, true, 5e-4),
         ("sgd_decay", "sgd", 0.1, 0.9, false, 1e-2),
         ("adam_decay", "adam", 1e-2, 0.9, false, 1e-2),
         ("adamw", "adamw", 1e-2, 0.9, false, 1e-2),
     ] {
-        let start = vec![
-            ("1.weight".to_string(), f["start.weight"].clone()),
-            ("1.bias".to_string(), f["start.bias"].clone()),
-        ];
-        let m = Model::from_tensors(Arch::mlp(vec![16, 3]).unwrap(), start, &Device::Cpu).unwrap();
+        let m = start_model(&f);
         // three epochs of one full batch: three steps (the shuffled order does not change a mean)
         let p = FitParams {
             epochs: 3,
@@ -215,17 +227,9 @@ print(w.param_count());
 
 #[test]
 fn gradient_clipping_scales_the_step_to_the_norm() {
-    let path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_parity/optim.safetensors");
-    let f = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
-    let y = f["y"].to_dtype(candle_core::DType::U32).unwrap();
-    let data = Dataset::new(f["x"].clone(), y, 3, "fixture").unwrap();
+    let (f, data) = optim_fixture();
     let step = |clip: Option<f64>| -> f32 {
-        let start = vec![
-            ("1.weight".to_string(), f["start.weight"].clone()),
-            ("1.bias".to_string(), f["start.bias"].clone()),
-        ];
-        let m = Model::from_tensors(Arch::mlp(vec![16, 3]).unwrap(), start, &Device::Cpu).unwrap();
+        let m = start_model(&f);
         let before: Vec<f32> = m.vars().iter().flat_map(|v| values(v.as_tensor())).collect();
         // one full-batch SGD step of rate 1 without momentum: the step is the (clipped) gradient
         let p = FitParams {
