@@ -1028,22 +1028,27 @@ pub(crate) fn channel_moments(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     Ok((m[0].clone(), m[1].clone()))
 }
 
-/// `y = (x − mean)·rstd·γ + β` per channel of `x (N, C, …)`, with `γ`, `β` of shape `(C)`.
+/// `y = (x − mean)·rstd·γ + β` per channel of `x (N, C, …)`, with `γ`, `β` of shape `(C)`,
+/// and with `relu` the ReLU of that in the same pass (batch norm → ReLU, the pattern of every
+/// pre-activation block: one pass over the activations instead of two, and one buffer).
 /// `batch`: the mean and rstd are the batch's own (training), so the input gradient also flows
 /// through them; else they are constants (the running statistics, evaluation).
 struct BatchNorm {
     mean: Vec<f32>,
     rstd: Vec<f32>,
     batch: bool,
+    relu: bool,
 }
 
-/// `out[i] = a[c]·x[i] + b[c]` for every value `i` of channel `c`, in parallel over samples.
-fn per_channel(x: &[f32], (c, s): (usize, usize), a: &[f32], b: &[f32], out: &mut [f32]) {
+/// `out[i] = a[c]·x[i] + b[c]` for every value `i` of channel `c` (clamped at 0 with `relu`), in
+/// parallel over samples.
+fn per_channel(x: &[f32], (c, s): (usize, usize), a: &[f32], b: &[f32], relu: bool, out: &mut [f32]) {
+    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
     out.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(o, xs)| {
         for ch in 0..c {
             let (av, bv) = (a[ch], b[ch]);
             for (ov, &xv) in o[ch * s..][..s].iter_mut().zip(&xs[ch * s..][..s]) {
-                *ov = av * xv + bv;
+                *ov = (av * xv + bv).max(floor);
             }
         }
     });
@@ -1073,7 +1078,7 @@ impl CustomOp3 for BatchNorm {
         let scale: Vec<f32> = (0..c).map(|ch| g[ch] * self.rstd[ch]).collect();
         let shift: Vec<f32> = (0..c).map(|ch| b[ch] - self.mean[ch] * scale[ch]).collect();
         let mut y = vec![0f32; x.len()];
-        per_channel(x, (c, s), &scale, &shift, &mut y);
+        per_channel(x, (c, s), &scale, &shift, self.relu, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -1082,7 +1087,7 @@ impl CustomOp3 for BatchNorm {
         x: &Tensor,
         g: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let want = (x.track_op(), g.track_op(), b.track_op());
@@ -1095,9 +1100,13 @@ impl CustomOp3 for BatchNorm {
             rstd: self.rstd.clone(),
             gamma: g.to_vec1::<f32>()?,
             batch: self.batch,
+            relu: self.relu,
             want_dx: want.0,
         };
-        let all = x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &op)?;
+        // the output only matters for the ReLU's mask: without one, x stands in (no third buffer read)
+        let x = x.contiguous()?;
+        let y = if self.relu { res } else { &x };
+        let all = x.apply_op3_no_bwd(&grad.contiguous()?, y, &op)?;
         let dg = want.1.then(|| all.narrow(0, 0, c)).transpose()?;
         let db = want.2.then(|| all.narrow(0, c, c)).transpose()?;
         let dx = want
@@ -1108,28 +1117,42 @@ impl CustomOp3 for BatchNorm {
     }
 }
 
-/// The gradients of [`BatchNorm`] from `(x, dy)` as one flat tensor `[dγ | dβ | dx]` (`dx` only
-/// when `want_dx`): `dβ = Σ dy`, `dγ = Σ dy·x̂`, and with batch statistics
-/// `dx = γ·rstd·(dy − dβ/M − x̂·dγ/M)` (M values per channel), else `dx = γ·rstd·dy`.
+/// The gradients of [`BatchNorm`] from `(x, dy, y)` as one flat tensor `[dγ | dβ | dx]` (`dx`
+/// only when `want_dx`): `dβ = Σ dy`, `dγ = Σ dy·x̂`, and with batch statistics
+/// `dx = γ·rstd·(dy − dβ/M − x̂·dγ/M)` (M values per channel), else `dx = γ·rstd·dy`; with `relu`,
+/// `dy` is first zeroed where the output `y` is not positive (PyTorch's convention at 0).
 struct BatchNormGrad {
     mean: Vec<f32>,
     rstd: Vec<f32>,
     gamma: Vec<f32>,
     batch: bool,
+    relu: bool,
     want_dx: bool,
 }
 
-impl CustomOp2 for BatchNormGrad {
+impl CustomOp3 for BatchNormGrad {
     fn name(&self) -> &'static str {
         "advlab-batch-norm-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, s) = ncs(l1.dims(), "batch norm backward")?;
-        let (x, dy) = (
+        let (x, dy, y) = (
             slice(s1, l1, "batch norm backward")?,
             slice(s2, l2, "batch norm backward")?,
+            slice(s3, l3, "batch norm backward")?,
         );
+        let relu = self.relu;
+        // the gradient reaching the normalisation: through the ReLU's mask when fused
+        let through = move |g: f32, out: f32| if relu && out <= 0.0 { 0.0 } else { g };
         // per channel: Σ dy and Σ dy·x̂, in f64
         let sums: Vec<(f64, f64)> = (0..c)
             .into_par_iter()
@@ -1138,9 +1161,10 @@ impl CustomOp2 for BatchNormGrad {
                 let (mut sd, mut sdx) = (0f64, 0f64);
                 for i in 0..n {
                     let at = (i * c + ch) * s;
-                    for (&xv, &g) in x[at..][..s].iter().zip(&dy[at..][..s]) {
-                        sd += g as f64;
-                        sdx += g as f64 * (xv as f64 - mu) * r;
+                    for ((&xv, &g), &yv) in x[at..][..s].iter().zip(&dy[at..][..s]).zip(&y[at..][..s]) {
+                        let g = through(g, yv) as f64;
+                        sd += g;
+                        sdx += g * (xv as f64 - mu) * r;
                     }
                 }
                 (sd, sdx)
@@ -1164,13 +1188,14 @@ impl CustomOp2 for BatchNormGrad {
             }
             let mut dx = vec![0f32; x.len()];
             dx.par_chunks_mut(c * s)
-                .zip(x.par_chunks(c * s).zip(dy.par_chunks(c * s)))
-                .for_each(|(o, (xs, gs))| {
+                .zip(x.par_chunks(c * s).zip(dy.par_chunks(c * s).zip(y.par_chunks(c * s))))
+                .for_each(|(o, (xs, (gs, ys)))| {
                     for ch in 0..c {
                         let (av, bv, dv) = (a[ch], bx[ch], d[ch]);
                         let at = ch * s;
-                        for ((ov, &xv), &g) in o[at..][..s].iter_mut().zip(&xs[at..][..s]).zip(&gs[at..][..s]) {
-                            *ov = av * g + bv * xv + dv;
+                        let values = xs[at..][..s].iter().zip(&gs[at..][..s]).zip(&ys[at..][..s]);
+                        for (ov, ((&xv, &g), &yv)) in o[at..][..s].iter_mut().zip(values) {
+                            *ov = av * through(g, yv) + bv * xv + dv;
                         }
                     }
                 });
@@ -1181,22 +1206,31 @@ impl CustomOp2 for BatchNormGrad {
     }
 }
 
+/// How a batch norm normalises: by the batch's own moments (training: the input gradient flows
+/// through them) or by the running statistics, and whether a ReLU follows in the same op.
+#[derive(Clone, Copy)]
+pub struct NormMode {
+    pub batch: bool,
+    pub relu: bool,
+}
+
 /// Batch norm of `x (N, C, …)` on the CPU: `(x − mean)·rstd·γ + β` per channel, `rstd` =
-/// 1/√(var + eps). `batch`: `mean` and `var` are the batch's own moments (training: the input
-/// gradient flows through them), else the running statistics.
+/// 1/√(var + eps), then the ReLU when `mode.relu`. `mean` and `var` are the batch's own moments
+/// when `mode.batch`, else the running statistics.
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     (mean, var): (&[f32], &[f32]),
     eps: f64,
-    batch: bool,
+    mode: NormMode,
 ) -> Result<Tensor> {
     let rstd = var.iter().map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32).collect();
     let op = BatchNorm {
         mean: mean.to_vec(),
         rstd,
-        batch,
+        batch: mode.batch,
+        relu: mode.relu,
     };
     x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
 }

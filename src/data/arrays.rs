@@ -117,6 +117,9 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
     Tensor::read_npy(path).map_err(|e| bad(path, "array", e))
 }
 
+/// The most a deflate stream expands (258-byte matches coded in about 2 bits each).
+const MAX_DEFLATE_RATIO: usize = 1032;
+
 /// Read the arrays of a `.npz` archive, after checking each entry's header against its size.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let file = std::fs::File::open(path).map_err(|source| Error::Read {
@@ -129,6 +132,20 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>> {
         let mut entry = zip.by_index(i).map_err(|e| bad(path, "archive", e))?;
         let name = entry.name().map_err(|e| bad(path, "archive", e))?.to_string();
         let size = entry.size() as usize;
+        // the declared size is what the reader will allocate: it cannot exceed what the stored
+        // bytes can hold (deflate expands at most 1032-fold)
+        let packed = entry.compressed_size() as usize;
+        let most = match entry.compression() {
+            zip::CompressionMethod::Stored => packed,
+            _ => packed.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024),
+        };
+        if size > most {
+            return Err(bad(
+                path,
+                &name,
+                format!("the archive declares {size} bytes for it, more than its {packed} stored bytes can hold: corrupt or forged"),
+            ));
+        }
         let (dims, bytes, header) = read_header(&mut entry).map_err(|e| bad(path, &name, e))?;
         if size < header + bytes {
             return Err(bad(

@@ -58,6 +58,9 @@ impl Weights {
     }
 }
 
+/// A weight and a bias.
+type Tensor2 = (Tensor, Tensor);
+
 /// A batch norm: its scale and shift (when affine) and its running statistics, which a
 /// training pass moves.
 pub(crate) struct Norm {
@@ -67,11 +70,14 @@ pub(crate) struct Norm {
     var: Var,
     eps: f64,
     momentum: f64,
+    /// A ReLU follows (fused into the same op on the CPU).
+    relu: bool,
 }
 
 impl Norm {
     /// `x` (channels in dimension 1) normalised per channel: by the batch's statistics in a
-    /// training pass (moving the running ones as PyTorch does), by the running ones otherwise.
+    /// training pass (moving the running ones as PyTorch does), by the running ones otherwise;
+    /// then the ReLU when one follows.
     fn apply(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let c = x.dim(1)?;
         let n = x.elem_count() / c.max(1);
@@ -82,7 +88,8 @@ impl Norm {
             );
         }
         if !x.device().is_cpu() {
-            return self.apply_generic(x, ctx, n);
+            let y = self.apply_generic(x, ctx, n)?;
+            return if self.relu { y.relu() } else { Ok(y) };
         }
         let ones = || Tensor::ones(c, x.dtype(), x.device());
         let zeros = || Tensor::zeros(c, x.dtype(), x.device());
@@ -103,7 +110,29 @@ impl Norm {
                 self.var.as_tensor().to_vec1::<f32>()?,
             ),
         };
-        ops::batch_norm(x, &gamma, &beta, (&mean, &var), self.eps, ctx.train)
+        let mode = ops::NormMode {
+            batch: ctx.train,
+            relu: self.relu,
+        };
+        ops::batch_norm(x, &gamma, &beta, (&mean, &var), self.eps, mode)
+    }
+
+    /// The weight and bias of a convolution followed by this norm in evaluation, folded into one
+    /// convolution: `w·s` per output channel and `(b − mean)·s + β`, `s = γ/√(running var + eps)`.
+    fn fold(&self, w: &Tensor, b: &Tensor) -> Result<Tensor2> {
+        let c = w.dim(0)?;
+        let mut scale = (self.var.as_tensor() + self.eps)?.sqrt()?.recip()?;
+        if let Some(g) = &self.weight {
+            scale = (scale * g)?;
+        }
+        let mut per_out = vec![1; w.rank()];
+        per_out[0] = c;
+        let w = w.broadcast_mul(&scale.reshape(per_out.as_slice())?)?;
+        let mut b = ((b - self.mean.as_tensor())? * scale)?;
+        if let Some(beta) = &self.bias {
+            b = (b + beta)?;
+        }
+        Ok((w, b))
     }
 
     /// Move the running statistics towards a batch's mean and biased variance over `n` values
@@ -302,6 +331,8 @@ fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: &Get) -> Result<Vec<N
                     false => Ok(None),
                 };
                 let buffer = |n: &str| (get.buffer)(&format!("{name}.{n}")).ok_or_else(|| missing(n));
+                let relu = matches!(layers.get(i + 1), Some(Layer::Relu));
+                step += relu as usize;
                 Node::BatchNorm(Norm {
                     weight: param("weight")?,
                     bias: param("bias")?,
@@ -309,6 +340,7 @@ fn nodes(arch: &Arch, layers: &[Layer], prefix: &str, get: &Get) -> Result<Vec<N
                     var: buffer("running_var")?,
                     eps: *eps,
                     momentum: *momentum,
+                    relu,
                 })
             }
             // an architecture lowers every preact_block to its residual block when it is built
@@ -358,12 +390,28 @@ fn dropout(h: &Tensor, p: f64, ctx: &Ctx) -> Result<Tensor> {
     h * mask
 }
 
-/// `nodes` applied to `x` in order.
+/// `nodes` applied to `x` in order; in evaluation, a batch norm right after a convolution
+/// (without noise on its output) is folded into it.
 fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
-    for n in nodes {
+    let mut at = 0;
+    while at < nodes.len() {
+        let n = &nodes[at];
+        at += 1;
         h = match n {
             Node::Linear(p) => p.linear(&h, ctx)?,
-            Node::Conv { p, stride, padding } => p.conv(&h, *padding, *stride, ctx)?,
+            Node::Conv { p, stride, padding } => match nodes.get(at) {
+                Some(Node::BatchNorm(norm)) if !ctx.train && p.alpha_a.is_none() => {
+                    at += 1;
+                    let (w, b) = norm.fold(&p.weight(ctx)?, &p.b)?;
+                    let y = ops::conv2d(&h, &w, &b, *padding, *stride)?;
+                    if norm.relu {
+                        ops::relu(&y)?
+                    } else {
+                        y
+                    }
+                }
+                _ => p.conv(&h, *padding, *stride, ctx)?,
+            },
             Node::ConvReluPool {
                 p,
                 stride,
@@ -451,7 +499,7 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
 
-    fn norm(c: usize, momentum: f64) -> (Norm, Var, Var) {
+    fn norm(c: usize, momentum: f64, relu: bool) -> (Norm, Var, Var) {
         let w = Var::from_tensor(&Tensor::new(&[1.5f32, 0.5, -0.7][..c], &Device::Cpu).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::new(&[0.1f32, -0.2, 0.3][..c], &Device::Cpu).unwrap()).unwrap();
         let mean = Var::from_tensor(&Tensor::new(&[0.2f32, -0.1, 0.05][..c], &Device::Cpu).unwrap()).unwrap();
@@ -463,6 +511,7 @@ mod tests {
             var,
             eps: 1e-5,
             momentum,
+            relu,
         };
         (n, w, b)
     }
@@ -481,22 +530,35 @@ mod tests {
     }
 
     /// The CPU kernel and candle's ops give the same outputs, input and affine gradients and
-    /// running statistics, in training and evaluation, for images and for flat features.
+    /// running statistics, in training and evaluation, for images and for flat features, alone
+    /// and fused with the ReLU after it.
     #[test]
     fn the_batch_norm_kernel_matches_candles_ops() {
-        for dims in [vec![4usize, 3, 5, 6], vec![7, 3]] {
+        for (dims, relu) in [
+            (vec![4usize, 3, 5, 6], false),
+            (vec![7, 3], false),
+            (vec![4, 3, 5, 6], true),
+            (vec![7, 3], true),
+        ] {
             let n: usize = dims.iter().product();
             let data: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.713).sin() * 2.0 + 0.3).collect();
             for train in [true, false] {
                 let mut got = Vec::new();
                 for generic in [false, true] {
-                    let (bn, w, b) = norm(3, 0.2);
+                    let (bn, w, b) = norm(3, 0.2, relu);
                     let x = Var::from_tensor(&Tensor::from_vec(data.clone(), dims.as_slice(), &Device::Cpu).unwrap())
                         .unwrap();
                     let ctx = Ctx::new(0, train);
                     let m = x.elem_count() / 3;
                     let y = match generic {
-                        true => bn.apply_generic(x.as_tensor(), &ctx, m).unwrap(),
+                        true => {
+                            let y = bn.apply_generic(x.as_tensor(), &ctx, m).unwrap();
+                            if relu {
+                                y.relu().unwrap()
+                            } else {
+                                y
+                            }
+                        }
                         false => bn.apply(x.as_tensor(), &ctx).unwrap(),
                     };
                     // a loss that weighs every output differently
@@ -510,6 +572,16 @@ mod tests {
                 }
                 let ((y0, g0, s0), (y1, g1, s1)) = (&got[0], &got[1]);
                 assert!(diff(y0, y1) < 1e-5, "{dims:?} train {train}: outputs");
+                if relu {
+                    let negative = y1
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                        .iter()
+                        .any(|&v| v == 0.0);
+                    assert!(negative, "the test data should reach the ReLU's flat part");
+                }
                 for (k, (a, b)) in g0.iter().zip(g1).enumerate() {
                     assert!(
                         diff(a, b) < 1e-4,
@@ -522,6 +594,60 @@ mod tests {
                 }
                 assert_eq!(y0.dtype(), DType::F32);
             }
+        }
+    }
+
+    /// In evaluation a convolution followed by batch norm (and ReLU) runs as one folded
+    /// convolution: the same outputs and input gradients as the two ops one after the other.
+    #[test]
+    fn a_batch_norm_after_a_convolution_folds_into_it_in_evaluation() {
+        let dev = Device::Cpu;
+        let (k, c_in, side) = (3usize, 2usize, 6usize);
+        let wv: Vec<f32> = (0..k * c_in * 9).map(|i| ((i as f32) * 0.41).sin() * 0.5).collect();
+        let w = Tensor::from_vec(wv, (k, c_in, 3, 3), &dev).unwrap();
+        let b = Tensor::new(&[0.3f32, -0.1, 0.2], &dev).unwrap();
+        let xv: Vec<f32> = (0..2 * c_in * side * side).map(|i| ((i as f32) * 0.77).cos()).collect();
+        for relu in [false, true] {
+            let weights = || Weights {
+                w: w.clone(),
+                b: b.clone(),
+                alpha_w: None,
+                alpha_a: None,
+                ibp: None,
+            };
+            let nodes = vec![
+                Node::Conv {
+                    p: weights(),
+                    stride: 1,
+                    padding: 1,
+                },
+                Node::BatchNorm(norm(k, 0.1, relu).0),
+            ];
+            let x = Var::from_tensor(&Tensor::from_vec(xv.clone(), (2, c_in, side, side), &dev).unwrap()).unwrap();
+            let ctx = Ctx::new(0, false);
+            let folded = run(&nodes, x.as_tensor().clone(), &ctx).unwrap();
+            let one_by_one = match &nodes[1] {
+                Node::BatchNorm(bn) => bn
+                    .apply(&weights().conv(x.as_tensor(), 1, 1, &ctx).unwrap(), &ctx)
+                    .unwrap(),
+                _ => unreachable!(),
+            };
+            assert!(diff(&folded, &one_by_one) < 1e-5, "relu {relu}: outputs");
+            let grad = |y: &Tensor| {
+                y.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(&x)
+                    .unwrap()
+                    .clone()
+            };
+            assert!(
+                diff(&grad(&folded), &grad(&one_by_one)) < 1e-4,
+                "relu {relu}: input gradients"
+            );
         }
     }
 }

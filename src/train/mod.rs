@@ -289,6 +289,21 @@ fn optimizer(model: &Model, p: &FitValid) -> Result<Opt> {
     })
 }
 
+/// A batch norm cannot normalise a training batch of one sample (one value per channel after
+/// a flat layer; PyTorch fails on it too): say so before the epoch starts, with the ways out.
+fn check_last_batch(model: &Model, n: usize, batch_size: usize, epoch: usize) -> Result<()> {
+    if n > 1 && n % batch_size == 1 && model.arch().has_batch_norm() {
+        return Err(Error::Invalid(format!(
+            "fit: epoch {} has {n} samples, so its last batch of batch_size {batch_size} holds one sample, \
+             which batch norm cannot normalise in training; choose a batch_size that does not leave one \
+             sample over, or take {} samples",
+            epoch + 1,
+            n - 1
+        )));
+    }
+    Ok(())
+}
+
 /// Train `model` in place on `data`. The order of samples in epoch `e` is a permutation drawn
 /// from `seed + e`, so the same parameters give the same weights.
 pub fn fit(model: &Model, data: &Dataset, p: &FitValid) -> Result<Vec<EpochStats>> {
@@ -350,6 +365,7 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
             None => (std::borrow::Cow::Borrowed(data), train.clone()),
         };
         let n = order.len();
+        check_last_batch(model, n, p.batch_size, epoch)?;
         order.shuffle(&mut StdRng::seed_from_u64(p.seed.wrapping_add(epoch as u64)));
         let batches = n.div_ceil(p.batch_size);
         let pb = crate::progress::bar(batches as u64, format!("fit epoch {}/{}", epoch + 1, p.epochs));

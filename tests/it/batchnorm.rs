@@ -282,4 +282,13 @@ fn a_script_trains_a_batch_normed_network_and_its_errors_name_the_call() {
         "did you mean `momentum`?",
         "1:9",
     );
+    // 65 samples in batches of 64 leave one: refused before the first step, with the way out
+    fails(
+        "let d = synthetic(#{ train: 65, test: 10, seed: 1 }).train;\n\
+         let m = sequential([flatten(), linear(8), batch_norm(), relu(), linear(10)]);\n\
+         m.fit(d, #{ batch_size: 64 });",
+        "last batch of batch_size 64 holds one sample, which batch norm cannot normalise in training; \
+         choose a batch_size that does not leave one sample over, or take 64 samples",
+        "3:3",
+    );
 }

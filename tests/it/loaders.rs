@@ -169,6 +169,18 @@ fn npz_and_npy_arrays_load_as_data_sets() {
     std::fs::write(&xp, edited).unwrap();
     let cut = e(load_npy(&xp, &yp, d));
     assert!(cut.contains("x.npy") && cut.contains("truncated"), "{cut}");
+    // an archive whose directory declares more bytes than its entry can hold (a forged size that
+    // the reader would allocate): refused, naming the entry
+    let mut forged = std::fs::read(&npz).unwrap();
+    let dir = forged.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    forged[dir + 24..dir + 28].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+    let lying = tmp.path().join("lying.npz");
+    std::fs::write(&lying, forged).unwrap();
+    let lie = load_npz(&lying, d).unwrap_err().to_string();
+    assert!(
+        lie.contains("lying.npz") && lie.contains("x_train") && lie.contains("corrupt or forged"),
+        "{lie}"
+    );
     // an archive without Keras' keys lists what it holds
     let other = tmp.path().join("other.npz");
     Tensor::write_npz(&[("images", &x), ("labels", &y)], &other).unwrap();
