@@ -43,6 +43,10 @@ fn noise_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ 0x6E6F_6973_655F_7273)
 }
 
+/// The substream of a model's key that its training-mode copy ([`Model::in_training_mode`])
+/// draws from.
+const CRAFTING_STREAM: u64 = 0x6372_6166_74;
+
 /// Variables by their PyTorch names.
 type Named = Vec<(String, Var)>;
 
@@ -257,8 +261,13 @@ impl Model {
     /// pass, the one attacks use, runs as in training: batch norm on the batch's statistics
     /// (moving the running ones, as PyTorch's `model.train()`), dropout and relaxed LWTA
     /// winners drawn. What `fit`'s `craft_mode: "train"` crafts with.
+    /// Its random draws (dropout masks, LWTA winners) come from a stream of their own, derived
+    /// from the model's, so that crafting does not repeat the masks of the training passes.
     pub fn in_training_mode(&self) -> Result<Self> {
-        self.sharing_in(self.0.arch.clone(), self.own_defence()?, true)
+        let m = self.sharing_in(self.0.arch.clone(), self.own_defence()?, true)?;
+        let key = self.rng().clone().next_u64();
+        *m.rng() = StdRng::seed_from_u64(random::substream(key, CRAFTING_STREAM));
+        Ok(m)
     }
 
     /// Whether the untracked forward pass runs as in training ([`Model::in_training_mode`]).

@@ -303,6 +303,27 @@ fn crafting_in_training_mode_uses_the_batch_statistics() {
     // … while the model itself still evaluates on the running statistics
     let e = values(&m.forward(&x).unwrap());
     assert!(a.iter().zip(&e).any(|(p, q)| (p - q).abs() > 1e-3));
+    // dropout: the crafting copy draws its own masks (not the training passes' next ones), the
+    // same ones for the same seed
+    let dropped = Arch::sequential(
+        Input::Image(1, 8, 8),
+        vec![
+            Layer::Flatten,
+            Layer::linear(12),
+            Layer::Dropout { p: 0.5 },
+            Layer::linear(3),
+        ],
+    )
+    .unwrap();
+    let masks = || {
+        let m = Model::new(dropped.clone(), &Device::Cpu, 2).unwrap();
+        m.reseed(5);
+        let t = m.in_training_mode().unwrap();
+        (values(&t.forward(&x).unwrap()), values(&m.forward_train(&x).unwrap()))
+    };
+    let (crafted, trained) = masks();
+    assert_ne!(crafted, trained, "crafting and training passes draw different masks");
+    assert_eq!(masks().0, crafted, "the same seed, the same crafting masks");
     let bad = FitParams {
         craft_mode: "training".into(),
         ..FitParams::default()
