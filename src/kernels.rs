@@ -387,6 +387,41 @@ fn sum_parts(parts: impl ParallelIterator<Item = Vec<f32>>, len: usize) -> Vec<f
         .unwrap_or_else(|| vec![0f32; len])
 }
 
+thread_local! {
+    /// Work buffers of this thread kept between kernel calls (see [`Scratch`]).
+    static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most buffers a thread keeps: the convolutions use three at a time.
+const POOL_SIZE: usize = 4;
+
+/// A work buffer (im2col columns, a group's GEMM output) taken from this thread's pool and
+/// given back when dropped, so that a training step does not map, fault in and zero fresh
+/// pages for every chunk of every convolution. Its contents are whatever the last user left:
+/// every user writes before it reads.
+struct Scratch(Vec<f32>);
+
+impl Scratch {
+    /// A buffer of `len` values.
+    fn take(len: usize) -> Self {
+        let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        v.resize(len, 0.0);
+        Scratch(v)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_SIZE {
+                p.push(v);
+            }
+        });
+    }
+}
+
 /// Samples per parallel chunk: about one chunk per thread.
 fn chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1)).max(1)
@@ -420,8 +455,8 @@ impl CustomOp3 for Conv2d {
         y.par_chunks_mut(grp * g.o * ohw)
             .zip(x.par_chunks(grp * g.chw()))
             .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(col, tmp), (ys, xs)| conv_group(&g, xs, k, b, (col, tmp), ys),
+                || (Scratch::take(0), Scratch::take(0)),
+                |(col, tmp), (ys, xs)| conv_group(&g, xs, k, b, (&mut col.0, &mut tmp.0), ys),
             );
         Ok((CpuStorage::F32(y), Shape::from((n, g.o, g.oh, g.ow))))
     }
@@ -534,12 +569,13 @@ impl CustomOp3 for ConvGrad {
             .map(|(chunk_at, ((xs, dys), dxs))| {
                 let mut acc = vec![0f32; head];
                 let grp = group(&g);
-                let mut col = vec![0f32; ckk * grp * ohw];
-                let mut dzs = vec![0f32; g.o * grp * ohw];
-                let mut buf = match self.from {
-                    OutGrad::Given => Vec::new(),
-                    OutGrad::Unpooled { .. } => vec![0f32; g.o * ohw],
-                };
+                let mut col = Scratch::take(ckk * grp * ohw);
+                let mut dzs = Scratch::take(g.o * grp * ohw);
+                let mut buf = Scratch::take(match self.from {
+                    OutGrad::Given => 0,
+                    OutGrad::Unpooled { .. } => g.o * ohw,
+                });
+                let (col, dzs, buf) = (&mut col.0, &mut dzs.0, &mut buf.0);
                 let samples = xs.len() / g.chw();
                 for start in (0..samples).step_by(grp) {
                     // the group's output gradients side by side: dz (O × B·OH·OW)
@@ -816,8 +852,9 @@ impl CustomOp3 for ConvPoolRelu {
             .zip(am.par_chunks_mut(per.max(1)))
             .zip(x.par_chunks(g.chw()))
             .for_each_init(
-                || (vec![0f32; ckk * ohw], vec![0f32; g.o * ohw]),
+                || (Scratch::take(ckk * ohw), Scratch::take(g.o * ohw)),
                 |(col, z), ((ys, ams), xs)| {
+                    let (col, z) = (&mut col.0, &mut z.0);
                     conv_sample(&g, xs, k, b, col, z);
                     for ((zp, yp), ap) in z.chunks(ohw).zip(ys.chunks_mut(ph * pw)).zip(ams.chunks_mut(ph * pw)) {
                         pool_relu_plane(zp, yp, ap, g.ow, pw, s);
