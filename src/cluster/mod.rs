@@ -30,6 +30,8 @@ pub struct Clustering {
     k: usize,
     inertia: Option<f64>,
     algorithm: String,
+    /// Each cluster's centroid (k × d), once computed from the points.
+    centroids: Option<Array2<f64>>,
 }
 
 impl Clustering {
@@ -41,7 +43,60 @@ impl Clustering {
             k,
             inertia,
             algorithm: algorithm.into(),
+            centroids: None,
         }
+    }
+
+    /// The same clustering with each cluster's centroid, the mean of its rows of `points` (the
+    /// points it was computed from; noise belongs to none). For k-means these are its centres.
+    pub fn with_centroids(mut self, points: &Array2<f64>) -> Result<Self> {
+        if points.nrows() != self.labels.len() {
+            return Err(Error::Invalid(format!(
+                "centroids: {} points for a clustering of {}",
+                points.nrows(),
+                self.labels.len()
+            )));
+        }
+        let mut c = Array2::<f64>::zeros((self.k, points.ncols()));
+        for (row, label) in points.rows().into_iter().zip(&self.labels) {
+            if let Some(l) = label {
+                let mut centre = c.row_mut(*l);
+                centre += &row;
+            }
+        }
+        for (mut centre, size) in c.rows_mut().into_iter().zip(self.sizes()) {
+            // an empty cluster has no centroid (NaN; null in JSON)
+            centre /= size as f64;
+        }
+        self.centroids = Some(c);
+        Ok(self)
+    }
+
+    /// The centroids (k × d) when computed ([`Clustering::with_centroids`]).
+    pub fn centroids(&self) -> Option<&Array2<f64>> {
+        self.centroids.as_ref()
+    }
+
+    /// Everything a clustering holds, as written by `Clustering.save`: the algorithm with its
+    /// parameters, the label of every point (−1 for noise), sizes, noise, inertia and centroids.
+    pub fn to_json(&self) -> serde_json::Value {
+        let labels: Vec<i64> = self.labels.iter().map(|l| l.map_or(-1, |v| v as i64)).collect();
+        let centroids = self.centroids.as_ref().map(|c| {
+            c.rows()
+                .into_iter()
+                .map(|r| r.iter().map(|&v| serde_json::json!(v)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        });
+        serde_json::json!({
+            "algorithm": self.algorithm,
+            "n_clusters": self.k,
+            "points": self.labels.len(),
+            "sizes": self.sizes(),
+            "noise": self.noise(),
+            "inertia": self.inertia,
+            "centroids": centroids,
+            "labels": labels,
+        })
     }
 
     /// Number of clusters (noise not counted).

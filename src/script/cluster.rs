@@ -20,7 +20,10 @@ fn fit(s: &Session, c: &dyn Clusterer, points: &Tensor) -> RResult<Clustering> {
         )));
     }
     let x = to_matrix(points).map_err(to_rhai)?;
-    let result = c.fit(&x).map_err(|e| to_rhai(format!("{}: {e}", c.name())))?;
+    let result = c
+        .fit(&x)
+        .and_then(|r| r.with_centroids(&x))
+        .map_err(|e| to_rhai(format!("{}: {e}", c.name())))?;
     s.record(
         serde_json::json!({ "op": "cluster", "algorithm": result.algorithm(), "points": x.nrows(),
         "sizes": result.sizes(), "noise": result.noise(), "inertia": result.inertia() }),
@@ -164,6 +167,41 @@ pub(super) fn register(reg: &mut Reg) {
         "Clustering.inertia() -> ?",
         "Sum of squared distances to the centroids (k-means), () where undefined.",
         |c: &mut Clustering| { c.inertia().map_or(Dynamic::UNIT, Dynamic::from) }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Clustering.labels_tensor() -> Tensor",
+        "The cluster of every point as an (N) int64 tensor, -1 for noise.",
+        move |c: &mut Clustering| -> RResult<Tensor> {
+            let v: Vec<i64> = c.labels().iter().map(|l| l.map_or(-1, |v| v as i64)).collect();
+            let n = v.len();
+            Tensor::from_vec(v, n, &s.device).map_err(to_rhai)
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Clustering.centroids() -> Tensor",
+        "The (k, d) centroids: the mean of each cluster's points (k-means' centres; NaN for an empty cluster).",
+        move |c: &mut Clustering| -> RResult<Tensor> {
+            let m = c
+                .centroids()
+                .ok_or_else(|| to_rhai("centroids: this clustering was not computed from points"))?;
+            crate::reduce::from_matrix(m, &s.device).map_err(to_rhai)
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Clustering.save(path: String) -> ()",
+        "Write the clustering as JSON (algorithm and parameters, labels with -1 for noise, sizes, noise, inertia, centroids), atomically, with the run's seed and device beside it.",
+        move |c: &mut Clustering, path: &str| -> RResult<()> {
+            let text = serde_json::to_string_pretty(&c.to_json()).map_err(to_rhai)?;
+            let path = s.resolve_out(path);
+            crate::output::write_atomic(&path, text.as_bytes()).map_err(to_rhai)?;
+            s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
+        }
     );
     def!(
         reg,

@@ -529,3 +529,78 @@ fn clusterers_and_reducers_are_traits_and_the_merge_tree_is_reused_only_for_the_
     let mut tsne = TsneReducer::new(TsneParams::default()).unwrap();
     assert!(tsne.fit(&t).unwrap_err().to_string().contains("use fit_transform"));
 }
+
+#[test]
+fn centroids_are_the_members_means_and_noise_has_none() {
+    let pts = Array2::from_shape_vec((5, 2), vec![0.0, 0.0, 2.0, 0.0, 10.0, 10.0, 12.0, 14.0, 99.0, 99.0]).unwrap();
+    let c = Clustering::new(vec![Some(0), Some(0), Some(1), Some(1), None], None, "test")
+        .with_centroids(&pts)
+        .unwrap();
+    let m = c.centroids().unwrap();
+    assert_eq!(m.dim(), (2, 2));
+    assert_eq!(m.row(0).to_vec(), vec![1.0, 0.0]);
+    assert_eq!(
+        m.row(1).to_vec(),
+        vec![11.0, 12.0],
+        "the noise point (99, 99) is in no centroid"
+    );
+    let json = c.to_json();
+    assert_eq!(json["labels"], serde_json::json!([0, 0, 1, 1, -1]));
+    assert_eq!(json["centroids"], serde_json::json!([[1.0, 0.0], [11.0, 12.0]]));
+    assert!(Clustering::new(vec![Some(0)], None, "test")
+        .with_centroids(&pts)
+        .is_err());
+}
+
+#[test]
+fn a_clustering_leaves_a_script_as_json_and_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = script(
+        tmp.path(),
+        "save.rhai",
+        r#"let data = synthetic(#{ train: 300, test: 10, seed: 1 });
+let points = pca(#{ dims: 2 }).fit_transform(data.train);
+let c = kmeans(#{ k: 3, seed: 1 }).fit(points);
+c.save("out/clusters.json");
+print(`labels ${c.labels()}`);
+print(`tensor ${c.labels_tensor().to_array()}`);
+print(`centroids ${c.centroids().shape()}`);"#,
+    );
+    let out = advlab()
+        .current_dir(tmp.path())
+        .arg("run")
+        .arg(&s)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let line = |p: &str| out.lines().find_map(|l| l.strip_prefix(p)).unwrap().to_string();
+    let labels: Vec<i64> = serde_json::from_str(&line("labels ")).unwrap();
+    // to_array gives floats
+    let tensor: Vec<f64> = serde_json::from_str(&line("tensor ")).unwrap();
+    assert_eq!(labels.len(), 300);
+    let as_float: Vec<f64> = labels.iter().map(|&l| l as f64).collect();
+    assert_eq!(tensor, as_float, "labels_tensor holds the labels");
+    assert_eq!(line("centroids "), "[3, 2]");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("out/clusters.json")).unwrap()).unwrap();
+    assert_eq!(
+        saved["labels"],
+        serde_json::json!(labels),
+        "the file holds the same labels"
+    );
+    assert_eq!(saved["n_clusters"], 3);
+    let sizes: Vec<usize> = serde_json::from_value(saved["sizes"].clone()).unwrap();
+    assert_eq!(sizes.iter().sum::<usize>(), 300);
+    assert_eq!(saved["centroids"].as_array().unwrap().len(), 3);
+    assert!(
+        saved["algorithm"].as_str().unwrap().contains("k=3"),
+        "{}",
+        saved["algorithm"]
+    );
+    assert!(saved["inertia"].as_f64().unwrap() > 0.0);
+    let meta = std::fs::read_to_string(tmp.path().join("out/clusters.json.meta.json")).unwrap();
+    assert!(meta.contains("\"seed\"") && meta.contains("\"device\""), "{meta}");
+}
