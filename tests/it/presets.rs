@@ -302,7 +302,8 @@ fn state_dicts_written_by_pytorch_give_pytorchs_logits() {
     assert!(checked >= 2, "the committed fixture holds trades_small_cnn and layers");
 }
 
-/// The published MNIST recipes on the published networks run end to end in quick mode.
+/// The published MNIST recipes on the published networks, and the hour's recipe, run end to end
+/// in quick mode.
 #[test]
 fn the_madry_and_trades_reproduction_scripts_run_quick() {
     for (script, dir, network) in [
@@ -312,6 +313,7 @@ fn the_madry_and_trades_reproduction_scripts_run_quick() {
             "trades_mnist",
             "feature_extractor.conv1.weight",
         ),
+        ("mnist_hour.rhai", "mnist_hour", "feature_extractor.conv1.weight"),
     ] {
         let Some((tmp, stdout)) = crate::common::run_quick(script, &[]) else {
             eprintln!("skipped: no MNIST files (set ADVLAB_DATA)");
@@ -322,12 +324,18 @@ fn the_madry_and_trades_reproduction_scripts_run_quick() {
             serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
         let get = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{script}: no {k} in {r}"));
         assert_eq!(get("train_samples"), 500.0);
+        if dir == "mnist_hour" {
+            // the best epoch under held-out PGD-10 is kept and named
+            assert_eq!(get("selected_epoch"), 1.0, "{r}");
+            assert!(stdout.contains("held_out_pgd10"), "{stdout}");
+        }
         for k in ["clean", "pgd40", "pgd100_restarts"] {
             assert!((0.0..=1.0).contains(&get(k)), "{script}: {k}");
         }
-        // the stronger attack is not weaker, and no attack beats clean accuracy
+        // the stronger attack is not weaker (on the same images), and no attack beats clean accuracy
+        let same = if dir == "mnist_hour" { "pgd40_subset" } else { "pgd40" };
         assert!(
-            get("pgd100_restarts") <= get("pgd40") + 0.02 && get("pgd40") <= get("clean"),
+            get("pgd100_restarts") <= get(same) + 0.02 && get("pgd40") <= get("clean"),
             "{r}"
         );
         assert!(stdout.contains("seconds_per_epoch"), "{stdout}");
