@@ -592,7 +592,7 @@ impl CustomOp3 for ConvGrad {
                                 for ((zp, gp), ap) in buf.chunks_mut(ohw).zip(dyi.chunks(pp)).zip(ami.chunks(pp)) {
                                     unpool_plane(gp, ap, zp, g.ow, pw, *s);
                                 }
-                                &buf
+                                buf
                             }
                         };
                         for (o, zp) in dz.chunks(ohw).enumerate() {

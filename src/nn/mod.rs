@@ -45,7 +45,7 @@ fn noise_rng(seed: u64) -> StdRng {
 
 /// The substream of a model's key that its training-mode copy ([`Model::in_training_mode`])
 /// draws from.
-const CRAFTING_STREAM: u64 = 0x6372_6166_74;
+const CRAFTING_STREAM: u64 = 0x0063_7261_6674;
 
 /// Variables by their PyTorch names.
 type Named = Vec<(String, Var)>;
