@@ -196,12 +196,7 @@ pub(super) fn register(reg: &mut Reg) {
         reg,
         "Clustering.save(path: String) -> ()",
         "Write the clustering as JSON (algorithm and parameters, labels with -1 for noise, sizes, noise, inertia, centroids), atomically, with the run's seed and device beside it.",
-        move |c: &mut Clustering, path: &str| -> RResult<()> {
-            let text = serde_json::to_string_pretty(&c.to_json()).map_err(to_rhai)?;
-            let path = s.resolve_out(path);
-            crate::output::write_atomic(&path, text.as_bytes()).map_err(to_rhai)?;
-            s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
-        }
+        move |c: &mut Clustering, path: &str| super::io::write_json_value(&s, path, &c.to_json())
     );
     def!(
         reg,

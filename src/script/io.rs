@@ -58,18 +58,26 @@ pub(super) fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String])
             .map_err(to_rhai)?;
     }
     let bytes = w.into_inner().map_err(to_rhai)?;
+    write_with_sidecar(s, path, &bytes)
+}
+
+/// `bytes` written atomically to `path` (out/… follows --out), with the run's sidecar beside it.
+pub(super) fn write_with_sidecar(s: &Session, path: &str, bytes: &[u8]) -> RResult<()> {
     let path = s.resolve_out(path);
-    crate::output::write_atomic(&path, &bytes).map_err(to_rhai)?;
+    crate::output::write_atomic(&path, bytes).map_err(to_rhai)?;
     s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
+}
+
+/// `json` written as pretty JSON by [`write_with_sidecar`].
+pub(super) fn write_json_value(s: &Session, path: &str, json: &serde_json::Value) -> RResult<()> {
+    let text = serde_json::to_string_pretty(json).map_err(to_rhai)?;
+    write_with_sidecar(s, path, text.as_bytes())
 }
 
 pub(super) fn write_json(s: &Session, path: &str, value: &Dynamic) -> RResult<()> {
     let json: serde_json::Value = rhai::serde::from_dynamic(value)
         .map_err(|e| to_rhai(format!("write_json: this value cannot be written as JSON ({e})")))?;
-    let text = serde_json::to_string_pretty(&json).map_err(to_rhai)?;
-    let path = s.resolve_out(path);
-    crate::output::write_atomic(&path, text.as_bytes()).map_err(to_rhai)?;
-    s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
+    write_json_value(s, path, &json)
 }
 
 fn column(rows: &[Map], name: &str, all: &[String]) -> RResult<Vec<f64>> {

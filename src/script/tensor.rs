@@ -104,11 +104,9 @@ pub(super) fn register(reg: &mut Reg) {
         "Tensor.save(path: String)",
         "Write the tensor as safetensors (name \"tensor\"), atomically, with a .meta.json sidecar; out/… follows --out.",
         move |t: &mut Tensor, p: &str| -> RResult<()> {
-            let path = s.resolve_out(p);
             let host = t.to_device(&candle_core::Device::Cpu).map_err(to_rhai)?;
             let bytes = safetensors::serialize([("tensor", &host)], None).map_err(to_rhai)?;
-            crate::output::write_atomic(&path, &bytes).map_err(to_rhai)?;
-            s.provenance.borrow().write_sidecar(&path).map_err(to_rhai)
+            super::io::write_with_sidecar(&s, p, &bytes)
         }
     );
     let s = reg.session.clone();
