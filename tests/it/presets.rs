@@ -338,7 +338,11 @@ fn the_madry_and_trades_reproduction_scripts_run_quick() {
             get("pgd100_restarts") <= get(same) + 0.02 && get("pgd40") <= get("clean"),
             "{r}"
         );
-        let timing = if dir == "mnist_hour" { "train_seconds" } else { "seconds_per_epoch" };
+        let timing = if dir == "mnist_hour" {
+            "train_seconds"
+        } else {
+            "seconds_per_epoch"
+        };
         assert!(stdout.contains(timing), "{stdout}");
         let saved = advlab::nn::load_model(&out.join("model.safetensors"), &Device::Cpu).unwrap();
         assert!(saved.named_params().any(|(n, _)| n == network), "{script}");
