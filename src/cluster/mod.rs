@@ -80,13 +80,11 @@ impl Clustering {
     /// Everything a clustering holds, as written by `Clustering.save`: the algorithm with its
     /// parameters, the label of every point (−1 for noise), sizes, noise, inertia and centroids.
     pub fn to_json(&self) -> serde_json::Value {
-        let labels: Vec<i64> = self.labels.iter().map(|l| l.map_or(-1, |v| v as i64)).collect();
-        let centroids = self.centroids.as_ref().map(|c| {
-            c.rows()
-                .into_iter()
-                .map(|r| r.iter().map(|&v| serde_json::json!(v)).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        });
+        // rows of f64 (an empty cluster's NaN becomes null)
+        let centroids = self
+            .centroids
+            .as_ref()
+            .map(|c| c.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>());
         serde_json::json!({
             "algorithm": self.algorithm,
             "n_clusters": self.k,
@@ -95,7 +93,7 @@ impl Clustering {
             "noise": self.noise(),
             "inertia": self.inertia,
             "centroids": centroids,
-            "labels": labels,
+            "labels": self.signed_labels(),
         })
     }
 
@@ -107,6 +105,11 @@ impl Clustering {
     /// Label of every point, `None` for noise.
     pub fn labels(&self) -> &[Option<usize>] {
         &self.labels
+    }
+
+    /// Label of every point as scripts and files see it: −1 for noise.
+    pub fn signed_labels(&self) -> Vec<i64> {
+        self.labels.iter().map(|l| l.map_or(-1, |v| v as i64)).collect()
     }
 
     /// Size of every cluster.

@@ -776,6 +776,16 @@ impl Arch {
         layer::any(&self.layers, |l| matches!(l, Layer::BatchNorm { .. }))
     }
 
+    /// True when some batch norm sees one value per channel of a sample (after a flat layer, or
+    /// on 1×1 maps), so that a training batch of one sample cannot be normalised.
+    pub fn needs_two_samples_per_batch(&self) -> bool {
+        let mut owners = Vec::new();
+        infer_list(self.input, &self.layers, "", &mut owners).is_ok()
+            && owners
+                .iter()
+                .any(|o| matches!(o, layer::Owner::Norm { per_sample: 1, .. }))
+    }
+
     /// True when a training pass draws random numbers (dropout, or any stochastic layer).
     pub fn draws_in_training(&self) -> bool {
         self.is_stochastic() || layer::any(&self.layers, |l| matches!(l, Layer::Dropout { .. }))

@@ -277,10 +277,12 @@ pub(crate) struct WeightedSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Owner {
     Weighted(WeightedSpec),
-    /// A batch norm over `channels` named `name`.
+    /// A batch norm over `channels` named `name`, each channel holding `per_sample` values of a
+    /// sample (1 after a flat layer, H·W on an image).
     Norm {
         name: String,
         channels: usize,
+        per_sample: usize,
         affine: bool,
     },
 }
@@ -533,6 +535,7 @@ impl Layer {
                 out.push(Owner::Norm {
                     name: layer_name(prefix, index, self.own_name()),
                     channels: input.channels(),
+                    per_sample: input.size() / input.channels().max(1),
                     affine: *affine,
                 });
                 Ok(input)
@@ -713,7 +716,9 @@ pub(crate) fn param_specs(owners: &[Owner]) -> Vec<Spec> {
     for owner in owners {
         let l = match owner {
             Owner::Weighted(l) => l,
-            Owner::Norm { name, channels, affine } => {
+            Owner::Norm {
+                name, channels, affine, ..
+            } => {
                 let mut push = |suffix: &str, init: Init, buffer: bool| {
                     specs.push(Spec {
                         name: format!("{name}.{suffix}"),

@@ -88,8 +88,7 @@ impl Norm {
             );
         }
         if !x.device().is_cpu() {
-            let y = self.apply_generic(x, ctx, n)?;
-            return if self.relu { y.relu() } else { Ok(y) };
+            return self.then_relu(self.apply_generic(x, ctx, n)?);
         }
         let ones = || Tensor::ones(c, x.dtype(), x.device());
         let zeros = || Tensor::zeros(c, x.dtype(), x.device());
@@ -115,6 +114,15 @@ impl Norm {
             relu: self.relu,
         };
         ops::batch_norm(x, &gamma, &beta, (&mean, &var), self.eps, mode)
+    }
+
+    /// `y` through the ReLU when one follows this norm (for the paths that do not fuse it).
+    fn then_relu(&self, y: Tensor) -> Result<Tensor> {
+        if self.relu {
+            ops::relu(&y)
+        } else {
+            Ok(y)
+        }
     }
 
     /// The weight and bias of a convolution followed by this norm in evaluation, folded into one
@@ -403,12 +411,7 @@ fn run(nodes: &[Node], mut h: Tensor, ctx: &Ctx) -> Result<Tensor> {
                 Some(Node::BatchNorm(norm)) if !ctx.train && p.alpha_a.is_none() => {
                     at += 1;
                     let (w, b) = norm.fold(&p.weight(ctx)?, &p.b)?;
-                    let y = ops::conv2d(&h, &w, &b, *padding, *stride)?;
-                    if norm.relu {
-                        ops::relu(&y)?
-                    } else {
-                        y
-                    }
+                    norm.then_relu(ops::conv2d(&h, &w, &b, *padding, *stride)?)?
                 }
                 _ => p.conv(&h, *padding, *stride, ctx)?,
             },

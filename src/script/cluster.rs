@@ -120,12 +120,7 @@ pub(super) fn register(reg: &mut Reg) {
         reg,
         "Clustering.labels() -> Array",
         "The cluster of every point, -1 for noise.",
-        |c: &mut Clustering| {
-            c.labels()
-                .iter()
-                .map(|l| Dynamic::from(l.map_or(-1, |v| v as INT)))
-                .collect::<Array>()
-        }
+        |c: &mut Clustering| c.signed_labels().into_iter().map(Dynamic::from).collect::<Array>()
     );
     def!(
         reg,
@@ -174,7 +169,7 @@ pub(super) fn register(reg: &mut Reg) {
         "Clustering.labels_tensor() -> Tensor",
         "The cluster of every point as an (N) int64 tensor, -1 for noise.",
         move |c: &mut Clustering| -> RResult<Tensor> {
-            let v: Vec<i64> = c.labels().iter().map(|l| l.map_or(-1, |v| v as i64)).collect();
+            let v = c.signed_labels();
             let n = v.len();
             Tensor::from_vec(v, n, &s.device).map_err(to_rhai)
         }

@@ -289,10 +289,11 @@ fn optimizer(model: &Model, p: &FitValid) -> Result<Opt> {
     })
 }
 
-/// A batch norm cannot normalise a training batch of one sample (one value per channel after
-/// a flat layer; PyTorch fails on it too): say so before the epoch starts, with the ways out.
+/// A batch norm over one value per channel (after a flat layer) cannot normalise a training
+/// batch of one sample (PyTorch fails on it too): say so before the epoch starts, with the ways
+/// out.
 fn check_last_batch(model: &Model, n: usize, batch_size: usize, epoch: usize) -> Result<()> {
-    if n > 1 && n % batch_size == 1 && model.arch().has_batch_norm() {
+    if n > 1 && n % batch_size == 1 && model.arch().needs_two_samples_per_batch() {
         return Err(Error::Invalid(format!(
             "fit: epoch {} has {n} samples, so its last batch of batch_size {batch_size} holds one sample, \
              which batch norm cannot normalise in training; choose a batch_size that does not leave one \

@@ -291,4 +291,13 @@ fn a_script_trains_a_batch_normed_network_and_its_errors_name_the_call() {
          choose a batch_size that does not leave one sample over, or take 64 samples",
         "3:3",
     );
+    // a 2-d batch norm sees H·W values per channel of one sample: the same split trains, as in PyTorch
+    let two_d = script(
+        tmp.path(),
+        "bn2d.rhai",
+        "let d = synthetic(#{ train: 65, test: 10, seed: 1 }).train;\n\
+         let m = sequential([conv2d(#{ out: 4, kernel: 3 }), batch_norm(), relu(), flatten(), linear(10)]);\n\
+         m.fit(d, #{ batch_size: 64 });",
+    );
+    run_in(tmp.path(), &two_d).success();
 }
