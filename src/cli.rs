@@ -138,7 +138,8 @@ fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs) -> anyhow::Re
             .collect();
         p.args = serde_json::Value::Object(args_json);
     }
-    let (engine, docs) = script::new_engine(session);
+    let (engine, docs) = script::new_engine(session.clone());
+    let engine = Rc::new(engine);
     let shown = path.display().to_string();
     let ast = match engine.compile(&source) {
         Ok(ast) => ast,
@@ -147,6 +148,7 @@ fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs) -> anyhow::Re
             return Ok(ExitCode::from(1));
         }
     };
+    session.set_host(&engine, &ast);
     let mut scope = script::scope_with_args(args);
     crate::interrupt::clear();
     match engine.run_ast_with_scope(&mut scope, &ast) {

@@ -177,6 +177,8 @@ pub enum ParamError {
     SyntheticEmpty(usize, usize),
     #[error("restarts must be at least 1 (got 0)")]
     RestartsZero,
+    #[error("an attack's name must be letters, digits and _ (it keys results), got \"{0}\"")]
+    AttackName(String),
     #[error("restarts = {0} needs random_start: true (without a random start every run is the same)")]
     RestartsWithoutRandomStart(usize),
     #[error("eps of a training recipe must be in (0, 1], the range of the pixels (got {0})")]

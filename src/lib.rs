@@ -6,6 +6,7 @@
 //! and `cluster`; `defence` and `train`; `eval`; and the user's side: `plot`, `script` (the Rhai
 //! bindings), `repl`, `bench` and `cli`.
 
+pub mod algebra;
 pub mod attack;
 pub mod bench;
 pub mod cli;

@@ -3,14 +3,17 @@
 //! the seeded per-sample noise; batching over a data set). Every step and projection (L∞, L2,
 //! CW's change of variables) lives in `step.rs`.
 
+mod custom;
 mod cw;
 mod deepfool;
 mod fgsm;
+pub mod loss;
 mod noise;
 mod pgd;
 pub mod step;
 mod universal;
 
+pub use custom::{Custom, CustomParams, RunParams, StepRule};
 pub use cw::{CwL2, CwL2Params};
 pub use deepfool::{DeepFool, DeepFoolParams};
 pub use fgsm::{Fgsm, FgsmParams};
@@ -164,8 +167,8 @@ impl Goal {
 
 /// An adversarial attack: a small value holding only its resolved hyperparameters.
 pub trait Attack: fmt::Debug + fmt::Display {
-    /// Short name, used as the key in evaluation results (`fgsm`, `pgd`).
-    fn name(&self) -> &'static str;
+    /// Short name, used as the key in evaluation results (`fgsm`, `pgd`, a scripted attack's own).
+    fn name(&self) -> &str;
     /// Every resolved hyperparameter, as recorded beside outputs.
     fn params(&self) -> serde_json::Value;
     /// Samples per batch when attacking a data set.
@@ -384,8 +387,19 @@ pub(crate) fn l2_ball_noise(x: &Tensor, eps: f64, seed: u64) -> Result<Tensor> {
     })
 }
 
+/// PGD's random start: `x0` plus noise uniform in the ε-ball of `norm` (L∞: per element in
+/// [−ε, ε]; L2: a random direction of length ε·r, r uniform in [0, 1]), seeded per sample by
+/// `seed` and the sample itself, clipped to [0, 1].
+pub fn random_start(x0: &Tensor, eps: f64, norm: Norm, seed: u64) -> Result<Tensor> {
+    let noise = match norm {
+        Norm::Linf => uniform_noise(x0, eps, seed)?,
+        Norm::L2 => l2_ball_noise(x0, eps, seed)?,
+    };
+    Ok((x0 + noise)?.clamp(0f32, 1f32)?)
+}
+
 /// Check shared by every attack's parameters: a finite ε ≥ 0.
-pub(crate) fn check_eps(eps: f64) -> std::result::Result<f64, crate::ParamError> {
+pub fn check_eps(eps: f64) -> std::result::Result<f64, crate::ParamError> {
     if eps.is_finite() && eps >= 0.0 {
         Ok(eps)
     } else {

@@ -11,8 +11,7 @@
 //! single-run attack, so restarts never raise robust accuracy).
 
 use super::{
-    check_eot, check_eps, l2_ball_noise, l2_step, linf_step, probe_eot, uniform_noise, Attack, FirstSuccess, Goal,
-    Norm, Target,
+    check_eot, check_eps, l2_step, linf_step, probe_eot, random_start, Attack, FirstSuccess, Goal, Norm, Target,
 };
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
@@ -119,10 +118,10 @@ impl Pgd {
 
     /// One run of the search from the random start drawn from `seed`.
     fn run(&self, model: &Model, x0: &Tensor, goal: &Goal, seed: u64) -> Result<Tensor> {
-        let mut x = match (self.p.random_start, self.p.norm) {
-            (false, _) => x0.clone(),
-            (true, Norm::Linf) => (x0 + uniform_noise(x0, self.eps, seed)?)?.clamp(0f32, 1f32)?,
-            (true, Norm::L2) => (x0 + l2_ball_noise(x0, self.eps, seed)?)?.clamp(0f32, 1f32)?,
+        let mut x = if self.p.random_start {
+            random_start(x0, self.eps, self.p.norm, seed)?
+        } else {
+            x0.clone()
         };
         let mut best = FirstSuccess::new(x0.dim(0)?);
         for _ in 0..self.p.steps {

@@ -116,7 +116,7 @@ enum Flow {
 /// The state of a session: the engine, the scope, the functions defined so far and the
 /// inputs that succeeded (for `:save`).
 pub struct Repl {
-    engine: Engine,
+    engine: Rc<Engine>,
     docs: Rc<Vec<FnDoc>>,
     scope: Scope<'static>,
     fns: AST,
@@ -149,7 +149,7 @@ impl Repl {
         limit(&mut engine);
         let shower = Shower::new(&engine);
         Self {
-            engine,
+            engine: Rc::new(engine),
             docs: Rc::new(docs),
             scope: fresh_scope(),
             fns: AST::empty(),
@@ -183,6 +183,7 @@ impl Repl {
             }
         };
         let merged = self.fns.merge(&ast);
+        self.session.set_host(&self.engine, &merged);
         let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &merged);
         let interrupted = crate::interrupt::check().is_err();
         crate::interrupt::clear();

@@ -2,6 +2,7 @@
 //! code. Every registered function carries a signature and a one-line doc, kept in one list
 //! that `advlab functions`, README's API reference and the REPL's help all come from.
 
+mod algebra;
 mod attack;
 mod cluster;
 mod data;
@@ -17,6 +18,7 @@ mod opts;
 mod recipes;
 mod reduce;
 pub mod report;
+mod scripted;
 mod tensor;
 
 pub use error::to_rhai;
@@ -25,7 +27,7 @@ pub(crate) use io::table;
 
 use crate::output::Provenance;
 use candle_core::Device;
-use rhai::{Dynamic, Engine, Map, Scope};
+use rhai::{Dynamic, Engine, Map, Scope, AST};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -37,6 +39,9 @@ pub struct Session {
     pub seed: u64,
     pub out_dir: PathBuf,
     pub provenance: RefCell<Provenance>,
+    /// The engine and the script's functions, for calling a script's closures later (a
+    /// scripted attack's step, run inside `evaluate`); set by whoever runs the script.
+    host: RefCell<Option<(std::rc::Weak<Engine>, Rc<AST>)>>,
 }
 
 impl Session {
@@ -48,7 +53,27 @@ impl Session {
             seed,
             out_dir,
             provenance,
+            host: RefCell::new(None),
         }
+    }
+
+    /// Let closures of `ast` be called later through `engine` (which must be the engine this
+    /// session was registered into).
+    pub fn set_host(&self, engine: &Rc<Engine>, ast: &AST) {
+        let mut functions = ast.clone_functions_only();
+        functions.clear_statements();
+        *self.host.borrow_mut() = Some((Rc::downgrade(engine), Rc::new(functions)));
+    }
+
+    /// Call a script's closure `f` with `args`, through the engine the script runs in.
+    pub(crate) fn call(&self, f: &rhai::FnPtr, args: impl rhai::FuncArgs) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        let host = self.host.borrow().clone();
+        let Some((engine, ast)) = host.and_then(|(e, a)| e.upgrade().map(|e| (e, a))) else {
+            return Err(to_rhai(
+                "a script closure was called outside a script run (no engine to run it in)",
+            ));
+        };
+        f.call::<Dynamic>(&engine, &ast, args)
     }
 
     /// Where an output path really goes: a relative path whose first component is `out` is
@@ -136,9 +161,11 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
     for (domain, register) in [
         ("data", data::register as fn(&mut Reg)),
         ("tensor", tensor::register),
+        ("tensor", algebra::register),
         ("model", model::register),
         ("layers", layers::register),
         ("attack", attack::register),
+        ("attack", scripted::register),
         ("recipe", recipes::register),
         ("eval", eval::register),
         ("defence", defence::register),
@@ -157,6 +184,26 @@ pub fn new_engine(session: Rc<Session>) -> (Engine, Vec<FnDoc>) {
         register(&mut reg);
     }
     (engine, docs)
+}
+
+/// Evaluate `source`, an expression giving an attack (e.g. a scripted one), in a fresh engine on
+/// `device` with default seed `seed`. The engine comes back with the attack: a scripted attack
+/// calls its closures through it, so it must live as long as the attack is used.
+pub fn attack_from_source(
+    source: &str,
+    device: Device,
+    seed: u64,
+) -> anyhow::Result<(Rc<Engine>, Rc<dyn crate::attack::Attack>)> {
+    let session = Rc::new(Session::new(device, seed, PathBuf::from("out")));
+    let engine = Rc::new(new_engine(session.clone()).0);
+    let ast = engine.compile(source)?;
+    session.set_host(&engine, &ast);
+    let v: Dynamic = engine.eval_ast(&ast).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ty = v.type_name();
+    let a = v
+        .try_cast::<attack::AttackRef>()
+        .ok_or_else(|| anyhow::anyhow!("the source gives a {ty}, not an Attack"))?;
+    Ok((engine, a.0))
 }
 
 /// The docs of every registered function, in registration order.

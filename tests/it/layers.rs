@@ -14,6 +14,7 @@ const ORDER: &[&str] = &[
     "output",
     "table", // infrastructure
     "kernels",
+    "algebra",
     "optim",
     "data", // kernels, optimizers, data sets
     "nn",   // models, the input pipeline, inference

@@ -23,6 +23,7 @@ mod presets;
 mod recipes;
 mod repl;
 mod resnet;
+mod scripted;
 mod sequential;
 mod suite;
 mod training_kit;
