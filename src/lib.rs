@@ -2,7 +2,7 @@
 //!
 //! The library is a stack of layers whose imports point only downwards (the order is declared,
 //! and checked, in `tests/it/layers.rs`): infrastructure (`error`, `util`, `device`,
-//! `interrupt`, `progress`, `output`); `kernels`, `optim` and `data`; `nn`; `attack`, `reduce`
+//! `interrupt`, `progress`, `output`); `kernels`, `algebra` (tensor algebra for scripts), `optim` and `data`; `nn`; `attack`, `reduce`
 //! and `cluster`; `defence` and `train`; `eval`; and the user's side: `plot`, `script` (the Rhai
 //! bindings), `repl`, `bench` and `cli`.
 

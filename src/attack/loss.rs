@@ -244,3 +244,25 @@ pub fn input_gradient(
     };
     Ok((value.detach(), grad))
 }
+
+/// [`input_gradient`] averaged over `passes` forward/backward passes (expectation over
+/// transformation, for a model whose input transforms are random); one pass is the plain one.
+pub fn input_gradient_mean(
+    model: &Model,
+    x: &Tensor,
+    passes: usize,
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let (mut value, mut grad) = input_gradient(model, x, &f)?;
+    for _ in 1..passes {
+        let (v, g) = input_gradient(model, x, &f)?;
+        value = (value + v)?;
+        grad = (grad + g)?;
+    }
+    if passes > 1 {
+        let k = 1.0 / passes as f64;
+        Ok(((value * k)?, (grad * k)?))
+    } else {
+        Ok((value, grad))
+    }
+}

@@ -283,7 +283,7 @@ pub(crate) fn probe_eot(model: &Model, x: &Tensor, goal: &Goal, eot: usize) -> R
 }
 
 /// Check shared by the gradient attacks' parameters: at least one EOT sample.
-pub(crate) fn check_eot(eot: usize) -> std::result::Result<usize, crate::ParamError> {
+pub fn check_eot(eot: usize) -> std::result::Result<usize, crate::ParamError> {
     if eot == 0 {
         Err(crate::ParamError::EotZero)
     } else {

@@ -33,6 +33,9 @@ const ATTACK_KEYS: &[&str] = &[
 
 const LOSS_KEYS: &[&str] = &["loss", "target", "reference", "reduction"];
 
+/// `input_gradient`'s options: the loss's, and `eot` (passes averaged).
+const GRADIENT_KEYS: &[&str] = &["loss", "target", "reference", "reduction", "eot"];
+
 /// The loss the options name, for a batch of `n` samples.
 fn loss_opts(o: &Opts, n: usize) -> RResult<Loss> {
     let kind = LossKind::parse(&o.string("loss")?.unwrap_or_else(|| "ce".into())).map_err(to_rhai)?;
@@ -81,9 +84,9 @@ fn check_x(m: &Model, x: &Tensor) -> RResult<()> {
 }
 
 /// `#{ loss, grad }` of a built-in loss.
-fn gradient_named(m: &Model, x: &Tensor, y: &Tensor, l: Loss) -> RResult<Map> {
+fn gradient_named(m: &Model, x: &Tensor, y: &Tensor, l: Loss, eot: usize) -> RResult<Map> {
     let l = on_device(l, x)?;
-    let (value, grad) = loss::input_gradient(m, x, |z| loss::loss_value(&l, z, y)).map_err(to_rhai)?;
+    let (value, grad) = loss::input_gradient_mean(m, x, eot, |z| loss::loss_value(&l, z, y)).map_err(to_rhai)?;
     Ok(result_map(value, grad))
 }
 
@@ -161,12 +164,13 @@ fn models(reg: &mut Reg) {
         loss::loss_value(&l, &z, &y).map_err(to_rhai)
     });
     def!(reg, "Model.input_gradient(x: Tensor, y: Tensor) -> Map", "#{ loss, grad }: the summed cross-entropy of y and its gradient with respect to x only, from one forward and one backward pass (the built-in attacks' path).", |m: &mut Model, x: Tensor, y: Tensor| -> RResult<Map> {
-        gradient_named(m, &x, &y, Loss::new(LossKind::Ce))
+        gradient_named(m, &x, &y, Loss::new(LossKind::Ce), 1)
     });
-    def!(reg, "Model.input_gradient(x: Tensor, y: Tensor, opts: Map) -> Map", "#{ loss, grad } of the loss the options name (as Model.loss: loss, target, reference, reduction) with respect to x.", |m: &mut Model, x: Tensor, y: Tensor, o: Map| -> RResult<Map> {
-        let o = Opts::new("input_gradient", &o, LOSS_KEYS)?;
+    def!(reg, "Model.input_gradient(x: Tensor, y: Tensor, opts: Map) -> Map", "#{ loss, grad } of the loss the options name (as Model.loss: loss, target, reference, reduction) with respect to x; eot (1): both averaged over that many passes, for a randomised model.", |m: &mut Model, x: Tensor, y: Tensor, o: Map| -> RResult<Map> {
+        let o = Opts::new("input_gradient", &o, GRADIENT_KEYS)?;
         let l = loss_opts(&o, x.dim(0).unwrap_or(0))?;
-        gradient_named(m, &x, &y, l)
+        let eot = crate::attack::check_eot(o.usize("eot")?.unwrap_or(1)).map_err(|e| to_rhai(format!("input_gradient: {e}")))?;
+        gradient_named(m, &x, &y, l, eot)
     });
     def!(reg, "Model.input_gradient(x: Tensor, y: Tensor, loss: Fn(logits, y) -> Tensor) -> Map", "#{ loss, grad } of a loss the closure builds from the logits with tensor ops (autograd through them; a loss of several elements is summed).", |ctx: NativeCallContext, m: &mut Model, x: Tensor, y: Tensor, f: FnPtr| -> RResult<Map> {
         gradient_closure(&ctx, m, &x, &f, Some(&y))
@@ -327,7 +331,12 @@ pub(super) fn register(reg: &mut Reg) {
         let eps = o.f64("eps")?.ok_or_else(|| to_rhai("random_start: option `eps` is required"))?;
         crate::attack::check_eps(eps).map_err(|e| to_rhai(format!("random_start: {e}")))?;
         let norm = Norm::parse(&o.string("norm")?.unwrap_or_else(|| "linf".into())).map_err(|e| to_rhai(format!("random_start: {e}")))?;
-        let seed = o.u64("seed")?.ok_or_else(|| to_rhai("random_start: option `seed` is required (state.seed inside an attack)"))?;
+        // any int: state.seed carries a u64 seed bit for bit, so it may read as negative
+        let seed = o
+            .get("seed")
+            .and_then(|v| v.as_int().ok())
+            .ok_or_else(|| to_rhai("random_start: option `seed` is required, an int (state.seed inside an attack)"))?
+            as u64;
         if x.dtype() != DType::F32 || x.rank() < 2 {
             return Err(to_rhai(format!("random_start: x must be an f32 batch (N, …), got {:?} of shape {:?}", x.dtype(), x.dims())));
         }
