@@ -179,6 +179,12 @@ pub enum ParamError {
     RestartsZero,
     #[error("an attack's name must be letters, digits and _ (it keys results), got \"{0}\"")]
     AttackName(String),
+    #[error("rho must be in (0, 1] (got {0})")]
+    Rho(f64),
+    #[error("APGD's loss must be \"ce\" or \"dlr\" (got \"{0}\")")]
+    ApgdLoss(String),
+    #[error("n_target_classes must be at least 1 (got 0)")]
+    TargetClassesZero,
     #[error("restarts = {0} needs random_start: true (without a random start every run is the same)")]
     RestartsWithoutRandomStart(usize),
     #[error("eps of a training recipe must be in (0, 1], the range of the pixels (got {0})")]

@@ -3,6 +3,7 @@
 //! the seeded per-sample noise; batching over a data set). Every step and projection (L∞, L2,
 //! CW's change of variables) lives in `step.rs`.
 
+mod apgd;
 mod custom;
 mod cw;
 mod deepfool;
@@ -13,6 +14,7 @@ mod pgd;
 pub mod step;
 mod universal;
 
+pub use apgd::{Apgd, ApgdParams};
 pub use custom::{Custom, CustomParams, RunParams, StepRule};
 pub use cw::{CwL2, CwL2Params};
 pub use deepfool::{DeepFool, DeepFoolParams};

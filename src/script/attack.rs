@@ -4,9 +4,10 @@
 use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, def_get, Reg, Session};
+use crate::attack::loss::LossKind;
 use crate::attack::{
-    fooling_rate, perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm, PgdParams,
-    Target, Universal, UniversalParams, UniversalSearch,
+    fooling_rate, perturb, ApgdParams, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm,
+    PgdParams, Target, Universal, UniversalParams, UniversalSearch,
 };
 use crate::data::Dataset;
 use crate::error::ParamError;
@@ -69,6 +70,20 @@ fn target(o: &Opts, seed: u64) -> RResult<Target> {
         Ok(other) => Err(rule(o, ParamError::UnknownTarget(other.to_string()))),
         Err(_) => Err(rule(o, ParamError::UnknownTarget(v.to_string()))),
     }
+}
+
+/// The options APGD and APGD-T share, on top of `base`.
+fn apgd_common(o: &Opts, s: &Session, base: ApgdParams) -> RResult<ApgdParams> {
+    Ok(ApgdParams {
+        norm: norm(o, base.norm)?,
+        steps: o.usize("steps")?.unwrap_or(base.steps),
+        restarts: o.usize("restarts")?.unwrap_or(base.restarts),
+        rho: o.f64("rho")?.unwrap_or(base.rho),
+        seed: o.u64("seed")?.unwrap_or(s.seed),
+        eot: o.usize("eot")?.unwrap_or(base.eot),
+        batch_size: o.usize("batch_size")?.unwrap_or(base.batch_size),
+        ..base
+    })
 }
 
 /// The options PGD and BIM share, on top of `base`.
@@ -151,6 +166,25 @@ pub(super) fn register(reg: &mut Reg) {
             ..d
         };
         attack("pgd", iterative(&o, &s, base)?.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "apgd(opts: Map) -> Attack", "Auto-PGD (Croce and Hein 2020, AutoAttack's APGD-CE / APGD-DLR): eps (required), norm (\"linf\" | \"l2\"), loss (\"ce\" | \"dlr\"), steps (100), restarts (1, on the samples not yet fooled), rho (0.75: the share of rising steps that keeps the step size at a checkpoint), seed (--seed), eot (1), batch_size (256); step size 2·eps halved at checkpoints, momentum 0.75.", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("apgd", &m, &["eps", "norm", "loss", "steps", "restarts", "rho", "seed", "eot", "batch_size"])?;
+        let d = ApgdParams::new(eps(&o, "apgd(#{ eps: 0.3 })")?);
+        let loss = match o.string("loss")? {
+            Some(l) => LossKind::parse(&l).map_err(|e| to_rhai(format!("apgd: {e}")))?,
+            None => d.loss,
+        };
+        let p = apgd_common(&o, &s, ApgdParams { loss, ..d })?;
+        attack("apgd", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "apgd_t(opts: Map) -> Attack", "Targeted Auto-PGD (AutoAttack's APGD-T): the targeted DLR loss towards each of the n_target_classes (9) next most likely classes on the clean input, one run each on the samples not yet fooled; eps (required), norm, steps (100), restarts (1 per target), rho (0.75), seed, eot (1), batch_size (256). Needs at least 4 classes.", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("apgd_t", &m, &["eps", "norm", "n_target_classes", "steps", "restarts", "rho", "seed", "eot", "batch_size"])?;
+        let d = ApgdParams::targeted(eps(&o, "apgd_t(#{ eps: 0.3 })")?);
+        let t = o.usize("n_target_classes")?.or(d.target_classes);
+        let p = apgd_common(&o, &s, ApgdParams { target_classes: t, ..d })?;
+        attack("apgd_t", p.check())
     });
     let s = reg.session.clone();
     def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (100 per search step), lr (0.1), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {

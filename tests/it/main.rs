@@ -1,5 +1,6 @@
 //! The integration tests: one binary, so the crate links once.
 
+mod apgd;
 mod attacks;
 mod batchnorm;
 mod cifar;

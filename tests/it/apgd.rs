@@ -1,0 +1,190 @@
+//! Auto-PGD (README, "Auto-PGD"): at least as strong as PGD, within the budget and the box,
+//! deterministic with a seed, batch-independent, and its parameter rules and class-count
+//! requirements are errors.
+
+use crate::common::{fails, max_abs_diff, trained, values};
+use advlab::attack::loss::LossKind;
+use advlab::attack::{perturb, ApgdParams, Norm, PgdParams};
+use advlab::eval::accuracy;
+use advlab::ParamError;
+
+fn apgd(eps: f64, loss: LossKind, steps: usize, seed: u64) -> advlab::attack::Apgd {
+    ApgdParams {
+        loss,
+        steps,
+        seed,
+        ..ApgdParams::new(eps)
+    }
+    .check()
+    .unwrap()
+}
+
+/// Every output within ε of its clean image in the attack's norm, and in [0, 1].
+fn assert_feasible(adv: &advlab::data::Dataset, clean: &advlab::data::Dataset, eps: f64, norm: Norm) {
+    let (a, c) = (values(adv.images()), values(clean.images()));
+    let per = a.len() / clean.len();
+    assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+    for (x, x0) in a.chunks(per).zip(c.chunks(per)) {
+        let d = match norm {
+            Norm::Linf => x.iter().zip(x0).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max) as f64,
+            Norm::L2 => x
+                .iter()
+                .zip(x0)
+                .map(|(p, q)| ((p - q) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt(),
+        };
+        assert!(d <= eps * (1.0 + 1e-5) + 1e-6, "distance {d} > eps {eps}");
+    }
+}
+
+#[test]
+fn apgd_is_at_least_as_strong_as_pgd_and_stays_feasible() {
+    let (model, data) = trained();
+    let test = data.test.take(300).unwrap();
+    let eps = 0.08;
+    let pgd = PgdParams {
+        steps: 20,
+        seed: 1,
+        ..PgdParams::new(eps)
+    }
+    .check()
+    .unwrap();
+    let pgd_acc = accuracy(model, &perturb(&pgd, model, &test).unwrap()).unwrap();
+    for loss in [LossKind::Ce, LossKind::Dlr] {
+        let adv = perturb(&apgd(eps, loss, 100, 1), model, &test).unwrap();
+        assert_feasible(&adv, &test, eps, Norm::Linf);
+        let acc = accuracy(model, &adv).unwrap();
+        // one sample of slack: APGD-100 must not be weaker than PGD-20
+        assert!(acc <= pgd_acc + 1.0 / 300.0, "{loss:?}: apgd {acc} vs pgd {pgd_acc}");
+    }
+    let t = ApgdParams {
+        steps: 30,
+        seed: 1,
+        ..ApgdParams::targeted(eps)
+    }
+    .check()
+    .unwrap();
+    let adv = perturb(&t, model, &test).unwrap();
+    assert_feasible(&adv, &test, eps, Norm::Linf);
+    let ce = accuracy(model, &perturb(&apgd(eps, LossKind::Ce, 30, 1), model, &test).unwrap()).unwrap();
+    let clean = accuracy(model, &test).unwrap();
+    let t_acc = accuracy(model, &adv).unwrap();
+    assert!(t_acc < clean, "apgd_t {t_acc} does not beat clean {clean}");
+    assert!(t_acc <= ce + 0.05, "apgd_t {t_acc} far weaker than apgd_ce {ce}");
+    let l2 = ApgdParams {
+        norm: Norm::L2,
+        steps: 30,
+        ..ApgdParams::new(1.5)
+    }
+    .check()
+    .unwrap();
+    let adv = perturb(&l2, model, &test).unwrap();
+    assert_feasible(&adv, &test, 1.5, Norm::L2);
+    assert!(accuracy(model, &adv).unwrap() < clean);
+}
+
+#[test]
+fn apgd_restarts_never_weaken_and_the_seed_fixes_the_output() {
+    let (model, data) = trained();
+    let test = data.test.take(200).unwrap();
+    let a = perturb(&apgd(0.05, LossKind::Ce, 20, 3), model, &test).unwrap();
+    let b = perturb(&apgd(0.05, LossKind::Ce, 20, 3), model, &test).unwrap();
+    let c = perturb(&apgd(0.05, LossKind::Ce, 20, 4), model, &test).unwrap();
+    assert_eq!(max_abs_diff(a.images(), b.images()), 0.0);
+    assert!(max_abs_diff(a.images(), c.images()) > 0.0);
+    // the same samples attacked in other batches: the same output (the noise is per sample)
+    let small = ApgdParams {
+        steps: 20,
+        seed: 3,
+        batch_size: 7,
+        ..ApgdParams::new(0.05)
+    }
+    .check()
+    .unwrap();
+    let d = perturb(&small, model, &test).unwrap();
+    // (GEMM rounding differs with the batch size, so a near-zero gradient may flip its sign)
+    let (va, vd) = (values(a.images()), values(d.images()));
+    let same = va.iter().zip(&vd).filter(|(u, v)| (*u - *v).abs() <= 1e-6).count();
+    assert!(
+        same as f64 >= 0.99 * va.len() as f64,
+        "{same} of {} pixels equal",
+        va.len()
+    );
+    assert!((accuracy(model, &a).unwrap() - accuracy(model, &d).unwrap()).abs() <= 1.0 / 200.0);
+    let once = accuracy(model, &a).unwrap();
+    let r = ApgdParams {
+        steps: 20,
+        seed: 3,
+        restarts: 3,
+        ..ApgdParams::new(0.05)
+    }
+    .check()
+    .unwrap();
+    let thrice = accuracy(model, &perturb(&r, model, &test).unwrap()).unwrap();
+    assert!(thrice <= once, "restarts weakened the attack: {thrice} > {once}");
+}
+
+#[test]
+fn apgd_parameter_rules_and_class_counts_are_errors() {
+    let bad = |p: ApgdParams| p.check().unwrap_err();
+    assert_eq!(
+        bad(ApgdParams {
+            rho: 0.0,
+            ..ApgdParams::new(0.1)
+        }),
+        ParamError::Rho(0.0)
+    );
+    assert_eq!(
+        bad(ApgdParams {
+            steps: 0,
+            ..ApgdParams::new(0.1)
+        }),
+        ParamError::StepsZero
+    );
+    assert_eq!(
+        bad(ApgdParams {
+            restarts: 0,
+            ..ApgdParams::new(0.1)
+        }),
+        ParamError::RestartsZero
+    );
+    assert_eq!(bad(ApgdParams::new(-1.0)), ParamError::EpsNegative(-1.0));
+    assert_eq!(
+        bad(ApgdParams {
+            target_classes: Some(0),
+            ..ApgdParams::targeted(0.1)
+        }),
+        ParamError::TargetClassesZero
+    );
+    assert!(matches!(
+        bad(ApgdParams {
+            loss: LossKind::Kl,
+            ..ApgdParams::new(0.1)
+        }),
+        ParamError::ApgdLoss(_)
+    ));
+    let data = "let data = synthetic(#{ train: 200, test: 50, seed: 1 });\n";
+    fails(
+        &format!("{data}let m = mlp([784, 2]);\nlet a = apgd(#{{ eps: 0.1, loss: \"dlr\" }}).perturb(m, data.test);"),
+        "at least 3 classes",
+        "3:42",
+    );
+    fails(
+        &format!("{data}let m = mlp([784, 3]);\nlet a = apgd_t(#{{ eps: 0.1 }}).perturb(m, data.test);"),
+        "at least 4 classes",
+        "3:31",
+    );
+    fails("let a = apgd(#{ eps: 0.1, rho: 1.5 });", "rho must be in (0, 1]", "1:9");
+    fails(
+        "let a = apgd(#{ eps: 0.1, loss: \"kl\" });",
+        "APGD's loss must be",
+        "1:9",
+    );
+    fails("let a = apgd(#{ steps: 10 });", "option `eps` is required", "1:9");
+    fails(
+        "let a = apgd_t(#{ eps: 0.1, targets: 3 });",
+        "unknown option `targets`",
+        "1:9",
+    );
+}
