@@ -185,6 +185,10 @@ pub enum ParamError {
     ApgdLoss(String),
     #[error("n_target_classes must be at least 1 (got 0)")]
     TargetClassesZero,
+    #[error("square runs under the L∞ norm only (norm: \"linf\")")]
+    SquareNorm,
+    #[error("p_init must be in (0, 1] (got {0})")]
+    PInit(f64),
     #[error("restarts = {0} needs random_start: true (without a random start every run is the same)")]
     RestartsWithoutRandomStart(usize),
     #[error("eps of a training recipe must be in (0, 1], the range of the pixels (got {0})")]

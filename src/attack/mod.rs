@@ -11,6 +11,7 @@ mod fgsm;
 pub mod loss;
 mod noise;
 mod pgd;
+mod square;
 pub mod step;
 mod universal;
 
@@ -21,6 +22,7 @@ pub use deepfool::{DeepFool, DeepFoolParams};
 pub use fgsm::{Fgsm, FgsmParams};
 pub use noise::{Noise, NoiseKind, NoiseParams};
 pub use pgd::{Pgd, PgdParams};
+pub use square::{Square, SquareParams};
 pub(crate) use step::{l2_step, linf_step};
 pub use universal::{fooling_rate, Universal, UniversalParams, UniversalSearch};
 
@@ -346,7 +348,7 @@ impl FirstSuccess {
 /// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed
 /// and on the sample itself, not on its position in the batch: attacking a batch and each
 /// sample alone give the same result.
-fn sample_hash(values: &[f32]) -> u64 {
+pub(crate) fn sample_hash(values: &[f32]) -> u64 {
     values.iter().fold(0xcbf29ce484222325u64, |h, v| {
         (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3)
     })

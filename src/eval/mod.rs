@@ -6,6 +6,8 @@
 mod checks;
 mod report;
 
+mod autoattack;
+pub use autoattack::{autoattack, AutoAttackParams, AutoAttackResult, Stage};
 pub use checks::{robustness_checks, Check, ChecksParams, ChecksValid, RobustnessChecks, Status};
 pub use report::{
     accuracy_vs_eps, perturbation_norms, report, transfer_matrix, AttackReport, CurveRow, Report, TransferCell,

@@ -5,6 +5,7 @@ use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, def_get, Reg, Session};
 use crate::attack::loss::LossKind;
+use crate::attack::SquareParams;
 use crate::attack::{
     fooling_rate, perturb, ApgdParams, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm,
     PgdParams, Target, Universal, UniversalParams, UniversalSearch,
@@ -185,6 +186,21 @@ pub(super) fn register(reg: &mut Reg) {
         let t = o.usize("n_target_classes")?.or(d.target_classes);
         let p = apgd_common(&o, &s, ApgdParams { target_classes: t, ..d })?;
         attack("apgd_t", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "square(opts: Map) -> Attack", "The Square attack (Andriushchenko et al. 2020, AutoAttack's black-box stage): random square windows moved to ±eps corners, kept when the margin falls; only logits, no gradient. eps (required), norm (\"linf\"), queries (5000 per image), p_init (0.8), restarts (1), seed (--seed), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("square", &m, &["eps", "norm", "queries", "p_init", "restarts", "seed", "batch_size"])?;
+        let d = SquareParams::new(eps(&o, "square(#{ eps: 0.3 })")?);
+        let p = SquareParams {
+            norm: norm(&o, d.norm)?,
+            queries: o.usize("queries")?.unwrap_or(d.queries),
+            p_init: o.f64("p_init")?.unwrap_or(d.p_init),
+            restarts: o.usize("restarts")?.unwrap_or(d.restarts),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
+            ..d
+        };
+        attack("square", p.check())
     });
     let s = reg.session.clone();
     def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (100 per search step), lr (0.1), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {

@@ -104,6 +104,35 @@ pub(super) fn register(reg: &mut Reg) {
         }
     );
     let s = reg.session.clone();
+    def!(reg, "autoattack(model: Model, data: Dataset, opts: Map) -> Map", "AutoAttack's evaluation (Croce and Hein 2020): each stage runs only on the images still robust; eps (required), norm (\"linf\" | \"l2\"), version (\"apgd_square\": APGD-CE, APGD-T, Square, the standard sequence without FAB-T, which advlab lacks | \"apgd\" | \"rand\": APGD-CE and APGD-DLR with EOT 20), seed (--seed), batch_size (256); returns clean, robust, stages (attack, robust_accuracy after it, fooled, seconds) and adversarial (a Dataset).", move |m: Model, d: Dataset, o: Map| -> RResult<Map> {
+        let o = super::opts::Opts::new("autoattack", &o, &["eps", "norm", "version", "seed", "batch_size"])?;
+        let eps = o.f64("eps")?.ok_or_else(|| to_rhai("autoattack: option `eps` is required, e.g. autoattack(model, data, #{ eps: 0.3 })"))?;
+        let d0 = crate::eval::AutoAttackParams::new(eps);
+        let p = crate::eval::AutoAttackParams {
+            norm: match o.string("norm")? {
+                Some(n) => crate::attack::Norm::parse(&n).map_err(|e| to_rhai(format!("autoattack: {e}")))?,
+                None => d0.norm,
+            },
+            version: o.string("version")?.unwrap_or(d0.version.clone()),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            batch_size: o.usize("batch_size")?.unwrap_or(d0.batch_size),
+            ..d0
+        };
+        m.check_input(d.images().dims()).map_err(to_rhai)?;
+        let r = crate::eval::autoattack(&m, &d, &p).map_err(|e| to_rhai(format!("autoattack: {e}")))?;
+        let stages = serde_json::to_value(&r.stages).map_err(to_rhai)?;
+        s.record(serde_json::json!({ "op": "autoattack", "model": m.arch(), "data": d.name(), "samples": d.len(),
+            "eps": p.eps, "norm": p.norm.as_str(), "version": p.version, "seed": p.seed,
+            "clean": r.clean_accuracy, "robust": r.robust_accuracy, "stages": stages }));
+        let mut out = Map::new();
+        out.insert("clean".into(), r.clean_accuracy.into());
+        out.insert("robust".into(), r.robust_accuracy.into());
+        out.insert("version".into(), p.version.into());
+        out.insert("stages".into(), rhai::serde::to_dynamic(&stages).map_err(to_rhai)?);
+        out.insert("adversarial".into(), Dynamic::from(r.adversarial));
+        Ok(out)
+    });
+    let s = reg.session.clone();
     def!(
         reg,
         "report(model: Model, data: Dataset, attacks: Array) -> Report",

@@ -188,3 +188,129 @@ fn apgd_parameter_rules_and_class_counts_are_errors() {
         "1:9",
     );
 }
+
+/// Square (which reads only logits) stays within ε and the box, fools more images than noise of
+/// the same budget, is deterministic with a seed, and refuses L2 and a p_init outside (0, 1].
+#[test]
+fn square_stays_feasible_is_seeded_and_fools_more_than_noise() {
+    use advlab::attack::{NoiseKind, NoiseParams, SquareParams};
+    let (model, data) = trained();
+    let test = data.test.take(150).unwrap();
+    let eps = 0.08;
+    let sq = |seed| {
+        SquareParams {
+            queries: 300,
+            seed,
+            ..SquareParams::new(eps)
+        }
+        .check()
+        .unwrap()
+    };
+    let a = perturb(&sq(1), model, &test).unwrap();
+    let b = perturb(&sq(1), model, &test).unwrap();
+    assert_eq!(max_abs_diff(a.images(), b.images()), 0.0);
+    assert_feasible(&a, &test, eps, Norm::Linf);
+    let noise = NoiseParams {
+        kind: NoiseKind::Uniform,
+        seed: 1,
+        ..NoiseParams::new(eps)
+    }
+    .check()
+    .unwrap();
+    let noisy = accuracy(model, &perturb(&noise, model, &test).unwrap()).unwrap();
+    let square = accuracy(model, &a).unwrap();
+    assert!(square < noisy, "square {square} not below noise {noisy}");
+    assert_eq!(
+        SquareParams {
+            norm: Norm::L2,
+            ..SquareParams::new(0.1)
+        }
+        .check()
+        .unwrap_err(),
+        ParamError::SquareNorm
+    );
+    assert_eq!(
+        SquareParams {
+            p_init: 0.0,
+            ..SquareParams::new(0.1)
+        }
+        .check()
+        .unwrap_err(),
+        ParamError::PInit(0.0)
+    );
+}
+
+/// AutoAttack's sequence: robust accuracy never rises from stage to stage, ends at most at
+/// APGD-CE's alone, the adversarial images stay feasible, and the versions that need FAB-T
+/// say so.
+#[test]
+fn autoattack_stages_only_lower_robust_accuracy_and_standard_names_the_missing_fab() {
+    use advlab::eval::{autoattack, AutoAttackParams};
+    let (model, data) = trained();
+    let test = data.test.take(120).unwrap();
+    let p = AutoAttackParams {
+        seed: 2,
+        ..AutoAttackParams::new(0.06)
+    };
+    let r = autoattack(
+        model,
+        &test,
+        &AutoAttackParams {
+            version: "apgd".into(),
+            ..p.clone()
+        },
+    )
+    .unwrap();
+    let full = autoattack(model, &test, &p).unwrap();
+    assert_eq!(full.stages.len(), 3);
+    let mut prev = full.clean_accuracy;
+    for s in &full.stages {
+        assert!(s.robust_accuracy <= prev);
+        prev = s.robust_accuracy;
+    }
+    assert!(full.robust_accuracy <= r.stages[0].robust_accuracy);
+    assert_eq!(accuracy(model, &full.adversarial).unwrap(), full.robust_accuracy);
+    assert_feasible(&full.adversarial, &test, 0.06, Norm::Linf);
+    let e = autoattack(
+        model,
+        &test,
+        &AutoAttackParams {
+            version: "standard".into(),
+            ..p
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("FAB-T") && e.contains("apgd_square"), "{e}");
+    fails(
+        "let d = synthetic(#{ train: 100, test: 20, seed: 1 });\nlet m = mlp([784, 10]);\nlet r = autoattack(m, d.test, #{ eps: 0.1, version: \"plus\" });",
+        "needs FAB-T",
+        "3:9",
+    );
+}
+
+/// The reference-check script runs end to end in quick mode and writes what apgd_check.py reads.
+#[test]
+fn autoattack_check_script_writes_the_files_the_reference_check_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::common::advlab()
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            root.join("scripts/autoattack_check.rhai").to_str().unwrap(),
+            "quick=true",
+            "--out",
+        ])
+        .arg(tmp.path().join("out"))
+        .assert()
+        .success();
+    for f in ["model.safetensors", "clean.safetensors", "advlab.json"] {
+        assert!(tmp.path().join("out").join(f).is_file(), "{f} missing");
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("out/advlab.json")).unwrap()).unwrap();
+    for k in ["apgd_ce", "apgd_dlr", "apgd_t"] {
+        assert!(j[k].as_f64().unwrap() <= j["clean"].as_f64().unwrap(), "{k}");
+    }
+}
