@@ -292,7 +292,7 @@ impl Apgd {
 
     /// The seed of run `r` (run 0 uses the attack's seed).
     fn run_seed(&self, r: usize) -> u64 {
-        self.p.seed.wrapping_add((r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        super::run_seed(self.p.seed, r)
     }
 }
 

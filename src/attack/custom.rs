@@ -99,7 +99,7 @@ pub struct Custom {
 impl Custom {
     /// The seed of run `r` (run 0 uses the attack's seed), as PGD's restarts.
     fn run_seed(&self, r: usize) -> u64 {
-        self.p.seed.wrapping_add((r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        super::run_seed(self.p.seed, r)
     }
 
     /// Check iterate `x` after step `k` (0 = the first iterate).

@@ -402,6 +402,12 @@ pub fn random_start(x0: &Tensor, eps: f64, norm: Norm, seed: u64) -> Result<Tens
     Ok((x0 + noise)?.clamp(0f32, 1f32)?)
 }
 
+/// The seed of run `r` of an attack with restarts: run 0 uses the attack's own seed, so one run
+/// is the attack without restarts.
+pub(crate) fn run_seed(seed: u64, r: usize) -> u64 {
+    seed.wrapping_add((r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
 /// Check shared by every attack's parameters: a finite ε ≥ 0.
 pub fn check_eps(eps: f64) -> std::result::Result<f64, crate::ParamError> {
     if eps.is_finite() && eps >= 0.0 {

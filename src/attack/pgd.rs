@@ -113,7 +113,7 @@ impl Pgd {
     /// The seed of the random start of run `r` (run 0 uses the attack's seed, so one run is
     /// the attack without restarts).
     fn run_seed(&self, r: usize) -> u64 {
-        self.p.seed.wrapping_add((r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        super::run_seed(self.p.seed, r)
     }
 
     /// One run of the search from the random start drawn from `seed`.

@@ -237,7 +237,7 @@ impl Attack for Square {
                 .flat_map(|&i| xs[i * per..(i + 1) * per].iter().copied())
                 .collect();
             let ys: Vec<u32> = left.iter().map(|&i| labels[i]).collect();
-            let seed = self.p.seed.wrapping_add((r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let seed = super::run_seed(self.p.seed, r);
             let (best, margin) = self.run(model, &sub, &dims, &ys, seed)?;
             for (j, &i) in left.iter().enumerate() {
                 let fooled = margin[j] <= 0.0;
