@@ -1,7 +1,7 @@
 //! `advlab bench`: the workloads that dominate every experiment, timed on MNIST, and compared
 //! with the PyTorch reference (`benches/reference/torch_bench.py`) when its JSON is given.
 
-use crate::attack::{perturb, Attack, CwL2Params, DeepFoolParams, FgsmParams, Norm, PgdParams};
+use crate::attack::{perturb, ApgdParams, Attack, CwL2Params, DeepFoolParams, FgsmParams, Norm, PgdParams};
 use crate::data::{load_mnist_like, Splits, Which};
 use crate::error::Result;
 use crate::eval::accuracy;
@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// MNIST directory (default: the usual resolution order, $ADVLAB_DATA/mnist first).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Comma-separated workloads (default: all): {mlp,cnn}_{epoch,fgsm,pgd20,bim20,pgdl2,cw,deepfool,
+    /// Comma-separated workloads (default: all): {mlp,cnn}_{epoch,fgsm,pgd20,pgd20_scripted,apgd_ce100,bim20,pgdl2,cw,deepfool,
     /// pgd_training,fast_fgsm_training,trades}, pca_60k, kmeans_1_10, dbscan_60k_raw, ward_10k,
     /// ward_60k, average_10k, average_60k, complete_10k, complete_60k, tsne_5k.
     #[arg(long, value_delimiter = ',')]
@@ -42,7 +42,7 @@ pub struct BenchArgs {
     pub device: String,
 }
 
-const WORKLOADS: [&str; 32] = [
+const WORKLOADS: [&str; 34] = [
     "mlp_epoch",
     "cnn_epoch",
     "mlp_fgsm",
@@ -59,6 +59,8 @@ const WORKLOADS: [&str; 32] = [
     "cnn_deepfool",
     "mlp_pgd20_scripted",
     "cnn_pgd20_scripted",
+    "mlp_apgd_ce100",
+    "cnn_apgd_ce100",
     "mlp_pgd_training",
     "mlp_fast_fgsm_training",
     "mlp_trades",
@@ -259,6 +261,8 @@ fn recipes(eps: f64) -> Result<Vec<(&'static str, TrainingPlan)>> {
 
 /// Samples the CW workloads attack (the first of the test set): CW runs up to 250 steps.
 const CW_SAMPLES: usize = 1000;
+/// APGD-CE-100 runs on the first APGD_SAMPLES test images (as `torch_bench.py` with torchattacks).
+const APGD_SAMPLES: usize = 1000;
 
 fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &crate::data::Dataset) -> Result<BenchRow> {
     let t = Instant::now();
@@ -363,7 +367,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
     // while the attack runs
     let (_engine, scripted) = crate::script::attack_from_source(&scripted_pgd_source(&pgd), device.clone(), 1)?;
     attacks.push(("pgd20_scripted", scripted));
+    let apgd = ApgdParams {
+        seed: 1,
+        batch_size: 128,
+        ..ApgdParams::new(args.eps)
+    };
+    attacks.push(("apgd_ce100", Rc::new(apgd.check()?)));
     let cw_data = data.test.take(CW_SAMPLES)?;
+    let apgd_data = data.test.take(APGD_SAMPLES)?;
     let recipes = recipes(args.eps)?;
     let mut rows = Vec::new();
     for (prefix, arch) in [("mlp", Arch::mlp(vec![784, 256, 256, 10])?), ("cnn", Arch::cnn())] {
@@ -397,7 +408,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
         for (a, attack) in &attacks {
             let name = format!("{prefix}_{a}");
             if wanted(&name) {
-                let set = if *a == "cw" { &cw_data } else { &data.test };
+                let set = match *a {
+                    "cw" => &cw_data,
+                    "apgd_ce100" => &apgd_data,
+                    _ => &data.test,
+                };
                 rows.push(time_attack(&name, attack.as_ref(), &model, set)?);
             }
         }

@@ -21,7 +21,8 @@ from mnist_idx import read_idx
 WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20",
              "mlp_bim20", "cnn_bim20", "mlp_pgdl2", "cnn_pgdl2", "mlp_cw", "cnn_cw", "mlp_deepfool", "cnn_deepfool",
              "mlp_pgd_training", "mlp_fast_fgsm_training", "mlp_trades",
-             "cnn_pgd_training", "cnn_fast_fgsm_training", "cnn_trades"]
+             "cnn_pgd_training", "cnn_fast_fgsm_training", "cnn_trades", "mlp_apgd_ce100", "cnn_apgd_ce100"]
+APGD_SAMPLES = 1000  # APGD-CE-100 (torchattacks) runs on the first APGD_SAMPLES test images
 RECIPE_STEPS, TRADES_BETA = 10, 1.0  # advlab's pgd_training / trades defaults (alpha = 2.5 eps / steps)
 BATCH, LR, EPS, PGD_STEPS = 128, 1e-3, 0.3, 20
 EPS_L2 = 2.0      # PGD-L2 radius
@@ -410,6 +411,17 @@ def main():
             results[f"{kind}_cw"] = {"seconds": secs, "samples": len(xs), "accuracy": rob,
                                      "median_l2": med, "successes": n_ok, "median_l2_clean_correct": med_c,
                                      "steps": args.cw_steps, "lr": args.cw_lr}
+        if f"{kind}_apgd_ce100" in wanted:
+            try:
+                import torchattacks
+            except Exception as e:  # torchattacks is optional: the row is skipped without it
+                print(f"{kind}_apgd_ce100 skipped: torchattacks not importable ({e})")
+            else:
+                seed_all(args.seed)
+                apgd = lambda m, xb, yb: torchattacks.APGD(m, norm="Linf", eps=EPS, steps=100, n_restarts=1,
+                                                          loss="ce", rho=0.75, seed=args.seed)(xb, yb)
+                secs, rob, _ = run_attack(model, apgd, xte[:APGD_SAMPLES], yte[:APGD_SAMPLES])
+                results[f"{kind}_apgd_ce100"] = {"seconds": secs, "samples": APGD_SAMPLES, "accuracy": rob}
         if f"{kind}_deepfool" in wanted:
             seed_all(args.seed)
             secs, rob, adv = run_attack(model, deepfool, xte, yte)
