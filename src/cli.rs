@@ -48,6 +48,11 @@ pub enum Command {
         args: Vec<String>,
         #[command(flatten)]
         session: SessionArgs,
+        /// Script operations allowed before the run stops (a native call such as fit counts as
+        /// one; 2e9 is about a minute of pure script work); 0 lifts the limit. Strings, arrays,
+        /// maps and call depth have the REPL's limits.
+        #[arg(long, default_value_t = crate::repl::MAX_OPERATIONS)]
+        max_operations: u64,
     },
     /// An interactive prompt: variables survive every input, Tab completes, :help lists the functions.
     Repl {
@@ -78,7 +83,12 @@ fn device_name(d: DeviceArg) -> &'static str {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     configure_threads();
     match cli.command {
-        Command::Run { script, args, session } => run_script(&script, &args, session),
+        Command::Run {
+            script,
+            args,
+            session,
+            max_operations,
+        } => run_script(&script, &args, session, max_operations),
         Command::Repl { load, session } => crate::repl::run(crate::repl::ReplArgs {
             load,
             seed: session.seed,
@@ -114,14 +124,25 @@ fn configure_threads() {
     }
 }
 
-fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs) -> anyhow::Result<ExitCode> {
+fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs, max_operations: u64) -> anyhow::Result<ExitCode> {
     let SessionArgs { seed, device, out } = s;
     let source = std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))?;
-    let args = raw_args
+    // an editor's UTF-8 byte-order mark is not part of the script
+    let source = source.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(source);
+    let args = match raw_args
         .iter()
         .map(|a| script::parse_arg(a))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
+    {
+        Ok(a) => a,
+        Err(e) => {
+            // a usage error, as clap's own (exit code 2)
+            eprintln!(
+                "error: {e}\n\nUsage: advlab run SCRIPT [NAME=VALUE]... (e.g. advlab run s.rhai quick=true n=100)"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
     let device = crate::device::select(device_name(device))?;
     let session = Rc::new(Session::new(device, seed, out));
     {
@@ -138,7 +159,8 @@ fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs) -> anyhow::Re
             .collect();
         p.args = serde_json::Value::Object(args_json);
     }
-    let (engine, docs) = script::new_engine(session.clone());
+    let (mut engine, docs) = script::new_engine(session.clone());
+    crate::repl::limit(&mut engine, max_operations);
     let engine = Rc::new(engine);
     let shown = path.display().to_string();
     let ast = match engine.compile(&source) {

@@ -17,11 +17,25 @@ fn main() -> ExitCode {
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
     let cli = advlab::cli::Cli::parse();
-    match advlab::cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
+    // a bug must not look like a crash: a panic anywhere ends with a clear report and exit 101
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| advlab::cli::run(cli)));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            eprintln!(
+                "internal error, please report (with the script and the message above): {what}\nadvlab {} stopped; files finished before this point are complete",
+                env!("CARGO_PKG_VERSION")
+            );
+            ExitCode::from(101)
         }
     }
 }

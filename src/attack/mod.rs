@@ -207,7 +207,7 @@ pub trait Attack: fmt::Debug + fmt::Display {
 /// Attack every sample of `data`, batch by batch, with a progress bar. The result has the
 /// same labels; its images are the adversarial ones.
 pub fn perturb(attack: &dyn Attack, model: &Model, data: &Dataset) -> Result<Dataset> {
-    model.check_input(data.images().dims())?;
+    model.check_data(data)?;
     let n = data.len();
     let bs = attack.batch_size();
     let pb = crate::progress::bar(n.div_ceil(bs) as u64, attack.name().to_string());

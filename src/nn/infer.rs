@@ -30,6 +30,7 @@ pub fn predict(model: &Model, data: &Dataset) -> Result<Tensor> {
 
 /// Fraction of samples whose prediction equals the true label (0 for an empty data set).
 pub fn accuracy(model: &Model, data: &Dataset) -> Result<f64> {
+    model.check_data(data)?;
     if data.is_empty() {
         return Ok(0.0);
     }
@@ -52,7 +53,7 @@ pub struct Predictions {
 
 /// Predictions and probabilities of every sample, in batches.
 pub fn predictions(model: &Model, data: &Dataset) -> Result<Predictions> {
-    model.check_input(data.images().dims())?;
+    model.check_data(data)?;
     let n = data.len();
     let mut out = Predictions {
         pred: Vec::with_capacity(n),

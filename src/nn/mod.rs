@@ -391,6 +391,28 @@ impl Model {
         }
     }
 
+    /// Check that a data set fits the model: its images (as [`Model::check_input`]) and its
+    /// labels, each below the number of the model's outputs. Every place where a model meets a
+    /// data set (inference, accuracy, attacks) checks this first.
+    pub fn check_data(&self, data: &crate::data::Dataset) -> Result<()> {
+        self.check_input(data.images().dims())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let max = data.labels().max(0)?.to_scalar::<u32>()? as usize;
+        if max >= self.classes() {
+            return Err(Error::Invalid(format!(
+                "{} has label {max}, but {} has {} outputs (classes 0..={}); use a model with {} classes or other labels",
+                data.name(),
+                self.0.arch,
+                self.classes(),
+                self.classes() - 1,
+                max + 1
+            )));
+        }
+        Ok(())
+    }
+
     /// Logits with gradient tracking through the weights (for training).
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x.dims())?;

@@ -52,10 +52,10 @@ pub const MAX_OPERATIONS: u64 = 2_000_000_000;
 /// Nesting of script function calls (deep recursion stops here rather than overflowing).
 pub const MAX_CALL_LEVELS: usize = 64;
 
-/// The limits for interactive use, and the `on_progress` callback that stops a script loop
-/// when Ctrl-C sets the interrupt flag.
-pub fn limit(engine: &mut Engine) {
-    engine.set_max_operations(MAX_OPERATIONS);
+/// The limits of a script run or an input (`max_operations` 0: no limit on operations), and the
+/// `on_progress` callback that stops a script loop when Ctrl-C sets the interrupt flag.
+pub fn limit(engine: &mut Engine, max_operations: u64) {
+    engine.set_max_operations(max_operations);
     engine.set_max_call_levels(MAX_CALL_LEVELS);
     engine.set_max_string_size(64 << 20);
     engine.set_max_array_size(50_000_000);
@@ -146,7 +146,7 @@ impl Repl {
     /// A session with `session`'s device, seed and output directory.
     pub fn new(session: Rc<Session>) -> Self {
         let (mut engine, docs) = script::new_engine(session.clone());
-        limit(&mut engine);
+        limit(&mut engine, MAX_OPERATIONS);
         let shower = Shower::new(&engine);
         Self {
             engine: Rc::new(engine),

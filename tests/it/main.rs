@@ -28,3 +28,4 @@ mod scripted;
 mod sequential;
 mod suite;
 mod training_kit;
+mod untrusted;
