@@ -88,7 +88,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             session,
             max_operations,
-        } => run_script(&script, &args, session, max_operations),
+        } => {
+            // the interpreter recurses over nested values (printing, comparing, dropping an
+            // array of arrays), so a script runs on a thread with a deep stack: 1 GiB of address
+            // space, committed only as it is used (a million levels of nesting fit)
+            let worker = std::thread::Builder::new()
+                .name("advlab-script".into())
+                .stack_size(SCRIPT_STACK)
+                .spawn(move || run_script(&script, &args, session, max_operations))?;
+            match worker.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
         Command::Repl { load, session } => crate::repl::run(crate::repl::ReplArgs {
             load,
             seed: session.seed,
@@ -105,6 +117,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// The stack of the thread a script runs on.
+const SCRIPT_STACK: usize = 1 << 30;
 
 /// Thread configuration, measured on 2 cores (values the user set win):
 /// - candle asks `num_cpus` for the thread count on every parallel operation, which reads

@@ -87,3 +87,22 @@ fn run_stops_a_runaway_loop_at_its_operation_limit_and_the_flag_lifts_it() {
         .code(1)
         .stderr(contains("panicked").not());
 }
+
+/// A deeply nested value (printed, then dropped) does not overflow the stack: scripts run on a
+/// thread with a deep stack (the main thread's 8 MiB overflowed at 50,000 levels).
+#[test]
+fn printing_a_deeply_nested_value_does_not_overflow_the_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = script(
+        tmp.path(),
+        "nest.rhai",
+        "let a = [];\nfor i in 0..15000 { a = [a]; }\nlet s = `${a}`;\nprint(`nested ${s.len()}`);",
+    );
+    advlab()
+        .current_dir(tmp.path())
+        .arg("run")
+        .arg(&s)
+        .assert()
+        .success()
+        .stdout(contains("nested 30002"));
+}
