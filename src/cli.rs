@@ -88,25 +88,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             session,
             max_operations,
-        } => {
-            // the interpreter recurses over nested values (printing, comparing, dropping an
-            // array of arrays), so a script runs on a thread with a deep stack: 1 GiB of address
-            // space, committed only as it is used (a million levels of nesting fit)
-            let worker = std::thread::Builder::new()
-                .name("advlab-script".into())
-                .stack_size(SCRIPT_STACK)
-                .spawn(move || run_script(&script, &args, session, max_operations))?;
-            match worker.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+        } => on_deep_stack(move || run_script(&script, &args, session, max_operations)),
+        Command::Repl { load, session } => {
+            let args = crate::repl::ReplArgs {
+                load,
+                seed: session.seed,
+                device: device_name(session.device).to_string(),
+                out: session.out,
+            };
+            on_deep_stack(move || crate::repl::run(args))
         }
-        Command::Repl { load, session } => crate::repl::run(crate::repl::ReplArgs {
-            load,
-            seed: session.seed,
-            device: device_name(session.device).to_string(),
-            out: session.out,
-        }),
         Command::Functions { markdown } => {
             print!("{}", script::functions_text(markdown));
             Ok(ExitCode::SUCCESS)
@@ -120,6 +111,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The stack of the thread a script runs on.
 const SCRIPT_STACK: usize = 1 << 30;
+
+/// Run `f` on a thread with a deep stack: the interpreter recurses over nested values
+/// (printing, comparing, dropping an array of arrays), so scripts and the REPL run on 1 GiB of
+/// address space, committed only as it is used. A panic there goes on in the caller.
+fn on_deep_stack(f: impl FnOnce() -> anyhow::Result<ExitCode> + Send + 'static) -> anyhow::Result<ExitCode> {
+    let worker = std::thread::Builder::new()
+        .name("advlab-script".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(f)?;
+    match worker.join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
 
 /// Thread configuration, measured on 2 cores (values the user set win):
 /// - candle asks `num_cpus` for the thread count on every parallel operation, which reads

@@ -106,3 +106,14 @@ fn printing_a_deeply_nested_value_does_not_overflow_the_stack() {
         .success()
         .stdout(contains("nested 30002"));
 }
+
+/// The same in the REPL, which also evaluates on the deep-stack thread.
+#[test]
+fn the_repl_prints_a_deeply_nested_value_without_overflowing() {
+    advlab()
+        .arg("repl")
+        .write_stdin("let a = [];\nfor i in 0..15000 { a = [a]; }\nlet s = `${a}`; s.len()\n")
+        .assert()
+        .success()
+        .stdout(contains("30002"));
+}
