@@ -620,22 +620,3 @@ pub fn from_values(values: Vec<f32>, dims: Vec<usize>, device: &Device) -> Resul
     }
     Ok(Tensor::from_vec(values, dims, device)?)
 }
-
-/// Whether every element is finite (no NaN, no ±∞).
-pub fn all_finite(t: &Tensor) -> Result<bool> {
-    if !is_float(t.dtype()) || t.elem_count() == 0 {
-        return Ok(true);
-    }
-    let s = t.flatten_all()?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
-    if s.is_finite() {
-        return Ok(true);
-    }
-    // a finite sum can overflow only in f64 with values near f64::MAX; check element-wise
-    let bad = t
-        .flatten_all()?
-        .to_dtype(DType::F64)?
-        .to_vec1::<f64>()?
-        .iter()
-        .any(|v| !v.is_finite());
-    Ok(!bad)
-}

@@ -13,12 +13,14 @@
 //! A sample never fooled gets the iterate of its highest loss (still classified correctly).
 //! Restarts (and APGD-T's target classes) run only on the samples not yet fooled.
 
-use super::loss::{loss_value, Loss, LossKind, Reduction};
-use super::{check_eot, check_eps, sample_noise, sphere_fill, Attack, Norm, Target};
+use super::loss::{input_gradient_mean, loss_value, Loss, LossKind, Reduction};
+use super::step::{normalize_l2, project_l2};
+use super::{check_eot, check_eps, choose, rows, sample_noise, scatter_rows, sphere_fill, Attack, Norm, Target};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{DType, Tensor, D};
 use rand::Rng;
+use std::cell::RefCell;
 use std::fmt;
 
 /// Unchecked APGD parameters.
@@ -112,24 +114,6 @@ fn per_sample(v: &[f32], like: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_vec(v.to_vec(), shape, like.device())?)
 }
 
-/// `(N, …)` mask of the samples where `m` is true, broadcast to `like`.
-fn mask(m: &[bool], like: &Tensor) -> Result<Tensor> {
-    let mut shape = vec![1usize; like.rank()];
-    shape[0] = m.len();
-    Ok(
-        Tensor::from_vec(m.iter().map(|&b| u8::from(b)).collect::<Vec<_>>(), shape, like.device())?
-            .broadcast_as(like.dims())?,
-    )
-}
-
-/// Per sample, `new` where `m`, else `old`.
-fn choose(m: &[bool], new: &Tensor, old: &Tensor) -> Result<Tensor> {
-    if !m.contains(&true) {
-        return Ok(old.clone());
-    }
-    Ok(mask(m, new)?.where_cond(new, old)?)
-}
-
 /// What one (EOT-averaged) forward/backward pass at an iterate gives.
 struct Eval {
     loss: Vec<f32>,
@@ -150,54 +134,34 @@ impl Apgd {
     /// Per-sample loss, its input gradient (summed over the batch, so per sample), and which
     /// samples are misclassified, averaged over `eot` passes (the prediction of the last).
     fn eval(&self, model: &Model, x: &Tensor, y: &Tensor, loss: &Loss) -> Result<Eval> {
-        let mut total: Option<(Tensor, Tensor)> = None;
-        let mut wrong = Vec::new();
-        for _ in 0..self.p.eot {
-            let var = Var::from_tensor(&x.detach())?;
-            let logits = model.forward(var.as_tensor())?;
-            let per = loss_value(loss, &logits, y)?;
-            let grads = per.sum_all()?.backward()?;
-            let g = grads
-                .get(var.as_tensor())
-                .map(|g| g.detach())
-                .unwrap_or(x.zeros_like()?);
-            let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            wrong = pred.iter().zip(y.to_vec1::<u32>()?).map(|(&p, l)| p != l).collect();
-            total = Some(match total {
-                None => (per.detach(), g),
-                Some((l, gs)) => ((l + per.detach())?, (gs + g)?),
-            });
-        }
-        let (l, g) = total.expect("eot >= 1");
-        let k = 1.0 / self.p.eot as f64;
-        let (l, g) = if self.p.eot > 1 { ((l * k)?, (g * k)?) } else { (l, g) };
+        let pred = RefCell::new(Vec::new());
+        let (l, grad) = input_gradient_mean(model, x, self.p.eot, |z| {
+            *pred.borrow_mut() = z.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            loss_value(loss, z, y)
+        })?;
+        let labels = y.to_vec1::<u32>()?;
         Ok(Eval {
             loss: l.to_dtype(DType::F32)?.to_vec1::<f32>()?,
-            grad: g,
-            wrong,
+            grad,
+            wrong: pred.into_inner().iter().zip(labels).map(|(&p, l)| p != l).collect(),
         })
     }
 
-    /// Project `z` onto the ε-ball around `x0` and the [0, 1] box.
-    fn project(&self, z: &Tensor, x0: &Tensor) -> Result<Tensor> {
-        let eps = self.p.eps;
-        Ok(match self.p.norm {
-            Norm::Linf => z.minimum(&(x0 + eps)?)?.maximum(&(x0 - eps)?)?.clamp(0f32, 1f32)?,
-            Norm::L2 => {
-                let d = (z - x0)?;
-                let n = super::step::sample_norms(&d)?;
-                let scale = (n.clamp(0f64, eps)? / n.affine(1.0, 1e-12)?)?;
-                (x0 + d.broadcast_mul(&scale)?)?.clamp(0f32, 1f32)?
-            }
-        })
+    /// Project `z` onto the ε-ball around `x0` and the [0, 1] box; under L∞ the ball is the
+    /// box `bounds` = (x0 − ε, x0 + ε), computed once per run.
+    fn project(&self, z: &Tensor, x0: &Tensor, bounds: Option<&(Tensor, Tensor)>) -> Result<Tensor> {
+        match bounds {
+            Some((lo, hi)) => Ok(z.minimum(hi)?.maximum(lo)?.clamp(0f32, 1f32)?),
+            None => project_l2(z, x0, self.p.eps),
+        }
     }
 
-    /// The step of size `eta` (per sample) along the gradient's sign (L∞) or its normalised direction (L2).
+    /// The direction of a step: the gradient's sign (L∞) or the gradient normalised per sample (L2).
     fn direction(&self, grad: &Tensor) -> Result<Tensor> {
-        Ok(match self.p.norm {
-            Norm::Linf => grad.sign()?,
-            Norm::L2 => grad.broadcast_div(&super::step::sample_norms(grad)?.affine(1.0, 1e-12)?)?,
-        })
+        match self.p.norm {
+            Norm::Linf => Ok(grad.sign()?),
+            Norm::L2 => normalize_l2(grad),
+        }
     }
 
     /// The random start of run `seed`: on the ε-sphere, clipped to [0, 1].
@@ -226,6 +190,10 @@ impl Apgd {
         let n = x0.dim(0)?;
         let loss = self.loss(target);
         let (first, decrement, minimum) = schedule(self.p.steps);
+        let bounds = match self.p.norm {
+            Norm::Linf => Some(((x0 - self.p.eps)?, (x0 + self.p.eps)?)),
+            Norm::L2 => None,
+        };
         let mut x = self.start(x0, seed)?;
         let e = self.eval(model, &x, y, &loss)?;
         let mut grad = e.grad;
@@ -245,9 +213,9 @@ impl Apgd {
             crate::interrupt::check()?;
             let momentum = if i == 0 { 1.0 } else { 0.75 };
             let step = self.direction(&grad)?.broadcast_mul(&per_sample(&eta, &x)?)?;
-            let z = self.project(&(&x + step)?, x0)?;
+            let z = self.project(&(&x + step)?, x0, bounds.as_ref())?;
             let moved = ((((&z - &x)? * momentum)? + ((&x - &x_old)? * (1.0 - momentum))?)? + &x)?;
-            let next = self.project(&moved, x0)?;
+            let next = self.project(&moved, x0, bounds.as_ref())?;
             x_old = x;
             x = next;
             let e = self.eval(model, &x, y, &loss)?;
@@ -289,16 +257,6 @@ impl Apgd {
         }
         Ok((choose(&fooled, &x_adv, &x_best)?, fooled))
     }
-
-    /// The seed of run `r` (run 0 uses the attack's seed).
-    fn run_seed(&self, r: usize) -> u64 {
-        super::run_seed(self.p.seed, r)
-    }
-}
-
-/// Rows `idx` of `t`.
-fn rows(t: &Tensor, idx: &[u32]) -> Result<Tensor> {
-    Ok(t.index_select(&Tensor::new(idx, t.device())?, 0)?)
 }
 
 impl Attack for Apgd {
@@ -382,18 +340,12 @@ impl Attack for Apgd {
                     None => None,
                     Some(k) => Some(rows(&order, &left)?.narrow(1, k - 1, 1)?.squeeze(1)?.contiguous()?),
                 };
-                let (out, fooled) = self.run(model, &xs, &ys, t.as_ref(), self.run_seed(run_index))?;
+                let (out, fooled) = self.run(model, &xs, &ys, t.as_ref(), super::run_seed(self.p.seed, run_index))?;
                 run_index += 1;
                 // write the run's outputs back: fooled samples take their adversarial iterate;
                 // on the first run the others take their best-loss iterate
-                let mut pos = vec![0u32; done.len()];
-                let mut take = vec![false; done.len()];
-                for (j, &i) in left.iter().enumerate() {
-                    pos[i as usize] = j as u32;
-                    take[i as usize] = fooled[j] || run_index == 1;
-                }
-                let spread = rows(&out, &pos)?;
-                adv = choose(&take, &spread, &adv)?;
+                let take: Vec<bool> = fooled.iter().map(|&f| f || run_index == 1).collect();
+                adv = scatter_rows(&adv, &out, &left, &take)?;
                 for (j, &i) in left.iter().enumerate() {
                     done[i as usize] |= fooled[j];
                 }

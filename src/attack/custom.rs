@@ -97,13 +97,9 @@ pub struct Custom {
 }
 
 impl Custom {
-    /// The seed of run `r` (run 0 uses the attack's seed), as PGD's restarts.
-    fn run_seed(&self, r: usize) -> u64 {
-        super::run_seed(self.p.seed, r)
-    }
-
-    /// Check iterate `x` after step `k` (0 = the first iterate).
-    fn check_iterate(&self, k: usize, x: &Tensor, x0: &Tensor) -> Result<()> {
+    /// Check iterate `x` after step `k` (0 = the first iterate) against the clean input `x0`,
+    /// whose values `x0s` the run read once.
+    fn check_iterate(&self, k: usize, x: &Tensor, x0: &Tensor, x0s: &[f32]) -> Result<()> {
         let at = if k == 0 {
             "the first iterate (init)".to_string()
         } else {
@@ -119,7 +115,6 @@ impl Custom {
         }
         // one pass on the host: finite, inside the box, and each sample's distance from x0
         let xs = x.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        let x0s = x0.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         let per = xs.len() / x0.dim(0)?.max(1);
         let (mut lo, mut hi, mut worst) = (f32::INFINITY, f32::NEG_INFINITY, 0f64);
         for (a, b) in xs.chunks(per.max(1)).zip(x0s.chunks(per.max(1))) {
@@ -164,11 +159,12 @@ impl Custom {
             eps: self.p.eps,
             norm: self.p.norm,
             steps: self.p.steps,
-            seed: self.run_seed(r),
+            seed: super::run_seed(self.p.seed, r),
             restart: r,
         };
+        let x0s = x0.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
         let mut x = self.rule.init(&p, model, x0, y)?;
-        self.check_iterate(0, &x, x0)?;
+        self.check_iterate(0, &x, x0, &x0s)?;
         let mut best = FirstSuccess::new(x0.dim(0)?);
         for k in 0..self.p.steps {
             crate::interrupt::check()?;
@@ -177,7 +173,7 @@ impl Custom {
                 best.update(&x, &goal.reached(&pred)?)?;
             }
             x = self.rule.step(k, model, &x, x0, y)?;
-            self.check_iterate(k + 1, &x, x0)?;
+            self.check_iterate(k + 1, &x, x0, &x0s)?;
         }
         best.finish(x)
     }
@@ -242,15 +238,7 @@ impl Attack for Custom {
                 break;
             }
             let next = self.run(model, x0, y, &goal, r)?;
-            let mut shape = vec![1usize; x0.rank()];
-            shape[0] = done.len();
-            let keep = Tensor::from_vec(
-                done.iter().map(|&d| u8::from(d)).collect::<Vec<_>>(),
-                shape,
-                x0.device(),
-            )?
-            .broadcast_as(x0.dims())?;
-            adv = keep.where_cond(&adv, &next)?;
+            adv = super::choose(&done, &adv, &next)?;
         }
         Ok(adv)
     }

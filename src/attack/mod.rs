@@ -298,7 +298,7 @@ pub fn check_eot(eot: usize) -> std::result::Result<usize, crate::ParamError> {
 /// For each sample, the first iterate that was misclassified: a success that a later step
 /// must not undo. Samples never misclassified take the last iterate.
 pub(crate) struct FirstSuccess {
-    found: Vec<u8>,
+    found: Vec<bool>,
     x: Option<Tensor>,
 }
 
@@ -306,31 +306,20 @@ impl FirstSuccess {
     /// Nothing found yet, for a batch of `n` samples.
     pub fn new(n: usize) -> Self {
         Self {
-            found: vec![0; n],
+            found: vec![false; n],
             x: None,
         }
     }
 
-    fn mask(&self, bits: Vec<u8>, like: &Tensor) -> Result<Tensor> {
-        let mut shape = vec![1usize; like.rank()];
-        shape[0] = bits.len();
-        Ok(Tensor::from_vec(bits, shape, like.device())?.broadcast_as(like.dims())?)
-    }
-
     /// Record iterate `x`, whose samples are misclassified where `wrong`.
     pub fn update(&mut self, x: &Tensor, wrong: &[bool]) -> Result<()> {
-        let newly: Vec<u8> = self
-            .found
-            .iter()
-            .zip(wrong)
-            .map(|(&f, &w)| u8::from(f == 0 && w))
-            .collect();
-        if !newly.contains(&1) {
+        let newly: Vec<bool> = self.found.iter().zip(wrong).map(|(&f, &w)| !f && w).collect();
+        if !newly.contains(&true) {
             return Ok(());
         }
         self.x = Some(match &self.x {
             None => x.clone(),
-            Some(best) => self.mask(newly.clone(), x)?.where_cond(x, best)?,
+            Some(best) => choose(&newly, x, best)?,
         });
         self.found.iter_mut().zip(&newly).for_each(|(f, n)| *f |= n);
         Ok(())
@@ -340,9 +329,41 @@ impl FirstSuccess {
     pub fn finish(self, last: Tensor) -> Result<Tensor> {
         match &self.x {
             None => Ok(last),
-            Some(best) => Ok(self.mask(self.found.clone(), &last)?.where_cond(best, &last)?),
+            Some(best) => choose(&self.found, best, &last),
         }
     }
+}
+
+/// Per sample of a batch, `new` where `m` holds, else `old` (both of one shape `(N, …)`).
+pub(crate) fn choose(m: &[bool], new: &Tensor, old: &Tensor) -> Result<Tensor> {
+    if !m.contains(&true) {
+        return Ok(old.clone());
+    }
+    let mut shape = vec![1usize; new.rank()];
+    shape[0] = m.len();
+    let mask = Tensor::from_vec(m.iter().map(|&b| u8::from(b)).collect::<Vec<_>>(), shape, new.device())?;
+    Ok(mask.broadcast_as(new.dims())?.where_cond(new, old)?)
+}
+
+/// Rows `idx` (along the first dimension) of `t`.
+pub(crate) fn rows(t: &Tensor, idx: &[u32]) -> Result<Tensor> {
+    Ok(t.index_select(&Tensor::new(idx, t.device())?, 0)?)
+}
+
+/// `out` written back into the full batch `into`: row `j` of `out` belongs to sample `idx[j]`,
+/// and replaces it where `take[j]`.
+pub(crate) fn scatter_rows(into: &Tensor, out: &Tensor, idx: &[u32], take: &[bool]) -> Result<Tensor> {
+    let n = into.dim(0)?;
+    let mut pos = vec![0u32; n];
+    let mut mask = vec![false; n];
+    for (j, &i) in idx.iter().enumerate() {
+        pos[i as usize] = j as u32;
+        mask[i as usize] = take[j];
+    }
+    if !mask.contains(&true) {
+        return Ok(into.clone());
+    }
+    choose(&mask, &rows(out, &pos)?, into)
 }
 
 /// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed

@@ -110,12 +110,6 @@ impl Pgd {
         self.alpha
     }
 
-    /// The seed of the random start of run `r` (run 0 uses the attack's seed, so one run is
-    /// the attack without restarts).
-    fn run_seed(&self, r: usize) -> u64 {
-        super::run_seed(self.p.seed, r)
-    }
-
     /// One run of the search from the random start drawn from `seed`.
     fn run(&self, model: &Model, x0: &Tensor, goal: &Goal, seed: u64) -> Result<Tensor> {
         let mut x = if self.p.random_start {
@@ -205,7 +199,12 @@ impl Attack for Pgd {
                 labels: goal.labels.index_select(&idx, 0)?,
                 targeted: goal.targeted,
             };
-            let cand = self.run(model, &x0.index_select(&idx, 0)?, &sub_goal, self.run_seed(r))?;
+            let cand = self.run(
+                model,
+                &x0.index_select(&idx, 0)?,
+                &sub_goal,
+                super::run_seed(self.p.seed, r),
+            )?;
             let won = reached(model, &cand, &sub_goal)?;
             if !won.contains(&true) {
                 continue;

@@ -7,6 +7,7 @@
 //! draws its windows and signs from its own generator (the seed and the image), so the result
 //! does not depend on the batch. Images the model already misclassifies are left as they are.
 
+use super::loss::{loss_value, Loss, LossKind, Reduction};
 use super::{check_eps, sample_hash, Attack, Norm, Target};
 use crate::error::{Error, ParamError, Result};
 use crate::nn::Model;
@@ -88,27 +89,17 @@ fn p_at(p_init: f64, it: usize, queries: usize) -> f64 {
     p_init / f64::from(1u32 << halvings)
 }
 
-/// The margin `z_y − max_{i≠y} z_i` of every image (negative: misclassified).
+/// The margin `z_y − max_{i≠y} z_i` of every image (negative: misclassified): minus the CW loss.
 fn margins(model: &Model, x: &[f32], dims: &[usize], y: &[u32]) -> Result<Vec<f32>> {
-    let n = y.len();
     let mut shape = dims.to_vec();
-    shape[0] = n;
+    shape[0] = y.len();
     let t = Tensor::from_vec(x.to_vec(), shape, model.device())?;
-    let z = model.forward(&t)?.to_dtype(DType::F32)?;
-    let rows = z.to_vec2::<f32>()?;
-    Ok(rows
-        .iter()
-        .zip(y)
-        .map(|(r, &l)| {
-            let other = r
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != l as usize)
-                .map(|(_, &v)| v)
-                .fold(f32::NEG_INFINITY, f32::max);
-            r[l as usize] - other
-        })
-        .collect())
+    let cw = Loss {
+        reduction: Reduction::None,
+        ..Loss::new(LossKind::Cw)
+    };
+    let m = loss_value(&cw, &model.forward(&t)?, &Tensor::new(y, model.device())?)?.neg()?;
+    Ok(m.to_dtype(DType::F32)?.to_vec1::<f32>()?)
 }
 
 impl Square {

@@ -105,9 +105,7 @@ pub fn linf_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -
 
 /// Per-sample L2 norms of an `(N, …)` tensor, shaped `(N, 1, …, 1)` for broadcasting.
 pub fn sample_norms(t: &Tensor) -> Result<Tensor> {
-    let mut shape = vec![1usize; t.rank()];
-    shape[0] = t.dim(0)?;
-    Ok(t.flatten_from(1)?.sqr()?.sum_keepdim(1)?.sqrt()?.reshape(shape)?)
+    crate::algebra::sample_norm(t, crate::algebra::VecNorm::L2)
 }
 
 /// Project `x` onto the L2 ball of radius `eps` around `x0` (per sample), then clip to [0, 1].
@@ -119,9 +117,13 @@ pub fn project_l2(x: &Tensor, x0: &Tensor, eps: f64) -> Result<Tensor> {
     Ok((x0 + delta.broadcast_mul(&factor)?)?.clamp(0f32, 1f32)?)
 }
 
+/// `grad` divided by its per-sample L2 norm (+ 1e-12): unit steps per sample.
+pub fn normalize_l2(grad: &Tensor) -> Result<Tensor> {
+    Ok(grad.broadcast_div(&sample_norms(grad)?.affine(1.0, 1e-12)?)?)
+}
+
 /// One L2 step of length `alpha` along the per-sample normalised gradient, projected onto the
 /// `eps`-ball around `x0` and clipped to [0, 1].
 pub fn l2_step(x: &Tensor, grad: &Tensor, x0: &Tensor, alpha: f64, eps: f64) -> Result<Tensor> {
-    let g = grad.broadcast_div(&sample_norms(grad)?.affine(1.0, 1e-12)?)?;
-    project_l2(&(x + (g * alpha)?)?, x0, eps)
+    project_l2(&(x + (normalize_l2(grad)? * alpha)?)?, x0, eps)
 }

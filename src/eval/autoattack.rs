@@ -9,7 +9,7 @@
 //! FAB-T and is refused with a message saying so.
 
 use crate::attack::loss::LossKind;
-use crate::attack::{perturb, ApgdParams, Attack, Norm, SquareParams};
+use crate::attack::{perturb, scatter_rows, ApgdParams, Attack, Norm, SquareParams};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{predict, Model};
@@ -122,37 +122,30 @@ pub fn autoattack(model: &Model, data: &Dataset, p: &AutoAttackParams) -> Result
     let n = data.len();
     let mut robust = correct(model, data)?;
     let clean_accuracy = robust.iter().filter(|&&r| r).count() as f64 / n as f64;
-    let mut images: Vec<candle_core::Tensor> = (0..n)
-        .map(|i| data.images().get(i))
-        .collect::<candle_core::Result<_>>()?;
+    let mut images = data.images().clone();
     let mut out = Vec::new();
     for stage in &stages {
         let left: Vec<usize> = (0..n).filter(|&i| robust[i]).collect();
         let t = Instant::now();
-        let mut fooled = 0;
+        let mut fooled = Vec::new();
         if !left.is_empty() {
             let sub = data.subset(&left)?;
             let adv = perturb(stage.as_ref(), model, &sub)?;
-            let still = correct(model, &adv)?;
+            fooled = correct(model, &adv)?.iter().map(|&c| !c).collect();
+            let idx: Vec<u32> = left.iter().map(|&i| i as u32).collect();
+            images = scatter_rows(&images, adv.images(), &idx, &fooled)?;
             for (j, &i) in left.iter().enumerate() {
-                if !still[j] {
-                    robust[i] = false;
-                    images[i] = adv.images().get(j)?;
-                    fooled += 1;
-                }
+                robust[i] &= !fooled[j];
             }
         }
         out.push(Stage {
             attack: stage.params(),
             robust_accuracy: robust.iter().filter(|&&r| r).count() as f64 / n as f64,
-            fooled,
+            fooled: fooled.iter().filter(|&&f| f).count(),
             seconds: t.elapsed().as_secs_f64(),
         });
     }
-    let adversarial = data.with_images(
-        candle_core::Tensor::stack(&images, 0)?,
-        format!("autoattack({})", data.name()),
-    )?;
+    let adversarial = data.with_images(images, format!("autoattack({})", data.name()))?;
     Ok(AutoAttackResult {
         clean_accuracy,
         robust_accuracy: robust.iter().filter(|&&r| r).count() as f64 / n as f64,
