@@ -189,6 +189,12 @@ pub enum ParamError {
     SquareNorm,
     #[error("p_init must be in (0, 1] (got {0})")]
     PInit(f64),
+    #[error("alpha_max (FAB's largest weight of the step from the clean image) must be in [0, 1] (got {0})")]
+    FabAlphaMax(f64),
+    #[error("eta (FAB's overshoot) must be a finite number >= 1 (got {0})")]
+    FabEta(f64),
+    #[error("beta (FAB's step back towards the clean image) must be in (0, 1] (got {0})")]
+    FabBeta(f64),
     #[error("restarts = {0} needs random_start: true (without a random start every run is the same)")]
     RestartsWithoutRandomStart(usize),
     #[error("eps of a training recipe must be in (0, 1], the range of the pixels (got {0})")]

@@ -5,11 +5,11 @@ use super::error::{to_rhai, RResult};
 use super::opts::Opts;
 use super::{def, def_get, Reg, Session};
 use crate::attack::loss::LossKind;
-use crate::attack::SquareParams;
 use crate::attack::{
     fooling_rate, perturb, ApgdParams, Attack, CwL2Params, DeepFoolParams, FgsmParams, NoiseKind, NoiseParams, Norm,
     PgdParams, Target, Universal, UniversalParams, UniversalSearch,
 };
+use crate::attack::{FabParams, SquareParams};
 use crate::data::Dataset;
 use crate::error::ParamError;
 use crate::nn::Model;
@@ -201,6 +201,24 @@ pub(super) fn register(reg: &mut Reg) {
             ..d
         };
         attack("square", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "fab_t(opts: Map) -> Attack", "Targeted FAB (Croce and Hein 2020, AutoAttack's third stage): a minimal-norm attack that projects onto the linearised boundary towards each of the n_target_classes (9) next most likely classes in turn; an image counts as fooled when its smallest adversarial is within eps. eps (required), norm (\"linf\" | \"l2\"), steps (100), restarts (1 per target; later ones start at eps/2 noise), alpha_max (0.1), eta (1.05), beta (0.9), seed (--seed), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+        let o = Opts::new("fab_t", &m, &["eps", "norm", "steps", "restarts", "n_target_classes", "alpha_max", "eta", "beta", "seed", "batch_size"])?;
+        let d = FabParams::new(eps(&o, "fab_t(#{ eps: 0.3 })")?);
+        let p = FabParams {
+            norm: norm(&o, d.norm)?,
+            steps: o.usize("steps")?.unwrap_or(d.steps),
+            restarts: o.usize("restarts")?.unwrap_or(d.restarts),
+            target_classes: o.usize("n_target_classes")?.unwrap_or(d.target_classes),
+            alpha_max: o.f64("alpha_max")?.unwrap_or(d.alpha_max),
+            eta: o.f64("eta")?.unwrap_or(d.eta),
+            beta: o.f64("beta")?.unwrap_or(d.beta),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            batch_size: o.usize("batch_size")?.unwrap_or(d.batch_size),
+            ..d
+        };
+        attack("fab_t", p.check())
     });
     let s = reg.session.clone();
     def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (100 per search step), lr (0.1), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {

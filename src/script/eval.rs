@@ -104,7 +104,7 @@ pub(super) fn register(reg: &mut Reg) {
         }
     );
     let s = reg.session.clone();
-    def!(reg, "autoattack(model: Model, data: Dataset, opts: Map) -> Map", "AutoAttack's evaluation (Croce and Hein 2020): each stage runs only on the images still robust; eps (required), norm (\"linf\" | \"l2\"), version (\"apgd_square\": APGD-CE, APGD-T, Square, the standard sequence without FAB-T, which advlab lacks | \"apgd\" | \"rand\": APGD-CE and APGD-DLR with EOT 20), seed (--seed), batch_size (256); returns clean, robust, stages (attack, robust_accuracy after it, fooled, seconds) and adversarial (a Dataset).", move |m: Model, d: Dataset, o: Map| -> RResult<Map> {
+    def!(reg, "autoattack(model: Model, data: Dataset, opts: Map) -> Map", "AutoAttack's evaluation (Croce and Hein 2020): each stage runs only on the images still robust; eps (required), norm (\"linf\" | \"l2\"), version (\"standard\": APGD-CE, APGD-T, FAB-T, Square | \"apgd_square\": without FAB-T | \"apgd\" | \"rand\": APGD-CE and APGD-DLR with EOT 20), seed (--seed), batch_size (256); returns clean, robust, stages (attack, robust_accuracy after it, fooled, seconds), warnings (a randomised model, zero input gradients, Square fooling images the gradient stages did not) and adversarial (a Dataset).", move |m: Model, d: Dataset, o: Map| -> RResult<Map> {
         let o = super::opts::Opts::new("autoattack", &o, &["eps", "norm", "version", "seed", "batch_size"])?;
         let eps = o.f64("eps")?.ok_or_else(|| to_rhai("autoattack: option `eps` is required, e.g. autoattack(model, data, #{ eps: 0.3 })"))?;
         let d0 = crate::eval::AutoAttackParams::new(eps);
@@ -123,12 +123,16 @@ pub(super) fn register(reg: &mut Reg) {
         let stages = serde_json::to_value(&r.stages).map_err(to_rhai)?;
         s.record(serde_json::json!({ "op": "autoattack", "model": m.arch(), "data": d.name(), "samples": d.len(),
             "eps": p.eps, "norm": p.norm.as_str(), "version": p.version, "seed": p.seed,
-            "clean": r.clean_accuracy, "robust": r.robust_accuracy, "stages": stages }));
+            "clean": r.clean_accuracy, "robust": r.robust_accuracy, "stages": stages, "warnings": r.warnings }));
+        for w in &r.warnings {
+            eprintln!("autoattack: warning: {w}");
+        }
         let mut out = Map::new();
         out.insert("clean".into(), r.clean_accuracy.into());
         out.insert("robust".into(), r.robust_accuracy.into());
         out.insert("version".into(), p.version.into());
         out.insert("stages".into(), rhai::serde::to_dynamic(&stages).map_err(to_rhai)?);
+        out.insert("warnings".into(), r.warnings.iter().map(|w| Dynamic::from(w.clone())).collect::<rhai::Array>().into());
         out.insert("adversarial".into(), Dynamic::from(r.adversarial));
         Ok(out)
     });

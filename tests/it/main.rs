@@ -12,6 +12,7 @@ mod defaults;
 mod defences;
 mod errors;
 mod explore;
+mod fab;
 mod fixtures;
 mod ibp;
 mod layers;
