@@ -4,7 +4,7 @@
 use crate::attack::{perturb, ApgdParams, Attack, CwL2Params, DeepFoolParams, FgsmParams, Norm, PgdParams};
 use crate::data::{load_mnist_like, Splits, Which};
 use crate::error::Result;
-use crate::eval::accuracy;
+use crate::eval::{accuracy, autoattack, AutoAttackParams};
 use crate::nn::{Arch, Model};
 use crate::train::{
     fit_with, FastFgsmParams, FitParams, GuardParams, PgdTrainingParams, Recipe, TradesParams, TrainingPlan,
@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// MNIST directory (default: the usual resolution order, $ADVLAB_DATA/mnist first).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Comma-separated workloads (default: all): {mlp,cnn}_{epoch,fgsm,pgd20,pgd20_scripted,apgd_ce100,bim20,pgdl2,cw,deepfool,
+    /// Comma-separated workloads (default: all): {mlp,cnn}_{epoch,fgsm,pgd20,pgd20_scripted,apgd_ce100,autoattack,bim20,pgdl2,cw,deepfool,
     /// pgd_training,fast_fgsm_training,trades}, pca_60k, kmeans_1_10, dbscan_60k_raw, ward_10k,
     /// ward_60k, average_10k, average_60k, complete_10k, complete_60k, tsne_5k.
     #[arg(long, value_delimiter = ',')]
@@ -42,7 +42,7 @@ pub struct BenchArgs {
     pub device: String,
 }
 
-const WORKLOADS: [&str; 34] = [
+const WORKLOADS: [&str; 36] = [
     "mlp_epoch",
     "cnn_epoch",
     "mlp_fgsm",
@@ -61,6 +61,8 @@ const WORKLOADS: [&str; 34] = [
     "cnn_pgd20_scripted",
     "mlp_apgd_ce100",
     "cnn_apgd_ce100",
+    "mlp_autoattack",
+    "cnn_autoattack",
     "mlp_pgd_training",
     "mlp_fast_fgsm_training",
     "mlp_trades",
@@ -261,8 +263,12 @@ fn recipes(eps: f64) -> Result<Vec<(&'static str, TrainingPlan)>> {
 
 /// Samples the CW workloads attack (the first of the test set): CW runs up to 250 steps.
 const CW_SAMPLES: usize = 1000;
-/// APGD-CE-100 runs on the first APGD_SAMPLES test images (as `torch_bench.py` with torchattacks).
+/// APGD-CE-100 and AutoAttack run on the first APGD_SAMPLES test images (as `torch_bench.py`
+/// with torchattacks).
 const APGD_SAMPLES: usize = 1000;
+/// AutoAttack's budget in the bench: at the bench's ε = 0.3 APGD-CE alone fools every image of an
+/// undefended network, so the later stages would have nothing to do (as `torch_bench.py`).
+const AUTOATTACK_EPS: f64 = 0.1;
 
 fn time_attack(name: &str, attack: &dyn Attack, model: &Model, data: &crate::data::Dataset) -> Result<BenchRow> {
     let t = Instant::now();
@@ -415,6 +421,23 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<Vec<BenchRow>> {
                 };
                 rows.push(time_attack(&name, attack.as_ref(), &model, set)?);
             }
+        }
+        let name = format!("{prefix}_autoattack");
+        if wanted(&name) {
+            let p = AutoAttackParams {
+                seed: 1,
+                batch_size: 128,
+                ..AutoAttackParams::new(AUTOATTACK_EPS)
+            };
+            let t = Instant::now();
+            let r = autoattack(&model, &apgd_data, &p)?;
+            model.device().synchronize()?;
+            rows.push(BenchRow {
+                name,
+                seconds: t.elapsed().as_secs_f64(),
+                samples: apgd_data.len(),
+                accuracy: r.robust_accuracy,
+            });
         }
     }
     rows.extend(cluster_rows(&data, &wanted)?);

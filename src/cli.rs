@@ -53,6 +53,20 @@ pub enum Command {
         /// maps and call depth have the REPL's limits.
         #[arg(long, default_value_t = crate::repl::MAX_OPERATIONS)]
         max_operations: u64,
+        /// Skip the check that runs before the script (unknown functions and methods, wrong
+        /// numbers of arguments; see `advlab check`).
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Check a .rhai script without running it: syntax, and every function and method call
+    /// against the registered, built-in and script-defined functions (name and number of
+    /// arguments), each problem at its line and column. Exit 0 when nothing is found, 1 otherwise.
+    Check {
+        /// The script to check.
+        script: PathBuf,
+        /// Script arguments as `run` takes them (checked for form only).
+        #[arg(value_name = "NAME=VALUE")]
+        args: Vec<String>,
     },
     /// An interactive prompt: variables survive every input, Tab completes, :help lists the functions.
     Repl {
@@ -88,7 +102,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             session,
             max_operations,
-        } => on_deep_stack(move || run_script(&script, &args, session, max_operations)),
+            no_check,
+        } => on_deep_stack(move || run_script(&script, &args, session, max_operations, !no_check)),
+        Command::Check { script, args } => check_script(&script, &args),
         Command::Repl { load, session } => {
             let args = crate::repl::ReplArgs {
                 load,
@@ -144,24 +160,66 @@ fn configure_threads() {
     }
 }
 
-fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs, max_operations: u64) -> anyhow::Result<ExitCode> {
-    let SessionArgs { seed, device, out } = s;
+/// A script's text, without an editor's UTF-8 byte-order mark.
+fn read_script(path: &PathBuf) -> anyhow::Result<String> {
     let source = std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))?;
-    // an editor's UTF-8 byte-order mark is not part of the script
-    let source = source.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(source);
-    let args = match raw_args
-        .iter()
-        .map(|a| script::parse_arg(a))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(a) => a,
-        Err(e) => {
-            // a usage error, as clap's own (exit code 2)
-            eprintln!(
-                "error: {e}\n\nUsage: advlab run SCRIPT [NAME=VALUE]... (e.g. advlab run s.rhai quick=true n=100)"
-            );
-            return Ok(ExitCode::from(2));
+    Ok(source.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(source))
+}
+
+/// The NAME=VALUE arguments, or the usage error (exit code 2, as clap's own) for a malformed one.
+fn script_args(raw_args: &[String], command: &str) -> Result<Vec<(String, rhai::Dynamic)>, ExitCode> {
+    raw_args.iter().map(|a| script::parse_arg(a)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+        eprintln!("error: {e}\n\nUsage: advlab {command} SCRIPT [NAME=VALUE]... (e.g. advlab {command} s.rhai quick=true n=100)");
+        ExitCode::from(2)
+    })
+}
+
+/// Parse `source` and check its calls (see [`script::check`]); the rendered errors when
+/// something is wrong.
+fn parse_and_check(engine: &rhai::Engine, source: &str, shown: &str, check: bool) -> Result<rhai::AST, String> {
+    let ast = engine
+        .compile(source)
+        .map_err(|e| report::render_parse(source, shown, &e))?;
+    if check {
+        let findings = script::check::check(engine, &ast);
+        if !findings.is_empty() {
+            return Err(report::render_findings(source, shown, &findings));
         }
+    }
+    Ok(ast)
+}
+
+fn check_script(path: &PathBuf, raw_args: &[String]) -> anyhow::Result<ExitCode> {
+    let source = read_script(path)?;
+    if let Err(code) = script_args(raw_args, "check") {
+        return Ok(code);
+    }
+    let session = Rc::new(Session::new(candle_core::Device::Cpu, 0, PathBuf::from("out")));
+    let (engine, _) = script::new_engine(session);
+    match parse_and_check(&engine, &source, &path.display().to_string(), true) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(text) => {
+            eprint!("{text}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn run_script(
+    path: &PathBuf,
+    raw_args: &[String],
+    s: SessionArgs,
+    max_operations: u64,
+    check: bool,
+) -> anyhow::Result<ExitCode> {
+    let SessionArgs { seed, device, out } = s;
+    let source = read_script(path)?;
+    let args = match script_args(raw_args, "run") {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
     };
     let device = crate::device::select(device_name(device))?;
     let session = Rc::new(Session::new(device, seed, out));
@@ -183,10 +241,10 @@ fn run_script(path: &PathBuf, raw_args: &[String], s: SessionArgs, max_operation
     crate::repl::limit(&mut engine, max_operations);
     let engine = Rc::new(engine);
     let shown = path.display().to_string();
-    let ast = match engine.compile(&source) {
+    let ast = match parse_and_check(&engine, &source, &shown, check) {
         Ok(ast) => ast,
-        Err(e) => {
-            eprint!("{}", report::render_parse(&source, &shown, &e));
+        Err(text) => {
+            eprint!("{text}");
             return Ok(ExitCode::from(1));
         }
     };

@@ -185,8 +185,6 @@ pub enum ParamError {
     ApgdLoss(String),
     #[error("n_target_classes must be at least 1 (got 0)")]
     TargetClassesZero,
-    #[error("square runs under the L∞ norm only (norm: \"linf\")")]
-    SquareNorm,
     #[error("p_init must be in (0, 1] (got {0})")]
     PInit(f64),
     #[error("alpha_max (FAB's largest weight of the step from the clean image) must be in [0, 1] (got {0})")]

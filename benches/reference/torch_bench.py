@@ -21,8 +21,12 @@ from mnist_idx import read_idx
 WORKLOADS = ["mlp_epoch", "cnn_epoch", "mlp_fgsm", "mlp_pgd20", "cnn_fgsm", "cnn_pgd20",
              "mlp_bim20", "cnn_bim20", "mlp_pgdl2", "cnn_pgdl2", "mlp_cw", "cnn_cw", "mlp_deepfool", "cnn_deepfool",
              "mlp_pgd_training", "mlp_fast_fgsm_training", "mlp_trades",
-             "cnn_pgd_training", "cnn_fast_fgsm_training", "cnn_trades", "mlp_apgd_ce100", "cnn_apgd_ce100"]
-APGD_SAMPLES = 1000  # APGD-CE-100 (torchattacks) runs on the first APGD_SAMPLES test images
+             "cnn_pgd_training", "cnn_fast_fgsm_training", "cnn_trades", "mlp_apgd_ce100", "cnn_apgd_ce100",
+             "mlp_autoattack", "cnn_autoattack"]
+APGD_SAMPLES = 1000  # APGD-CE-100 and AutoAttack (torchattacks) run on the first APGD_SAMPLES test images
+# AutoAttack's budget (advlab's AUTOATTACK_EPS): at EPS = 0.3 APGD-CE alone fools every image of these
+# undefended networks and the later stages would have nothing to do
+AUTOATTACK_EPS = 0.1
 RECIPE_STEPS, TRADES_BETA = 10, 1.0  # advlab's pgd_training / trades defaults (alpha = 2.5 eps / steps)
 BATCH, LR, EPS, PGD_STEPS = 128, 1e-3, 0.3, 20
 EPS_L2 = 2.0      # PGD-L2 radius
@@ -422,6 +426,26 @@ def main():
                                                           loss="ce", rho=0.75, seed=args.seed)(xb, yb)
                 secs, rob, _ = run_attack(model, apgd, xte[:APGD_SAMPLES], yte[:APGD_SAMPLES])
                 results[f"{kind}_apgd_ce100"] = {"seconds": secs, "samples": APGD_SAMPLES, "accuracy": rob}
+        if f"{kind}_autoattack" in wanted:
+            try:
+                import torchattacks
+            except Exception as e:
+                print(f"{kind}_autoattack skipped: torchattacks not importable ({e})")
+            else:
+                seed_all(args.seed)
+                # the standard sequence with AutoAttack's settings (torchattacks' own AutoAttack class
+                # runs APGD and FAB with 10 steps): APGD-CE, APGD-T, FAB-T with 100 steps, Square 5000
+                def autoattack(m, xb, yb):
+                    e, s = AUTOATTACK_EPS, args.seed
+                    return torchattacks.MultiAttack([
+                        torchattacks.APGD(m, norm="Linf", eps=e, steps=100, n_restarts=1, loss="ce", seed=s),
+                        torchattacks.APGDT(m, norm="Linf", eps=e, steps=100, n_restarts=1, n_classes=10, seed=s),
+                        torchattacks.FAB(m, norm="Linf", eps=e, steps=100, n_restarts=1, multi_targeted=True,
+                                         n_classes=10, seed=s),
+                        torchattacks.Square(m, norm="Linf", eps=e, n_queries=5000, n_restarts=1, p_init=0.8, seed=s),
+                    ])(xb, yb)
+                secs, rob, _ = run_attack(model, autoattack, xte[:APGD_SAMPLES], yte[:APGD_SAMPLES])
+                results[f"{kind}_autoattack"] = {"seconds": secs, "samples": APGD_SAMPLES, "accuracy": rob}
         if f"{kind}_deepfool" in wanted:
             seed_all(args.seed)
             secs, rob, adv = run_attack(model, deepfool, xte, yte)

@@ -3,7 +3,7 @@
 
 use super::Model;
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use candle_core::{Tensor, D};
 
 /// Batch size for inference.
@@ -28,11 +28,15 @@ pub fn predict(model: &Model, data: &Dataset) -> Result<Tensor> {
     Ok(Tensor::cat(&parts, 0)?)
 }
 
-/// Fraction of samples whose prediction equals the true label (0 for an empty data set).
+/// Fraction of samples whose prediction equals the true label; an empty data set is an error
+/// (its accuracy is undefined, and 0.0 would read as a result).
 pub fn accuracy(model: &Model, data: &Dataset) -> Result<f64> {
     model.check_data(data)?;
     if data.is_empty() {
-        return Ok(0.0);
+        return Err(Error::Invalid(format!(
+            "the accuracy of {} is undefined: it has no samples",
+            data.name()
+        )));
     }
     let pred = predict(model, data)?;
     let correct = pred

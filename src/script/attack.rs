@@ -188,7 +188,7 @@ pub(super) fn register(reg: &mut Reg) {
         attack("apgd_t", p.check())
     });
     let s = reg.session.clone();
-    def!(reg, "square(opts: Map) -> Attack", "The Square attack (Andriushchenko et al. 2020, AutoAttack's black-box stage): random square windows moved to ±eps corners, kept when the margin falls; only logits, no gradient. eps (required), norm (\"linf\"), queries (5000 per image), p_init (0.8), restarts (1), seed (--seed), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
+    def!(reg, "square(opts: Map) -> Attack", "The Square attack (Andriushchenko et al. 2020, AutoAttack's black-box stage): random square windows changed (L∞: moved to ±eps corners; L2: the paper's centred pattern, the perturbation kept at norm eps), kept when the margin falls; only logits, no gradient. eps (required), norm (\"linf\" | \"l2\"), queries (5000 per image), p_init (0.8), restarts (1), seed (--seed), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
         let o = Opts::new("square", &m, &["eps", "norm", "queries", "p_init", "restarts", "seed", "batch_size"])?;
         let d = SquareParams::new(eps(&o, "square(#{ eps: 0.3 })")?);
         let p = SquareParams {

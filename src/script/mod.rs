@@ -4,6 +4,7 @@
 
 mod algebra;
 mod attack;
+pub mod check;
 mod cluster;
 mod data;
 mod defence;

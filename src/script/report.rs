@@ -87,3 +87,16 @@ pub fn render_parse(source: &str, path: &str, err: &ParseError) -> String {
         snippet(source, path, err.position())
     )
 }
+
+/// The findings of a static check, each rendered as an error with its place in `source`.
+pub fn render_findings(source: &str, path: &str, findings: &[super::check::Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        out.push_str(&format!("error: {}\n", f.message));
+        out.push_str(&snippet(source, path, f.pos));
+        if let Some(h) = &f.help {
+            out.push_str(&format!("  = help: {h}\n"));
+        }
+    }
+    out
+}

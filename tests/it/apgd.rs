@@ -1,4 +1,4 @@
-//! Auto-PGD (README, "Auto-PGD"): at least as strong as PGD, within the budget and the box,
+//! Auto-PGD (README, "AutoAttack: APGD, APGD-T, FAB-T, Square"): at least as strong as PGD, within the budget and the box,
 //! deterministic with a seed, batch-independent, and its parameter rules and class-count
 //! requirements are errors.
 
@@ -192,7 +192,7 @@ fn apgd_parameter_rules_and_class_counts_are_errors() {
 }
 
 /// Square (which reads only logits) stays within ε and the box, fools more images than noise of
-/// the same budget, is deterministic with a seed, and refuses L2 and a p_init outside (0, 1].
+/// the same budget (L∞ and L2), is deterministic with a seed, and refuses a p_init outside (0, 1].
 #[test]
 fn square_stays_feasible_is_seeded_and_fools_more_than_noise() {
     use advlab::attack::{NoiseKind, NoiseParams, SquareParams};
@@ -222,15 +222,27 @@ fn square_stays_feasible_is_seeded_and_fools_more_than_noise() {
     let noisy = accuracy(model, &perturb(&noise, model, &test).unwrap()).unwrap();
     let square = accuracy(model, &a).unwrap();
     assert!(square < noisy, "square {square} not below noise {noisy}");
-    assert_eq!(
-        SquareParams {
-            norm: Norm::L2,
-            ..SquareParams::new(0.1)
-        }
-        .check()
-        .unwrap_err(),
-        ParamError::SquareNorm
-    );
+    // under L2: within the ball and the box, and stronger than noise of the same norm
+    let l2 = SquareParams {
+        norm: Norm::L2,
+        queries: 300,
+        seed: 1,
+        ..SquareParams::new(1.5)
+    }
+    .check()
+    .unwrap();
+    let a2 = perturb(&l2, model, &test).unwrap();
+    assert_feasible(&a2, &test, 1.5, Norm::L2);
+    let noise2 = NoiseParams {
+        norm: Norm::L2,
+        seed: 1,
+        ..NoiseParams::new(1.5)
+    }
+    .check()
+    .unwrap();
+    let noisy2 = accuracy(model, &perturb(&noise2, model, &test).unwrap()).unwrap();
+    let square2 = accuracy(model, &a2).unwrap();
+    assert!(square2 < noisy2, "square-L2 {square2} not below noise {noisy2}");
     assert_eq!(
         SquareParams {
             p_init: 0.0,

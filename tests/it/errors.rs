@@ -9,7 +9,7 @@ const DATA: &str = "let d = synthetic(#{ train: 20, test: 20 });\nlet m = mlp([7
 fn unknown_function() {
     fails(
         "let x = 1;\nlet a = fgsmm(#{ eps: 0.1 });",
-        "unknown function: fgsmm",
+        "unknown function `fgsmm`",
         "2:9",
     );
 }

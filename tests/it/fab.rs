@@ -1,4 +1,4 @@
-//! Targeted FAB and the full AutoAttack sequence (README, "AutoAttack"): FAB-T's outputs stay
+//! Targeted FAB and the full AutoAttack sequence (README, "AutoAttack: APGD, APGD-T, FAB-T, Square"): FAB-T's outputs stay
 //! within ε and the box, its fooled set only grows with ε (it minimises the norm, ε is only the
 //! threshold), its perturbations are smaller than PGD's, it is seeded and batch-independent;
 //! the standard AutoAttack has four stages; Square runs on a model whose backward pass fails.
@@ -229,7 +229,7 @@ fn square_needs_no_gradient_and_standard_autoattack_has_four_stages() {
 /// The reference's checks: a randomised model and a model with zero input gradients each
 /// produce their warning; a plain model none.
 #[test]
-fn autoattack_warns_of_randomised_models_probabilities_and_zero_gradients() {
+fn autoattack_warns_of_randomised_models_and_zero_gradients() {
     let run = |script_model: &str| {
         let tmp = tempfile::tempdir().unwrap();
         let script = format!(

@@ -3,6 +3,7 @@
 mod apgd;
 mod attacks;
 mod batchnorm;
+mod check;
 mod cifar;
 mod cli;
 mod cluster;

@@ -315,7 +315,7 @@ fn the_madry_and_trades_reproduction_scripts_run_quick() {
         ),
         ("mnist_hour.rhai", "mnist_hour", "feature_extractor.conv1.weight"),
     ] {
-        let Some((tmp, stdout)) = crate::common::run_quick(script, &[]) else {
+        let Some((tmp, stdout)) = crate::common::run_quick(script, &["autoattack=true", "aa_test=20"]) else {
             eprintln!("skipped: no MNIST files (set ADVLAB_DATA)");
             return;
         };
@@ -329,9 +329,18 @@ fn the_madry_and_trades_reproduction_scripts_run_quick() {
             assert_eq!(get("selected_epoch"), 1.0, "{r}");
             assert!(stdout.contains("held_out_pgd10"), "{stdout}");
         }
-        for k in ["clean", "pgd40", "pgd100_restarts"] {
+        for k in ["clean", "pgd40", "pgd100_restarts", "autoattack"] {
             assert!((0.0..=1.0).contains(&get(k)), "{script}: {k}");
         }
+        // autoattack=true: the standard sequence on the first aa_test images, its four stages recorded
+        assert_eq!(get("autoattack_samples"), 20.0);
+        let stages: Vec<&str> = r["autoattack_stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["attack"].as_str().unwrap())
+            .collect();
+        assert_eq!(stages, ["apgd_ce", "apgd_t", "fab_t", "square"], "{script}");
         // the stronger attack is not weaker (on the same images), and no attack beats clean accuracy
         let same = if dir == "mnist_hour" { "pgd40_subset" } else { "pgd40" };
         assert!(
