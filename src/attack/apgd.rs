@@ -15,7 +15,9 @@
 
 use super::loss::{input_gradient_mean, loss_value, Loss, LossKind, Reduction};
 use super::step::{normalize_l2, project_l2};
-use super::{check_eot, check_eps, choose, rows, sample_noise, scatter_rows, sphere_fill, Attack, Norm, Target};
+use super::{
+    check_eot, check_eps, choose, runs_on_unfooled, sample_noise, sphere_fill, Attack, Norm, RunOutput, Target,
+};
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
 use candle_core::{DType, Tensor, D};
@@ -318,40 +320,23 @@ impl Attack for Apgd {
                 "apgd: the DLR loss needs at least 3 classes, the model has {classes}"
             )));
         }
-        let labels = y.to_vec1::<u32>()?;
-        let pred = clean_logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        // misclassified clean samples are not attacked (their output is the clean input)
-        let mut done: Vec<bool> = pred.iter().zip(&labels).map(|(p, l)| p != l).collect();
-        let mut adv = x0.clone();
-        let order = clean_logits.arg_sort_last_dim(false)?;
         let targets: Vec<Option<usize>> = match self.p.target_classes {
             None => vec![None],
             Some(t) => (2..t + 2).map(Some).collect(),
         };
-        let mut run_index = 0;
-        for target in targets {
-            for _ in 0..self.p.restarts {
-                let left: Vec<u32> = (0..done.len() as u32).filter(|&i| !done[i as usize]).collect();
-                if left.is_empty() {
-                    break;
-                }
-                let (xs, ys) = (rows(x0, &left)?, rows(y, &left)?);
-                let t = match target {
-                    None => None,
-                    Some(k) => Some(rows(&order, &left)?.narrow(1, k - 1, 1)?.squeeze(1)?.contiguous()?),
-                };
-                let (out, fooled) = self.run(model, &xs, &ys, t.as_ref(), super::run_seed(self.p.seed, run_index))?;
-                run_index += 1;
-                // write the run's outputs back: fooled samples take their adversarial iterate;
-                // on the first run the others take their best-loss iterate
-                let take: Vec<bool> = fooled.iter().map(|&f| f || run_index == 1).collect();
-                adv = scatter_rows(&adv, &out, &left, &take)?;
-                for (j, &i) in left.iter().enumerate() {
-                    done[i as usize] |= fooled[j];
-                }
-            }
-        }
-        Ok(adv)
+        runs_on_unfooled(x0, y, &clean_logits, &targets, self.p.restarts, |r| {
+            let (x, fooled) = self.run(
+                model,
+                &r.x,
+                &r.y,
+                r.target.as_ref(),
+                super::run_seed(self.p.seed, r.index),
+            )?;
+            // fooled samples take their adversarial iterate; on the first run the others take
+            // their best-loss iterate
+            let take = fooled.iter().map(|&f| f || r.index == 0).collect();
+            Ok(RunOutput { x, fooled, take })
+        })
     }
 }
 

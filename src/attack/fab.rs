@@ -18,7 +18,7 @@
 //! run on the samples not yet fooled; restarts after the first start at x₀ plus noise of half ε.
 
 use super::loss::input_gradient;
-use super::{check_eps, rows, run_seed, sample_noise, scatter_rows, sphere_fill, Attack, Norm, Target};
+use super::{check_eps, run_seed, runs_on_unfooled, sample_noise, sphere_fill, Attack, Norm, RunOutput, Target};
 use crate::error::{Error, ParamError, Result};
 use crate::nn::Model;
 use candle_core::{DType, Tensor, D};
@@ -307,33 +307,22 @@ impl Attack for Fab {
                 classes - 1
             )));
         }
-        let labels = y.to_vec1::<u32>()?;
-        let pred = clean_logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        // misclassified clean samples are not attacked (their output is the clean input)
-        let mut done: Vec<bool> = pred.iter().zip(&labels).map(|(p, l)| p != l).collect();
-        let order = clean_logits.arg_sort_last_dim(false)?;
-        let mut adv = x0.clone();
-        let mut run_index = 0;
-        for k in 2..self.p.target_classes + 2 {
-            for restart in 0..self.p.restarts {
-                let left: Vec<u32> = (0..done.len() as u32).filter(|&i| !done[i as usize]).collect();
-                if left.is_empty() {
-                    break;
-                }
-                let (xs, ys) = (rows(x0, &left)?, rows(y, &left)?);
-                let t = rows(&order, &left)?.narrow(1, k - 1, 1)?.squeeze(1)?.contiguous()?;
-                let start = (restart > 0).then(|| run_seed(self.p.seed, run_index));
-                run_index += 1;
-                let (out, dist) = self.run(model, &xs, &ys, &t, start)?;
-                let fooled: Vec<bool> = dist.iter().map(|&d| d <= self.p.eps as f32).collect();
-                let out = Tensor::from_vec(out, xs.dims(), xs.device())?.to_dtype(xs.dtype())?;
-                adv = scatter_rows(&adv, &out, &left, &fooled)?;
-                for (j, &i) in left.iter().enumerate() {
-                    done[i as usize] |= fooled[j];
-                }
-            }
-        }
-        Ok(adv)
+        let targets: Vec<Option<usize>> = (2..self.p.target_classes + 2).map(Some).collect();
+        runs_on_unfooled(x0, y, &clean_logits, &targets, self.p.restarts, |r| {
+            let start = (r.restart > 0).then(|| run_seed(self.p.seed, r.index));
+            let target = r
+                .target
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("fab_t: a run without a target".into()))?;
+            let (out, dist) = self.run(model, &r.x, &r.y, target, start)?;
+            let fooled: Vec<bool> = dist.iter().map(|&d| d <= self.p.eps as f32).collect();
+            let x = Tensor::from_vec(out, r.x.dims(), r.x.device())?.to_dtype(r.x.dtype())?;
+            Ok(RunOutput {
+                x,
+                take: fooled.clone(),
+                fooled,
+            })
+        })
     }
 }
 

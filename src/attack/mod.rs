@@ -368,6 +368,69 @@ pub(crate) fn scatter_rows(into: &Tensor, out: &Tensor, idx: &[u32], take: &[boo
     choose(&mask, &rows(out, &pos)?, into)
 }
 
+/// One run of a multi-run attack: the samples not yet fooled (images, labels and, for a
+/// targeted run, each one's target class), the run's index over all runs and its restart
+/// number within its target.
+pub(crate) struct Run {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub target: Option<Tensor>,
+    pub index: usize,
+    pub restart: usize,
+}
+
+/// What a run gives back: its output rows, which samples it fooled, and which rows to write
+/// into the result (at least the fooled ones).
+pub(crate) struct RunOutput {
+    pub x: Tensor,
+    pub fooled: Vec<bool>,
+    pub take: Vec<bool>,
+}
+
+/// The runs of APGD / APGD-T / FAB-T: for each entry of `targets` (`None` untargeted, `Some(k)`
+/// the k-th most likely class on the clean input), `restarts` runs, each only on the samples not
+/// yet fooled; clean samples the model misclassifies are never attacked (they stay clean).
+pub(crate) fn runs_on_unfooled(
+    x0: &Tensor,
+    y: &Tensor,
+    clean_logits: &Tensor,
+    targets: &[Option<usize>],
+    restarts: usize,
+    mut run: impl FnMut(Run) -> Result<RunOutput>,
+) -> Result<Tensor> {
+    let labels = y.to_vec1::<u32>()?;
+    let pred = clean_logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?;
+    let mut done: Vec<bool> = pred.iter().zip(&labels).map(|(p, l)| p != l).collect();
+    let order = clean_logits.arg_sort_last_dim(false)?;
+    let mut adv = x0.clone();
+    let mut index = 0;
+    for target in targets {
+        for restart in 0..restarts {
+            let left: Vec<u32> = (0..done.len() as u32).filter(|&i| !done[i as usize]).collect();
+            if left.is_empty() {
+                break;
+            }
+            let target = match target {
+                None => None,
+                Some(k) => Some(rows(&order, &left)?.narrow(1, k - 1, 1)?.squeeze(1)?.contiguous()?),
+            };
+            let out = run(Run {
+                x: rows(x0, &left)?,
+                y: rows(y, &left)?,
+                target,
+                index,
+                restart,
+            })?;
+            index += 1;
+            adv = scatter_rows(&adv, &out.x, &left, &out.take)?;
+            for (j, &i) in left.iter().enumerate() {
+                done[i as usize] |= out.fooled[j];
+            }
+        }
+    }
+    Ok(adv)
+}
+
 /// FNV-1a over the bits of one sample, so the random start of a sample depends on the seed
 /// and on the sample itself, not on its position in the batch: attacking a batch and each
 /// sample alone give the same result.

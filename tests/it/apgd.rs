@@ -2,7 +2,7 @@
 //! deterministic with a seed, batch-independent, and its parameter rules and class-count
 //! requirements are errors.
 
-use crate::common::{fails, max_abs_diff, trained, values};
+use crate::common::{distances, fails, max_abs_diff, trained, values};
 use advlab::attack::loss::LossKind;
 use advlab::attack::{perturb, ApgdParams, Norm, PgdParams};
 use advlab::eval::accuracy;
@@ -21,19 +21,8 @@ fn apgd(eps: f64, loss: LossKind, steps: usize, seed: u64) -> advlab::attack::Ap
 
 /// Every output within ε of its clean image in the attack's norm, and in [0, 1].
 fn assert_feasible(adv: &advlab::data::Dataset, clean: &advlab::data::Dataset, eps: f64, norm: Norm) {
-    let (a, c) = (values(adv.images()), values(clean.images()));
-    let per = a.len() / clean.len();
-    assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
-    for (x, x0) in a.chunks(per).zip(c.chunks(per)) {
-        let d = match norm {
-            Norm::Linf => x.iter().zip(x0).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max) as f64,
-            Norm::L2 => x
-                .iter()
-                .zip(x0)
-                .map(|(p, q)| ((p - q) as f64).powi(2))
-                .sum::<f64>()
-                .sqrt(),
-        };
+    assert!(values(adv.images()).iter().all(|v| (0.0..=1.0).contains(v)));
+    for d in distances(adv, clean, norm) {
         assert!(d <= eps * (1.0 + 1e-5) + 1e-6, "distance {d} > eps {eps}");
     }
 }

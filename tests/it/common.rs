@@ -225,3 +225,21 @@ pub fn small_mnist(dir: &Path, n: usize, m: usize) {
         .unwrap();
     }
 }
+
+/// Per sample, the norm of `adv − clean` (L∞ or L2).
+pub fn distances(adv: &advlab::data::Dataset, clean: &advlab::data::Dataset, norm: advlab::attack::Norm) -> Vec<f64> {
+    let (a, c) = (values(adv.images()), values(clean.images()));
+    let per = a.len() / clean.len();
+    a.chunks(per)
+        .zip(c.chunks(per))
+        .map(|(x, x0)| match norm {
+            advlab::attack::Norm::Linf => x.iter().zip(x0).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max) as f64,
+            advlab::attack::Norm::L2 => x
+                .iter()
+                .zip(x0)
+                .map(|(p, q)| ((p - q) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt(),
+        })
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! threshold), its perturbations are smaller than PGD's, it is seeded and batch-independent;
 //! the standard AutoAttack has four stages; Square runs on a model whose backward pass fails.
 
-use crate::common::{fails, max_abs_diff, trained, values};
+use crate::common::{distances, fails, max_abs_diff, trained, values};
 use advlab::attack::{perturb, ApgdParams, FabParams, Norm, PgdParams, SquareParams};
 use advlab::eval::accuracy;
 use advlab::ParamError;
@@ -16,24 +16,6 @@ fn fab(eps: f64, steps: usize) -> advlab::attack::Fab {
     }
     .check()
     .unwrap()
-}
-
-/// Per sample, the perturbation's norm.
-fn distances(adv: &advlab::data::Dataset, clean: &advlab::data::Dataset, norm: Norm) -> Vec<f64> {
-    let (a, c) = (values(adv.images()), values(clean.images()));
-    let per = a.len() / clean.len();
-    a.chunks(per)
-        .zip(c.chunks(per))
-        .map(|(x, x0)| match norm {
-            Norm::Linf => x.iter().zip(x0).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max) as f64,
-            Norm::L2 => x
-                .iter()
-                .zip(x0)
-                .map(|(p, q)| ((p - q) as f64).powi(2))
-                .sum::<f64>()
-                .sqrt(),
-        })
-        .collect()
 }
 
 #[test]
