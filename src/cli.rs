@@ -76,6 +76,13 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// What a safetensors file holds (an advlab checkpoint, data set or reducer, or a PyTorch
+    /// state_dict), from its header: metadata, every tensor's name, type and shape, and the
+    /// PyTorch module and advlab call that load it. Exit 1 when the file is not what it says.
+    Inspect {
+        /// The file to inspect.
+        file: PathBuf,
+    },
     /// List every script function with its signature and a one-line doc.
     Functions {
         /// Print a Markdown table (for README.md).
@@ -113,6 +120,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out: session.out,
             };
             on_deep_stack(move || crate::repl::run(args))
+        }
+        Command::Inspect { file } => {
+            let found = crate::inspect::inspect(&file)?;
+            print!("{}", found.text);
+            for p in &found.problems {
+                eprintln!("error: {}: {p}", file.display());
+            }
+            Ok(if found.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Functions { markdown } => {
             print!("{}", script::functions_text(markdown));
@@ -175,13 +194,19 @@ fn script_args(raw_args: &[String], command: &str) -> Result<Vec<(String, rhai::
 }
 
 /// Parse `source` and check its calls (see [`script::check`]); the rendered errors when
-/// something is wrong.
-fn parse_and_check(engine: &rhai::Engine, source: &str, shown: &str, check: bool) -> Result<rhai::AST, String> {
+/// something is wrong. The check reads a tree compiled without optimisation, where an option
+/// map written as literals is still a map whose keys keep their positions.
+fn parse_and_check(engine: &mut rhai::Engine, source: &str, shown: &str, check: bool) -> Result<rhai::AST, String> {
     let ast = engine
         .compile(source)
         .map_err(|e| report::render_parse(source, shown, &e))?;
     if check {
-        let findings = script::check::check(engine, &ast);
+        let level = engine.optimization_level();
+        engine.set_optimization_level(rhai::OptimizationLevel::None);
+        let plain = engine.compile(source);
+        engine.set_optimization_level(level);
+        let plain = plain.map_err(|e| report::render_parse(source, shown, &e))?;
+        let findings = script::check::check(engine, &plain);
         if !findings.is_empty() {
             return Err(report::render_findings(source, shown, &findings));
         }
@@ -195,8 +220,8 @@ fn check_script(path: &PathBuf, raw_args: &[String]) -> anyhow::Result<ExitCode>
         return Ok(code);
     }
     let session = Rc::new(Session::new(candle_core::Device::Cpu, 0, PathBuf::from("out")));
-    let (engine, _) = script::new_engine(session);
-    match parse_and_check(&engine, &source, &path.display().to_string(), true) {
+    let (mut engine, _) = script::new_engine(session);
+    match parse_and_check(&mut engine, &source, &path.display().to_string(), true) {
         Ok(_) => {
             println!("{}: ok", path.display());
             Ok(ExitCode::SUCCESS)
@@ -239,15 +264,15 @@ fn run_script(
     }
     let (mut engine, docs) = script::new_engine(session.clone());
     crate::repl::limit(&mut engine, max_operations);
-    let engine = Rc::new(engine);
     let shown = path.display().to_string();
-    let ast = match parse_and_check(&engine, &source, &shown, check) {
+    let ast = match parse_and_check(&mut engine, &source, &shown, check) {
         Ok(ast) => ast,
         Err(text) => {
             eprint!("{text}");
             return Ok(ExitCode::from(1));
         }
     };
+    let engine = Rc::new(engine);
     session.set_host(&engine, &ast);
     let mut scope = script::scope_with_args(args);
     crate::interrupt::clear();

@@ -16,6 +16,7 @@ pub mod defence;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod inspect;
 pub mod interrupt;
 pub mod kernels;
 pub mod nn;

@@ -1,8 +1,9 @@
 //! CIFAR-10 in its binary format: `data_batch_1.bin` … `data_batch_5.bin` and
 //! `test_batch.bin` in a `cifar-10-batches-bin` folder, each a run of 3073-byte records (one
 //! label byte, then 3072 pixel bytes: 1024 red, 1024 green, 1024 blue, rows of 32). Found in
-//! the order of MNIST: an explicit folder, `$ADVLAB_DATA`, `./data`, then a download through
-//! candle-datasets (a cargo feature, on by default; never with `ADVLAB_OFFLINE`).
+//! the order of MNIST: an explicit folder, `$ADVLAB_DATA`, `./data`, then a download of the
+//! publisher's archive into the first of those (a cargo feature, on by default; never with
+//! `ADVLAB_OFFLINE`).
 
 use super::{Dataset, Splits};
 use crate::error::{Error, Result};
@@ -145,8 +146,8 @@ fn load_dir(dir: &Path, p: &CifarParams, device: &Device) -> Result<Splits> {
 ///
 /// With `p.path`, only that folder is used (the six files in it or in its
 /// `cifar-10-batches-bin`). Otherwise the places are tried in order:
-/// `$ADVLAB_DATA/cifar-10-batches-bin`, `./data/cifar-10-batches-bin`, then a download
-/// through candle-datasets (unless `ADVLAB_OFFLINE` is set). When nothing works the error
+/// `$ADVLAB_DATA/cifar-10-batches-bin`, `./data/cifar-10-batches-bin`, then a download into
+/// the first of them (unless `ADVLAB_OFFLINE` is set). When nothing works the error
 /// names every place tried.
 pub fn load_cifar10(p: &CifarParams, device: &Device) -> Result<Splits> {
     if let Some(dir) = &p.path {
@@ -192,46 +193,61 @@ pub fn load_cifar10(p: &CifarParams, device: &Device) -> Result<Splits> {
     }
 }
 
-#[cfg(feature = "download")]
+/// The publisher's copy of the binary version, and its size bound (it is 162 MB).
+const ARCHIVE: &str = "cifar-10-binary.tar.gz";
+const ARCHIVE_BASES: &[&str] = &["https://www.cs.toronto.edu/~kriz/"];
+const ARCHIVE_LIMIT: u64 = 400 << 20;
+
+/// Download the archive beside the first place searched, unpack the six batches into that
+/// place and load them from there (the archive is removed once unpacked).
 fn download(p: &CifarParams, device: &Device) -> std::result::Result<Splits, String> {
-    if std::env::var_os("ADVLAB_OFFLINE").is_some() {
-        return Err("download through candle-datasets (skipped: ADVLAB_OFFLINE is set)".into());
+    use super::download as dl;
+    if let Some(why) = dl::skipped() {
+        return Err(why);
     }
-    // candle-datasets fetches the Hugging Face parquet copy; it panics on a bad image
-    let ds = match std::panic::catch_unwind(candle_datasets::vision::cifar::load) {
-        Ok(Ok(ds)) => ds,
-        Ok(Err(e)) => {
-            return Err(format!(
-                "download through candle-datasets into the Hugging Face cache (failed: {e})"
-            ))
-        }
-        Err(_) => return Err("download through candle-datasets (failed: the downloaded files are corrupt)".into()),
-    };
-    let convert = |images: Tensor, labels: Tensor, limit: Option<usize>, name: &str| -> Result<Dataset> {
-        // candle-datasets permutes (N, H, W, C) to (N, C, W, H): swap back to rows first
-        let images = images.transpose(2, 3)?.contiguous()?;
-        let all = images.dim(0)?;
-        let n = limit.map_or(all, |l| l.min(all));
-        let images = images.narrow(0, 0, n)?.to_device(device)?;
-        let labels = labels
-            .narrow(0, 0, n)?
-            .to_dtype(candle_core::DType::U32)?
-            .to_device(device)?;
-        if images.dims()[1..] != [3, 32, 32] {
-            return Err(Error::Data(format!("images of shape {:?}", images.dims())));
-        }
-        with_names(Dataset::new(images, labels, 10, name)?)
-    };
-    let splits = (|| -> Result<Splits> {
-        Ok(Splits {
-            train: convert(ds.train_images, ds.train_labels, p.train, "cifar10-train")?,
-            test: convert(ds.test_images, ds.test_labels, p.test, "cifar10-test")?,
-        })
-    })();
-    splits.map_err(|e| format!("download through candle-datasets (unusable data: {e})"))
+    let dir = dl::destination(CIFAR_DIR);
+    dl::create_dir(&dir)?;
+    let archive = dir.with_file_name(ARCHIVE);
+    if !archive.is_file() {
+        dl::fetch(&dl::urls(CIFAR_DIR, ARCHIVE, ARCHIVE_BASES), &archive, ARCHIVE_LIMIT)?;
+    }
+    let unpacked = unpack(&archive, &dir);
+    // a corrupt archive is fetched again next time; a good one is not needed any more
+    let _ = std::fs::remove_file(&archive);
+    unpacked.map_err(|e| format!("a download into {} (unusable archive, removed: {e})", dir.display()))?;
+    load_dir(&dir, p, device).map_err(|e| format!("a download into {} (unusable data: {e})", dir.display()))
 }
 
-#[cfg(not(feature = "download"))]
-fn download(_p: &CifarParams, _device: &Device) -> std::result::Result<Splits, String> {
-    Err("download (this advlab was built without the `download` feature)".into())
+/// Write the six batch files of the archive (a gzip tar of `cifar-10-batches-bin/*.bin`) into
+/// `dir`, each complete before it takes its name.
+fn unpack(archive: &Path, dir: &Path) -> std::result::Result<(), String> {
+    let file = std::fs::File::open(archive).map_err(|e| format!("cannot open {}: {e}", archive.display()))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let wanted: Vec<&str> = TRAIN_FILES.iter().chain([&TEST_FILE]).copied().collect();
+    let mut found = Vec::new();
+    for entry in tar.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).filter(|n| wanted.contains(n)) else {
+            continue;
+        };
+        // every batch holds 10,000 records
+        if entry.size() > 10_000 * CIFAR_RECORD as u64 {
+            return Err(format!(
+                "{name} in the archive is {} bytes, larger than a batch",
+                entry.size()
+            ));
+        }
+        let dest = dir.join(name);
+        let part = super::download::partial(&dest);
+        let mut out = std::fs::File::create(&part).map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| format!("{name}: {e}"))?;
+        std::fs::rename(&part, &dest).map_err(|e| format!("cannot move {} into place: {e}", part.display()))?;
+        found.push(name.to_string());
+    }
+    let missing: Vec<&&str> = wanted.iter().filter(|w| !found.iter().any(|f| f == *w)).collect();
+    if !missing.is_empty() {
+        return Err(format!("the archive lacks {missing:?}"));
+    }
+    Ok(())
 }

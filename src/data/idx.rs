@@ -1,6 +1,6 @@
 //! MNIST-like data sets in the IDX format (gzip or raw), found in the order users expect:
-//! an explicit directory, then `$ADVLAB_DATA/<name>`, then `./data/<name>`, then a download
-//! through candle-datasets into its cache (a cargo feature, on by default).
+//! an explicit directory, then `$ADVLAB_DATA/<name>`, then `./data/<name>`, then a download of
+//! the four files into the first of those (a cargo feature, on by default).
 
 use super::{Dataset, Splits};
 use crate::error::{Error, Result};
@@ -188,7 +188,7 @@ fn load_dir(which: Which, dir: &Path, device: &Device) -> Result<Splits> {
 /// Load MNIST or Fashion-MNIST.
 ///
 /// With `explicit`, only that directory is used. Otherwise the places are tried in order:
-/// `$ADVLAB_DATA/<name>`, `./data/<name>`, then a download through candle-datasets (unless
+/// `$ADVLAB_DATA/<name>`, `./data/<name>`, then a download into the first of them (unless
 /// `ADVLAB_OFFLINE` is set). When nothing works the error names every place tried.
 pub fn load_mnist_like(which: Which, explicit: Option<&Path>, device: &Device) -> Result<Splits> {
     if let Some(dir) = explicit {
@@ -231,43 +231,43 @@ pub fn load_mnist_like(which: Which, explicit: Option<&Path>, device: &Device) -
     }
 }
 
-#[cfg(feature = "download")]
-fn download(which: Which, device: &Device) -> std::result::Result<Splits, String> {
-    if std::env::var_os("ADVLAB_OFFLINE").is_some() {
-        return Err("download through candle-datasets (skipped: ADVLAB_OFFLINE is set)".into());
+/// The publishers' servers for the four files, tried in order.
+fn bases(which: Which) -> &'static [&'static str] {
+    match which {
+        Which::Mnist => &[
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ],
+        // the publisher's bucket answers plain HTTP only; the gzip checksum of every file and the
+        // IDX header's sizes are checked when the files are read
+        Which::FashionMnist => &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     }
-    let result = std::panic::catch_unwind(|| match which {
-        Which::Mnist => candle_datasets::vision::mnist::load(),
-        Which::FashionMnist => candle_datasets::vision::fashion_mnist::load(),
-    });
-    let ds = match result {
-        Ok(Ok(ds)) => ds,
-        Ok(Err(e)) => {
-            return Err(format!(
-                "download through candle-datasets into the Hugging Face cache (failed: {e})"
-            ))
-        }
-        Err(_) => return Err("download through candle-datasets (failed: the downloaded files are corrupt)".into()),
-    };
-    let convert = |images: Tensor, labels: Tensor, name: String| -> Result<Dataset> {
-        let n = images.dim(0)?;
-        let images = images.reshape((n, 1, 28, 28))?.to_device(device)?;
-        let labels = labels.to_dtype(candle_core::DType::U32)?.to_device(device)?;
-        Dataset::new(images, labels, 10, name)
-    };
-    let base = which.dir_name();
-    let splits = (|| -> Result<Splits> {
-        Ok(Splits {
-            train: convert(ds.train_images, ds.train_labels, format!("{base}-train"))?
-                .with_class_names(which.class_names())?,
-            test: convert(ds.test_images, ds.test_labels, format!("{base}-test"))?
-                .with_class_names(which.class_names())?,
-        })
-    })();
-    splits.map_err(|e| format!("download through candle-datasets (unusable data: {e})"))
 }
 
-#[cfg(not(feature = "download"))]
-fn download(_which: Which, _device: &Device) -> std::result::Result<Splits, String> {
-    Err("download (this advlab was built without the `download` feature)".into())
+/// Download the four gzip files into the first place searched and load them from there; files
+/// that turn out unusable are removed, so the next run fetches them again.
+fn download(which: Which, device: &Device) -> std::result::Result<Splits, String> {
+    use super::download as dl;
+    if let Some(why) = dl::skipped() {
+        return Err(why);
+    }
+    let dir = dl::destination(which.dir_name());
+    dl::create_dir(&dir)?;
+    let mut fetched = Vec::new();
+    for stem in FILES {
+        if find_file(&dir, stem).is_some() {
+            continue;
+        }
+        let file = format!("{stem}.gz");
+        let dest = dir.join(&file);
+        // the largest, train-images, is 9.9 MB
+        dl::fetch(&dl::urls(which.dir_name(), &file, bases(which)), &dest, 64 << 20)?;
+        fetched.push(dest);
+    }
+    load_dir(which, &dir, device).map_err(|e| {
+        for f in &fetched {
+            let _ = std::fs::remove_file(f);
+        }
+        format!("a download into {} (unusable data, removed: {e})", dir.display())
+    })
 }

@@ -4,6 +4,7 @@
 mod arrays;
 mod augment;
 mod cifar;
+mod download;
 mod folder;
 mod idx;
 mod synthetic;

@@ -8,7 +8,7 @@
 mod reducer;
 mod tsne;
 
-pub use reducer::{PcaReducer, Reducer, TsneReducer};
+pub use reducer::{load_reducer, reducer_bytes, PcaReducer, Reducer, TsneReducer};
 pub use tsne::{tsne, TsneParams};
 
 use crate::error::{Error, ParamError, Result};
@@ -264,6 +264,82 @@ impl Pca {
     /// Variance along each kept axis.
     pub fn explained_variance(&self) -> &[f64] {
         &self.explained_variance
+    }
+
+    /// The arrays a saved PCA holds.
+    pub(crate) fn parts(&self) -> Vec<reducer::Array> {
+        let (k, d) = self.components.dim();
+        vec![
+            reducer::Array {
+                name: "mean",
+                shape: vec![d],
+                values: self.mean.to_vec(),
+            },
+            reducer::Array {
+                name: "components",
+                shape: vec![k, d],
+                values: self.components.iter().copied().collect(),
+            },
+            reducer::Array {
+                name: "explained_variance",
+                shape: vec![k],
+                values: self.explained_variance.clone(),
+            },
+            reducer::Array {
+                name: "total_variance",
+                shape: vec![1],
+                values: vec![self.total_variance],
+            },
+        ]
+    }
+
+    /// A PCA of `dims` axes from the arrays of a saved one (finite values, by name), every shape
+    /// checked against the others; the error names the field.
+    pub(crate) fn from_parts(
+        dims: usize,
+        arrays: Vec<(String, Vec<usize>, Vec<f64>)>,
+    ) -> std::result::Result<Self, String> {
+        let take = |name: &str| {
+            arrays
+                .iter()
+                .find(|(n, ..)| n == name)
+                .map(|(_, shape, v)| (shape.clone(), v.clone()))
+                .ok_or_else(|| format!("no `{name}` array"))
+        };
+        let (ms, mean) = take("mean")?;
+        let (cs, comps) = take("components")?;
+        let (es, explained_variance) = take("explained_variance")?;
+        let (ts, total) = take("total_variance")?;
+        let d = match ms[..] {
+            [d] if d > 0 => d,
+            _ => return Err(format!("`mean` has shape {ms:?}, expected [features]")),
+        };
+        if cs != [dims, d] {
+            return Err(format!(
+                "`components` has shape {cs:?}, expected [{dims}, {d}] (dims × features)"
+            ));
+        }
+        if es != [dims] || explained_variance.iter().any(|v| *v < 0.0) {
+            return Err(format!(
+                "`explained_variance` must be {dims} values >= 0, has shape {es:?}"
+            ));
+        }
+        let total_variance = match (&ts[..], &total[..]) {
+            ([1], [t]) if *t >= 0.0 => *t,
+            _ => return Err("`total_variance` must be one value >= 0".into()),
+        };
+        if arrays.len() != 4 {
+            let names: Vec<&str> = arrays.iter().map(|(n, ..)| n.as_str()).collect();
+            return Err(format!(
+                "a PCA holds mean, components, explained_variance and total_variance; this file has {names:?}"
+            ));
+        }
+        Ok(Self {
+            mean: Array1::from_vec(mean),
+            components: Array2::from_shape_vec((dims, d), comps).map_err(|e| e.to_string())?,
+            explained_variance,
+            total_variance,
+        })
     }
 
     /// Fraction of the total variance along each kept axis.

@@ -89,6 +89,55 @@ fn open_string(before: &str) -> Option<usize> {
     open.map(|(_, s)| s)
 }
 
+/// The chain of names ending right before `dot` (`a`, `f(…)`, `.b`, `.c(…)`), each with
+/// whether it is called, first to last; `None` when something else comes before the dot.
+fn chain_before(line: &str, dot: usize) -> Option<Vec<(&str, bool)>> {
+    let bytes = line.as_bytes();
+    let mut end = dot;
+    let mut chain = Vec::new();
+    loop {
+        let called = end > 0 && bytes[end - 1] == b')';
+        if called {
+            // back to the matching `(`
+            let mut depth = 0usize;
+            let mut i = end;
+            loop {
+                i = i.checked_sub(1)?;
+                match bytes[i] {
+                    b')' => depth += 1,
+                    b'(' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            end = i;
+        }
+        let start = ident_start(line, end);
+        if start == end {
+            return None;
+        }
+        chain.push((&line[start..end], called));
+        if start > 0 && bytes[start - 1] == b'.' {
+            end = start - 1;
+        } else {
+            break;
+        }
+    }
+    chain.reverse();
+    Some(chain)
+}
+
+/// The return type the signatures agree on (`-> T`), if they do.
+fn same_return<'a>(docs: impl Iterator<Item = &'a FnDoc>) -> Option<String> {
+    let mut types = docs.map(|d| d.sig.rsplit_once("->").map(|(_, t)| t.trim().to_string()));
+    let first = types.next()??;
+    types.all(|t| t.as_deref() == Some(first.as_str())).then_some(first)
+}
+
 /// The type part of a signature (`Model` of `Model.fit(...)`), if it is a method.
 fn receiver(sig: &str) -> Option<&str> {
     let head = sig.split('(').next().unwrap_or(sig);
@@ -112,13 +161,21 @@ impl ReplHelper {
             .map(|(_, t)| t.clone())
     }
 
-    /// The type of the variable right before the `.` that ends at `dot` (exclusive), if known.
+    /// The type of the expression right before the `.` at `dot`, if known: a variable, a
+    /// function call, and any chain of properties and method calls after them
+    /// (`mnist().train.`, `m.fit(d.train).`), each step's type from its signature.
     fn type_before_dot(&self, line: &str, dot: usize) -> Option<String> {
-        let start = ident_start(line, dot);
-        if start == dot {
-            return None;
+        let chain = chain_before(line, dot)?;
+        let ((first, called), rest) = chain.split_first()?;
+        let mut ty = if *called {
+            same_return(self.functions().filter(|d| d.name() == *first))?
+        } else {
+            self.var_type(first)?
+        };
+        for (name, _) in rest {
+            ty = same_return(self.methods(Some(&ty)).into_iter().filter(|d| d.name() == *name))?;
         }
-        self.var_type(&line[start..dot])
+        Some(ty)
     }
 
     /// Methods (and properties) callable on `ty` (on any type when unknown), by name.
@@ -379,6 +436,17 @@ mod tests {
         assert!(m.contains(&"summary(".to_string()) && m.contains(&"purity(".to_string()));
         assert!(!m.contains(&"fit(".to_string()), "{m:?}");
         assert_eq!(names("data.tr"), ["train"]);
+        // chains: a property of a variable, a call's result, a method call's result
+        let d = names("data.train.");
+        assert!(
+            d.contains(&"take(".to_string()) && d.contains(&"len(".to_string()),
+            "{d:?}"
+        );
+        assert!(!d.contains(&"train".to_string()), "{d:?}");
+        assert!(names("mnist().test.ta").contains(&"take(".to_string()));
+        assert!(names("data.train.take(10).sk").contains(&"skip(".to_string()));
+        let c = names("kmeans(#{ k: 3 }).");
+        assert!(c.contains(&"fit(".to_string()), "{c:?}");
         assert_eq!(names(":he"), [":help "]);
         assert_eq!(names(":help kme"), ["kmeans"]);
     }

@@ -2,6 +2,7 @@
 //! what every attack can do (`perturb`, `params`, `with_eps`).
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::Opts;
 use super::{def, def_get, Reg, Session};
 use crate::attack::loss::LossKind;
@@ -133,7 +134,7 @@ pub(super) fn register(reg: &mut Reg) {
         "fgsm(opts: Map) -> Attack",
         "FGSM under L∞: eps (required, >= 0), target (a class, \"least_likely\" or \"random\"; untargeted when absent), seed (random targets), eot (1: gradients averaged over that many passes of a randomised model), batch_size (256).",
         move |m: Map| -> RResult<AttackRef> {
-            let o = Opts::new("fgsm", &m, &["eps", "target", "seed", "batch_size", "eot"])?;
+            let o = Opts::new(&keys::FGSM, &m)?;
             let seed = o.u64("seed")?.unwrap_or(s.seed);
             let d = FgsmParams::new(eps(&o, "fgsm(#{ eps: 0.3 })")?);
             let p = FgsmParams {
@@ -151,14 +152,14 @@ pub(super) fn register(reg: &mut Reg) {
         "bim(opts: Map) -> Attack",
         "BIM (iterative FGSM, no random start) under L∞: eps (required), steps (10), alpha (2.5·eps/steps), target, keep_best (true), eot (1), seed, batch_size (256).",
         move |m: Map| -> RResult<AttackRef> {
-            let o = Opts::new("bim", &m, &["eps", "steps", "alpha", "target", "seed", "batch_size", "keep_best", "eot"])?;
+            let o = Opts::new(&keys::BIM, &m)?;
             let p = iterative(&o, &s, PgdParams::bim(eps(&o, "bim(#{ eps: 0.3 })")?))?;
             attack("bim", p.check())
         }
     );
     let s = reg.session.clone();
     def!(reg, "pgd(opts: Map) -> Attack", "PGD: eps (required), norm (\"linf\" | \"l2\"), steps (10), alpha (2.5·eps/steps), random_start (true), restarts (1: runs from other random starts for the samples not yet fooled), target, seed (--seed), keep_best (true: a sample keeps its first successful iterate), eot (1: each step's gradient averaged over that many passes of a randomised model), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("pgd", &m, &["eps", "norm", "steps", "alpha", "random_start", "restarts", "target", "seed", "batch_size", "keep_best", "eot"])?;
+        let o = Opts::new(&keys::PGD, &m)?;
         let d = PgdParams::new(eps(&o, "pgd(#{ eps: 0.3 })")?);
         let base = PgdParams {
             norm: norm(&o, d.norm)?,
@@ -170,7 +171,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "apgd(opts: Map) -> Attack", "Auto-PGD (Croce and Hein 2020, AutoAttack's APGD-CE / APGD-DLR): eps (required), norm (\"linf\" | \"l2\"), loss (\"ce\" | \"dlr\"), steps (100), restarts (1, on the samples not yet fooled), rho (0.75: the share of rising steps that keeps the step size at a checkpoint), seed (--seed), eot (1), batch_size (256); step size 2·eps halved at checkpoints, momentum 0.75.", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("apgd", &m, &["eps", "norm", "loss", "steps", "restarts", "rho", "seed", "eot", "batch_size"])?;
+        let o = Opts::new(&keys::APGD, &m)?;
         let d = ApgdParams::new(eps(&o, "apgd(#{ eps: 0.3 })")?);
         let loss = match o.string("loss")? {
             Some(l) => LossKind::parse(&l).map_err(|e| to_rhai(format!("apgd: {e}")))?,
@@ -181,7 +182,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "apgd_t(opts: Map) -> Attack", "Targeted Auto-PGD (AutoAttack's APGD-T): the targeted DLR loss towards each of the n_target_classes (9) next most likely classes on the clean input, one run each on the samples not yet fooled; eps (required), norm, steps (100), restarts (1 per target), rho (0.75), seed, eot (1), batch_size (256). Needs at least 4 classes.", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("apgd_t", &m, &["eps", "norm", "n_target_classes", "steps", "restarts", "rho", "seed", "eot", "batch_size"])?;
+        let o = Opts::new(&keys::APGD_T, &m)?;
         let d = ApgdParams::targeted(eps(&o, "apgd_t(#{ eps: 0.3 })")?);
         let t = o.usize("n_target_classes")?.or(d.target_classes);
         let p = apgd_common(&o, &s, ApgdParams { target_classes: t, ..d })?;
@@ -189,7 +190,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "square(opts: Map) -> Attack", "The Square attack (Andriushchenko et al. 2020, AutoAttack's black-box stage): random square windows changed (L∞: moved to ±eps corners; L2: the paper's centred pattern, the perturbation kept at norm eps), kept when the margin falls; only logits, no gradient. eps (required), norm (\"linf\" | \"l2\"), queries (5000 per image), p_init (0.8), restarts (1), seed (--seed), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("square", &m, &["eps", "norm", "queries", "p_init", "restarts", "seed", "batch_size"])?;
+        let o = Opts::new(&keys::SQUARE, &m)?;
         let d = SquareParams::new(eps(&o, "square(#{ eps: 0.3 })")?);
         let p = SquareParams {
             norm: norm(&o, d.norm)?,
@@ -204,7 +205,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "fab_t(opts: Map) -> Attack", "Targeted FAB (Croce and Hein 2020, AutoAttack's third stage): a minimal-norm attack that projects onto the linearised boundary towards each of the n_target_classes (9) next most likely classes in turn; an image counts as fooled when its smallest adversarial is within eps. eps (required), norm (\"linf\" | \"l2\"), steps (100), restarts (1 per target; later ones start at eps/2 noise), alpha_max (0.1), eta (1.05), beta (0.9), seed (--seed), batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("fab_t", &m, &["eps", "norm", "steps", "restarts", "n_target_classes", "alpha_max", "eta", "beta", "seed", "batch_size"])?;
+        let o = Opts::new(&keys::FAB_T, &m)?;
         let d = FabParams::new(eps(&o, "fab_t(#{ eps: 0.3 })")?);
         let p = FabParams {
             norm: norm(&o, d.norm)?,
@@ -222,7 +223,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "cw_l2(opts: Map) -> Attack", "Carlini–Wagner L2 (tanh space, Adam, binary search over c per sample): c (1.0), kappa (0), steps (100 per search step), lr (0.1), binary_search_steps (5), abort_early (true), target, seed, batch_size (256).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("cw_l2", &m, &["c", "kappa", "steps", "lr", "binary_search_steps", "abort_early", "target", "seed", "batch_size"])?;
+        let o = Opts::new(&keys::CW_L2, &m)?;
         let d = CwL2Params::default();
         let seed = o.u64("seed")?.unwrap_or(s.seed);
         let p = CwL2Params {
@@ -242,7 +243,7 @@ pub(super) fn register(reg: &mut Reg) {
         "deepfool(opts: Map) -> Attack",
         "DeepFool L2, the minimal perturbation that flips the prediction: steps (50), overshoot (0.02), num_classes (10 candidate classes), batch_size (256).",
         |m: Map| -> RResult<AttackRef> {
-            let o = Opts::new("deepfool", &m, &["steps", "overshoot", "num_classes", "batch_size"])?;
+            let o = Opts::new(&keys::DEEPFOOL, &m)?;
             let d = DeepFoolParams::default();
             let p = DeepFoolParams {
                 steps: o.usize("steps")?.unwrap_or(d.steps),
@@ -255,7 +256,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     let s = reg.session.clone();
     def!(reg, "noise(opts: Map) -> Attack", "Random noise of the same budget, the baseline: eps (required), kind (\"uniform\" | \"gaussian\"), norm (\"linf\" | \"l2\"), seed, batch_size (1024).", move |m: Map| -> RResult<AttackRef> {
-        let o = Opts::new("noise", &m, &["eps", "kind", "norm", "seed", "batch_size"])?;
+        let o = Opts::new(&keys::NOISE, &m)?;
         let base = NoiseParams::new(eps(&o, "noise(#{ eps: 0.3 })")?);
         let kind = match o.string("kind")? {
             Some(k) => NoiseKind::parse(&k).map_err(|e| rule(&o, e))?,
@@ -272,7 +273,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "universal(opts: Map) -> UniversalSearch", "A universal perturbation search (DeepFool over a set of images); call .fit(model, data): eps (required), norm (\"linf\" | \"l2\"), max_iters (5 passes), fooling_rate (0.8, stop there), overshoot (0.02), deepfool_steps (10), num_classes (10), batch_size (32), seed.", move |m: Map| -> RResult<UniversalSearch> {
-        let o = Opts::new("universal", &m, &["eps", "norm", "max_iters", "fooling_rate", "overshoot", "deepfool_steps", "num_classes", "batch_size", "seed"])?;
+        let o = Opts::new(&keys::UNIVERSAL, &m)?;
         let d = UniversalParams::new(eps(&o, "universal(#{ eps: 0.2 })")?);
         let p = UniversalParams {
             norm: norm(&o, d.norm)?,
@@ -359,7 +360,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def_get!(
         reg,
-        "Attack.name",
+        "Attack.name -> String",
         "The attack's short name (fgsm, bim, pgd, pgd_l2, cw_l2, deepfool, noise, universal; targeted ones end in _targeted).",
         |a: &mut AttackRef| a.0.name().to_string()
     );

@@ -1,7 +1,8 @@
 //! What can be known about a script without running it (`advlab check`, and `advlab run` before
 //! it starts): every call of a function or method that no registered, built-in or script-defined
 //! function answers, by name or by number of arguments, at its line and column, with the
-//! nearest known name. A typo then fails in milliseconds instead of after an hour of training.
+//! nearest known name, and every key of an options map written in a call that the function
+//! does not take (see [`keys`](super::keys)). A typo then fails in milliseconds instead of after an hour of training.
 //!
 //! The check reads the parsed script only. It cannot know types, so a call that names a known
 //! function with the right number of arguments of the wrong types is left to the run (whose
@@ -98,9 +99,23 @@ fn nearest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Option<&'
         .map(|(_, k)| k)
 }
 
+/// The keys of `arg` when it is a map written in the script, each with its position (a map of
+/// constants the optimiser folded has only the map's position).
+fn literal_keys(arg: &Expr) -> Vec<(String, Position)> {
+    match arg {
+        Expr::Map(m, _) => m.0.iter().map(|(k, _)| (k.name.to_string(), k.pos)).collect(),
+        Expr::DynamicConstant(v, pos) => v
+            .read_lock::<rhai::Map>()
+            .map(|m| m.keys().map(|k| (k.to_string(), *pos)).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// Check `ast` (compiled from a script) against the functions of `engine`.
 pub fn check(engine: &Engine, ast: &AST) -> Vec<Finding> {
     let mut known = known(engine);
+    let own: BTreeSet<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
     for f in ast.iter_functions() {
         // called as a method, a script function takes its object as `this`, not a parameter
         let takes = known.entry(f.name.to_string()).or_default();
@@ -156,6 +171,20 @@ pub fn check(engine: &Engine, ast: &AST) -> Vec<Finding> {
                 });
             }
             Some(_) => {}
+        }
+        // a function the script defines takes whatever map it likes
+        if let Some(allowed) = super::keys::known(name).filter(|_| !own.contains(name)) {
+            for arg in call.args.iter() {
+                for (key, pos) in literal_keys(arg) {
+                    if !allowed.contains(&key.as_str()) {
+                        findings.push(Finding {
+                            pos,
+                            message: format!("{name}: {}", super::keys::unknown(&key, &allowed)),
+                            help: Some(format!("`advlab functions` shows what each of {name}'s options means")),
+                        });
+                    }
+                }
+            }
         }
     };
     ast.walk(&mut |path: &[ASTNode]| {

@@ -1,6 +1,7 @@
 //! Clusterers: `kmeans`, `dbscan`, and the `Clustering` they return.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::{to_usize, Opts};
 use super::{def, Reg, Session};
 use crate::cluster::{adjusted_rand, AgglomerativeParams, Clusterer, Clustering, DbscanParams, KMeansParams, Linkage};
@@ -61,7 +62,7 @@ pub(super) fn register(reg: &mut Reg) {
         "kmeans(opts: Map) -> Clusterer",
         "k-means with k-means++ seeding: k (required), n_init (10), max_iter (300), tol (1e-4), seed (--seed).",
         move |m: Map| -> RResult<ClustererRef> {
-            let o = Opts::new("kmeans", &m, &["k", "n_init", "max_iter", "tol", "seed"])?;
+            let o = Opts::new(&keys::KMEANS, &m)?;
             let k = o
                 .usize("k")?
                 .ok_or_else(|| to_rhai("kmeans: option `k` is required, e.g. kmeans(#{ k: 8 })"))?;
@@ -78,7 +79,7 @@ pub(super) fn register(reg: &mut Reg) {
         "dbscan(opts: Map) -> Clusterer",
         "DBSCAN with a k-d tree: eps (neighbourhood radius, required), min_points (5); noise gets label -1.",
         |m: Map| -> RResult<ClustererRef> {
-            let o = Opts::new("dbscan", &m, &["eps", "min_points"])?;
+            let o = Opts::new(&keys::DBSCAN, &m)?;
             let eps = o.f64("eps")?.ok_or_else(|| {
                 to_rhai("dbscan: option `eps` is required, e.g. dbscan(#{ eps: 0.05, min_points: 10 })")
             })?;
@@ -88,7 +89,7 @@ pub(super) fn register(reg: &mut Reg) {
         }
     );
     def!(reg, "agglomerative(opts: Map) -> Clusterer", "Agglomerative clustering in O(n) memory: k (required), linkage (\"ward\", \"average\" or \"complete\" by nearest-neighbour chain, \"single\" by spanning tree).", |m: Map| -> RResult<ClustererRef> {
-        let o = Opts::new("agglomerative", &m, &["k", "linkage"])?;
+        let o = Opts::new(&keys::AGGLOMERATIVE, &m)?;
         let k = o.usize("k")?.ok_or_else(|| to_rhai("agglomerative: option `k` is required, e.g. agglomerative(#{ k: 8, linkage: \"ward\" })"))?;
         let mut p = AgglomerativeParams::new(k);
         if let Some(l) = o.string("linkage")? {

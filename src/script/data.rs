@@ -2,6 +2,7 @@
 //! and the `Dataset` methods.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::{to_usize, usize_array, Opts};
 use super::{def, def_get, Reg};
 use crate::data::{
@@ -21,7 +22,7 @@ fn cifar(s: &super::Session, p: CifarParams) -> RResult<Splits> {
 }
 
 fn image_folder(s: &super::Session, path: &str, m: &Map) -> RResult<Splits> {
-    let o = Opts::new("image_folder", m, &["size", "split", "seed"])?;
+    let o = Opts::new(&keys::IMAGE_FOLDER, m)?;
     let d = FolderParams::new(path);
     let p = FolderParams {
         size: o.chw("size")?,
@@ -54,7 +55,7 @@ pub(super) fn register(reg: &mut Reg) {
         "synthetic(opts: Map) -> Splits",
         "The built-in data set with options train (6000), test (1000) (sample counts) and seed (0); the same options give the same data.",
         move |m: Map| -> RResult<Splits> {
-            let o = Opts::new("synthetic", &m, &["train", "test", "seed"])?;
+            let o = Opts::new(&keys::SYNTHETIC, &m)?;
             let d = SyntheticParams::default();
             let p = SyntheticParams {
                 train: o.usize("train")?.unwrap_or(d.train),
@@ -70,7 +71,7 @@ pub(super) fn register(reg: &mut Reg) {
         let s = reg.session.clone();
         let load1 = move |dir: &str| load_mnist_like(which, Some(Path::new(dir)), &s.device).map_err(to_rhai);
         if which == Which::Mnist {
-            def!(reg, "mnist() -> Splits", "MNIST from $ADVLAB_DATA/mnist, then ./data/mnist, then a download through candle-datasets (IDX files, gzip or raw).", load0);
+            def!(reg, "mnist() -> Splits", "MNIST from $ADVLAB_DATA/mnist, then ./data/mnist, then a download into the first of those (IDX files, gzip or raw).", load0);
             def!(
                 reg,
                 "mnist(dir: String) -> Splits",
@@ -96,7 +97,7 @@ pub(super) fn register(reg: &mut Reg) {
     def!(
         reg,
         "cifar10() -> Splits",
-        "CIFAR-10 (binary batches) from $ADVLAB_DATA/cifar-10-batches-bin, then ./data/cifar-10-batches-bin, then a download through candle-datasets: (N, 3, 32, 32) images in [0, 1], 10 named classes.",
+        "CIFAR-10 (binary batches) from $ADVLAB_DATA/cifar-10-batches-bin, then ./data/cifar-10-batches-bin, then a download of the archive unpacked there: (N, 3, 32, 32) images in [0, 1], 10 named classes.",
         move || cifar(&s, CifarParams::default())
     );
     let s = reg.session.clone();
@@ -118,7 +119,7 @@ pub(super) fn register(reg: &mut Reg) {
         "cifar10(opts: Map) -> Splits",
         "CIFAR-10 with options path (a folder; else the search order of cifar10()), train and test (read only the first n images).",
         move |m: Map| -> RResult<Splits> {
-            let o = Opts::new("cifar10", &m, &["path", "train", "test"])?;
+            let o = Opts::new(&keys::CIFAR10, &m)?;
             let p = CifarParams {
                 path: o.string("path")?.map(PathBuf::from),
                 train: o.usize("train")?,
@@ -165,10 +166,15 @@ pub(super) fn register(reg: &mut Reg) {
         }
     );
 
-    def_get!(reg, "Splits.train", "The training split.", |s: &mut Splits| s
-        .train
+    def_get!(
+        reg,
+        "Splits.train -> Dataset",
+        "The training split.",
+        |s: &mut Splits| s.train.clone()
+    );
+    def_get!(reg, "Splits.test -> Dataset", "The test split.", |s: &mut Splits| s
+        .test
         .clone());
-    def_get!(reg, "Splits.test", "The test split.", |s: &mut Splits| s.test.clone());
     def!(
         reg,
         "Splits.to_string() -> String",
@@ -184,7 +190,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def_get!(
         reg,
-        "Dataset.name",
+        "Dataset.name -> String",
         "Where the data came from and what was done to it.",
         |d: &mut Dataset| d.name().to_string()
     );

@@ -3,6 +3,7 @@
 //! `defended(model, [...])`, and `robustness_checks`.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::Dataset;
@@ -93,9 +94,9 @@ fn transform_list(v: &Dynamic) -> RResult<Vec<Arc<dyn Transform>>> {
         .collect()
 }
 
-fn autoencoder(s: &Session, func: &'static str, m: &Map, dense: bool) -> RResult<TransformRef> {
-    let key = if dense { "hidden" } else { "channels" };
-    let o = Opts::new(func, m, &[key, "input", "seed"])?;
+fn autoencoder(s: &Session, keys: &'static keys::Keys, m: &Map, dense: bool) -> RResult<TransformRef> {
+    let (func, key) = (keys.func, if dense { "hidden" } else { "channels" });
+    let o = Opts::new(keys, m)?;
     let kind = if dense {
         AutoencoderKind::Dense {
             hidden: sizes(&o, key)?.unwrap_or_else(|| AutoencoderKind::DEFAULT_HIDDEN.to_vec()),
@@ -113,7 +114,7 @@ fn autoencoder(s: &Session, func: &'static str, m: &Map, dense: bool) -> RResult
 }
 
 fn fit_transform(s: &Session, t: &TransformRef, data: &Dataset, m: &Map) -> RResult<Map> {
-    let o = Opts::new("fit", m, &["epochs", "batch_size", "lr", "noise_std", "seed"])?;
+    let o = Opts::new(&keys::FIT_TRANSFORM, m)?;
     let d = AeFitParams::default();
     let p = AeFitParams {
         epochs: o.usize("epochs")?.unwrap_or(d.epochs),
@@ -143,22 +144,7 @@ fn fit_transform(s: &Session, t: &TransformRef, data: &Dataset, m: &Map) -> RRes
 }
 
 fn checks(s: &Session, m: &Model, d: &Dataset, opts: &Map) -> RResult<RobustnessChecks> {
-    let o = Opts::new(
-        "robustness_checks",
-        opts,
-        &[
-            "eps",
-            "steps",
-            "eot",
-            "eot_check",
-            "large_eps",
-            "samples",
-            "tolerance",
-            "seed",
-            "surrogate",
-            "train",
-        ],
-    )?;
+    let o = Opts::new(&keys::ROBUSTNESS_CHECKS, opts)?;
     let d0 = ChecksParams::default();
     let surrogate = match o.get("surrogate") {
         None => None,
@@ -211,7 +197,7 @@ pub(super) fn register(reg: &mut Reg) {
 
     let s = reg.session.clone();
     def!(reg, "pca_projection(opts: Map) -> Transform", "Project onto the principal axes fitted on a held-out set and back, x → mean + (x − mean)VVᵀ (differentiable): data (required, the held-out Dataset), variance (0.99: the fewest axes keeping that share) or components (a count).", move |m: Map| -> RResult<TransformRef> {
-        let o = Opts::new("pca_projection", &m, &["data", "variance", "components"])?;
+        let o = Opts::new(&keys::PCA_PROJECTION, &m)?;
         let data = dataset(&o, "data")?.ok_or_else(|| {
             to_rhai("pca_projection: option `data` (the held-out images the axes are fitted on) is required, e.g. pca_projection(#{ variance: 0.99, data: held_out })")
         })?;
@@ -227,7 +213,7 @@ pub(super) fn register(reg: &mut Reg) {
         "gaussian_noise(opts: Map) -> Transform",
         "Add N(0, std²) noise, fresh at every forward pass, and clip to [0, 1]: std (required), seed (--seed).",
         move |m: Map| -> RResult<TransformRef> {
-            let o = Opts::new("gaussian_noise", &m, &["std", "seed"])?;
+            let o = Opts::new(&keys::GAUSSIAN_NOISE, &m)?;
             let std = required(&o, "std", "gaussian_noise(#{ std: 0.1 })")?;
             transform(
                 &s,
@@ -238,24 +224,24 @@ pub(super) fn register(reg: &mut Reg) {
     );
     let s = reg.session.clone();
     def!(reg, "uniform_noise(opts: Map) -> Transform", "Add noise uniform in [−magnitude, magnitude], fresh at every forward pass, and clip to [0, 1]: magnitude (required), seed (--seed).", move |m: Map| -> RResult<TransformRef> {
-        let o = Opts::new("uniform_noise", &m, &["magnitude", "seed"])?;
+        let o = Opts::new(&keys::UNIFORM_NOISE, &m)?;
         let mag = required(&o, "magnitude", "uniform_noise(#{ magnitude: 0.2 })")?;
         transform(&s, "uniform_noise", UniformNoise::new(mag, o.u64("seed")?.unwrap_or(s.seed)))
     });
     let s = reg.session.clone();
     def!(reg, "downsample(opts: Map) -> Transform", "Shrink each side to `factor` (0.5; 0.25 is seed 003's \"75%\") by area averaging and bring it back bilinearly (differentiable).", move |m: Map| -> RResult<TransformRef> {
-        let o = Opts::new("downsample", &m, &["factor"])?;
+        let o = Opts::new(&keys::DOWNSAMPLE, &m)?;
         transform(&s, "downsample", Downsample::new(o.f64("factor")?.unwrap_or(Downsample::DEFAULT_FACTOR)))
     });
     let s = reg.session.clone();
     def!(reg, "bit_depth(opts: Map) -> Transform", "Round each pixel to 2^bits levels: bits (required, 1..=16), bpda (true: the backward pass is the identity; false: the true, zero gradient).", move |m: Map| -> RResult<TransformRef> {
-        let o = Opts::new("bit_depth", &m, &["bits", "bpda"])?;
+        let o = Opts::new(&keys::BIT_DEPTH, &m)?;
         let bits = required_usize(&o, "bits", "bit_depth(#{ bits: 3 })")?;
         transform(&s, "bit_depth", BitDepth::new(bits, o.bool("bpda")?.unwrap_or(BitDepth::DEFAULT_BPDA)))
     });
     let s = reg.session.clone();
     def!(reg, "median_smoothing(opts: Map) -> Transform", "Median of each size×size window per channel, border replicated: size (3), bpda (true: the backward pass is the identity; false: no gradient).", move |m: Map| -> RResult<TransformRef> {
-        let o = Opts::new("median_smoothing", &m, &["size", "bpda"])?;
+        let o = Opts::new(&keys::MEDIAN_SMOOTHING, &m)?;
         transform(&s, "median_smoothing", MedianSmoothing::new(
                 o.usize("size")?.unwrap_or(MedianSmoothing::DEFAULT_SIZE),
                 o.bool("bpda")?.unwrap_or(MedianSmoothing::DEFAULT_BPDA),
@@ -263,11 +249,11 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "denoising_autoencoder(opts: Map) -> Transform", "A dense autoencoder (ReLU layers, the decoder mirrors the encoder, output clipped to [0, 1]) to train with .fit(data, opts) and use as a transform: hidden ([256]), input ([1, 28, 28]), seed.", move |m: Map| {
-        autoencoder(&s, "denoising_autoencoder", &m, true)
+        autoencoder(&s, &keys::DENOISING_AUTOENCODER, &m, true)
     });
     let s = reg.session.clone();
     def!(reg, "conv_autoencoder(opts: Map) -> Transform", "A convolutional autoencoder (3×3 conv + ReLU + 2×2 max-pool per level, nearest up-sampling + conv back, output clipped to [0, 1]) to train with .fit(data, opts): channels ([16, 8]), input ([1, 28, 28]), seed.", move |m: Map| {
-        autoencoder(&s, "conv_autoencoder", &m, false)
+        autoencoder(&s, &keys::CONV_AUTOENCODER, &m, false)
     });
     let s = reg.session.clone();
     def!(reg, "Transform.fit(data: Dataset) -> Map", "Train an autoencoder in place with the defaults (5 epochs, batch 128, Adam lr 0.001, noise_std 0.1); returns loss (reconstruction MSE) and seconds per epoch.", move |t: &mut TransformRef, d: Dataset| {
@@ -285,19 +271,19 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def_get!(
         reg,
-        "Transform.name",
+        "Transform.name -> String",
         "The transform's kind (pca_projection, gaussian_noise, …).",
         |t: &mut TransformRef| t.0.name().to_string()
     );
     def_get!(
         reg,
-        "Transform.random",
+        "Transform.random -> bool",
         "Whether it draws fresh noise at every pass (attack it with eot).",
         |t: &mut TransformRef| t.0.seed().is_some()
     );
     def_get!(
         reg,
-        "Transform.differentiable",
+        "Transform.differentiable -> bool",
         "Whether it has a true gradient (false for bit_depth and median_smoothing, which use BPDA or none).",
         |t: &mut TransformRef| t.0.bpda().is_none()
     );
@@ -355,7 +341,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def_get!(
         reg,
-        "RobustnessChecks.passed",
+        "RobustnessChecks.passed -> bool",
         "Whether no check failed (n/a ones do not count).",
         |r: &mut RobustnessChecks| r.passed()
     );

@@ -2,6 +2,7 @@
 
 use super::attack::{attack_list, AttackRef};
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::{def, def_get, Reg};
 use crate::attack::Attack;
 use crate::data::Dataset;
@@ -105,7 +106,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     let s = reg.session.clone();
     def!(reg, "autoattack(model: Model, data: Dataset, opts: Map) -> Map", "AutoAttack's evaluation (Croce and Hein 2020): each stage runs only on the images still robust; eps (required), norm (\"linf\" | \"l2\"), version (\"standard\": APGD-CE, APGD-T, FAB-T, Square | \"apgd_square\": without FAB-T | \"apgd\" | \"rand\": APGD-CE and APGD-DLR with EOT 20), seed (--seed), batch_size (256); returns clean, robust, stages (attack, robust_accuracy after it, fooled, seconds), warnings (a randomised model, zero input gradients, Square fooling images the gradient stages did not) and adversarial (a Dataset).", move |m: Model, d: Dataset, o: Map| -> RResult<Map> {
-        let o = super::opts::Opts::new("autoattack", &o, &["eps", "norm", "version", "seed", "batch_size"])?;
+        let o = super::opts::Opts::new(&keys::AUTOATTACK, &o)?;
         let eps = o.f64("eps")?.ok_or_else(|| to_rhai("autoattack: option `eps` is required, e.g. autoattack(model, data, #{ eps: 0.3 })"))?;
         let d0 = crate::eval::AutoAttackParams::new(eps);
         let p = crate::eval::AutoAttackParams {
@@ -177,7 +178,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     def_get!(
         reg,
-        "Report.clean_accuracy",
+        "Report.clean_accuracy -> float",
         "Accuracy on the clean data.",
         |r: &mut Report| r.clean_accuracy
     );

@@ -2,6 +2,7 @@
 //! `mean_images`, `samples_grid`, `inertia_chart`, and `scatter_chart` coloured by cluster.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::Opts;
 use super::{def, Reg, Session};
 use crate::cluster::{self, Clustering};
@@ -66,7 +67,7 @@ fn summary_rows(c: &Clustering, labels: &[usize], classes: usize) -> RResult<Arr
 }
 
 fn silhouette(s: &Session, c: &Clustering, points: &Tensor, opts: &Map) -> RResult<Map> {
-    let o = Opts::new("silhouette", opts, &["max_points", "seed"])?;
+    let o = Opts::new(&keys::SILHOUETTE, opts)?;
     let max_points = o.usize("max_points")?.unwrap_or(SILHOUETTE_POINTS);
     let seed = o.u64("seed")?.unwrap_or(s.seed);
     if points.rank() != 2 {
@@ -102,7 +103,7 @@ fn pixels(d: &Dataset) -> RResult<(Vec<f32>, (usize, usize, usize))> {
 }
 
 fn mean_images(c: &Clustering, d: &Dataset, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("mean_images", opts, &["title", "cols"])?;
+    let o = Opts::new(&keys::MEAN_IMAGES, opts)?;
     let (v, (ch, h, w)) = pixels(d)?;
     let means = cluster::mean_images(c, &v, ch * h * w).map_err(|e| to_rhai(format!("mean_images: {e}")))?;
     if means.is_empty() {
@@ -130,7 +131,7 @@ fn mean_images(c: &Clustering, d: &Dataset, opts: &Map) -> RResult<Chart> {
 }
 
 fn samples_grid(d: &Dataset, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("samples_grid", opts, &["n", "seed", "title", "cols"])?;
+    let o = Opts::new(&keys::SAMPLES_GRID, opts)?;
     let n = o.usize("n")?.unwrap_or(64);
     if n == 0 || d.is_empty() {
         return Err(to_rhai(format!(
@@ -154,7 +155,7 @@ fn samples_grid(d: &Dataset, opts: &Map) -> RResult<Chart> {
 }
 
 fn inertia_chart(s: &Session, points: &Tensor, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("inertia_chart", opts, &["k_min", "k_max", "n_init", "seed", "title"])?;
+    let o = Opts::new(&keys::INERTIA_CHART, opts)?;
     let d = cluster::InertiaParams::default();
     let p = cluster::InertiaParams {
         k_min: o.usize("k_min")?.unwrap_or(d.k_min),

@@ -3,6 +3,7 @@
 
 use super::error::{to_rhai, RResult};
 use super::io::{cell, maps};
+use super::keys;
 use super::opts::{number, Opts};
 use super::{def, Reg};
 use crate::data::Dataset;
@@ -36,7 +37,7 @@ fn images(t: &Tensor, func: &str) -> RResult<HostImages> {
 }
 
 fn adversarial_grid(model: &Model, clean: &Dataset, adv: &Dataset, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("adversarial_grid", opts, &["n", "title", "successful_only"])?;
+    let o = Opts::new(&keys::ADVERSARIAL_GRID, opts)?;
     let rows = ImageRows::adversarial(
         model,
         clean,
@@ -50,7 +51,7 @@ fn adversarial_grid(model: &Model, clean: &Dataset, adv: &Dataset, opts: &Map) -
 }
 
 fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("confidence_histogram", opts, &["bins", "title"])?;
+    let o = Opts::new(&keys::CONFIDENCE_HISTOGRAM, opts)?;
     let bins = o.usize("bins")?.unwrap_or(20);
     if bins == 0 {
         return Err(to_rhai("confidence_histogram: bins must be at least 1"));
@@ -77,11 +78,7 @@ fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Ch
 }
 
 fn heatmap_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new(
-        "heatmap_chart",
-        opts,
-        &["x", "y", "value", "title", "x_label", "y_label"],
-    )?;
+    let o = Opts::new(&keys::HEATMAP_CHART, opts)?;
     let rows = maps("heatmap_chart", rows)?;
     let x = o.string("x")?.unwrap_or_else(|| "target".into());
     let y = o.string("y")?.unwrap_or_else(|| "source".into());
@@ -113,7 +110,7 @@ fn heatmap_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
 }
 
 fn image_chart(t: &Tensor, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("image_chart", opts, &["title", "signed", "n", "cols"])?;
+    let o = Opts::new(&keys::IMAGE_CHART, opts)?;
     let (rows, shape) = images(t, "image_chart")?;
     let n = o.usize("n")?.unwrap_or(32).max(1);
     let cols = o.usize("cols")?.unwrap_or(8).max(1);

@@ -2,6 +2,7 @@
 //! with a `.meta.json` sidecar recording the seed, device and resolved parameters.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::{number, Opts};
 use super::{def, Reg, Session};
 use crate::plot::{BarChart, Chart, LineChart, ScatterChart};
@@ -130,7 +131,7 @@ fn series(func: &str, rows: &[Map], o: &Opts, x: &str, all: &[String]) -> RResul
 }
 
 fn line_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("line_chart", opts, &["x", "y", "err", "title", "x_label", "y_label"])?;
+    let o = Opts::new(&keys::LINE_CHART, opts)?;
     let rows = maps("line_chart", rows)?;
     let all = columns(&rows);
     let x = o
@@ -148,7 +149,7 @@ fn line_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
 }
 
 fn bar_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("bar_chart", opts, &["x", "y", "err", "title", "y_label"])?;
+    let o = Opts::new(&keys::BAR_CHART, opts)?;
     let rows = maps("bar_chart", rows)?;
     let all = columns(&rows);
     let x = o
@@ -166,7 +167,7 @@ fn bar_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
 }
 
 pub(super) fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RResult<Chart> {
-    let o = Opts::new("scatter_chart", opts, &["title", "highlight"])?;
+    let o = Opts::new(&keys::SCATTER_CHART, opts)?;
     if points.rank() != 2 || points.dims()[1] != 2 {
         return Err(to_rhai(format!(
             "scatter_chart: expected (N, 2) points, got shape {:?}",
@@ -195,7 +196,7 @@ pub(super) fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RRes
 /// Rows grouped by the `by` columns, with the mean and sample standard deviation of each
 /// `values` column (`<v>_mean`, `<v>_std`) and the group size `n`, in order of first appearance.
 fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
-    let o = Opts::new("aggregate", opts, &["by", "values"])?;
+    let o = Opts::new(&keys::AGGREGATE, opts)?;
     let rows = maps("aggregate", rows)?;
     let all = columns(&rows);
     let by = o.strings("by")?.unwrap_or_default();

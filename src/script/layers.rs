@@ -6,6 +6,7 @@
 //! checked by `nn::Arch`.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::model::{init, noise_site};
 use super::opts::{usize_array, Opts};
 use super::{def, Reg, Session};
@@ -28,7 +29,7 @@ fn size(what: &str, n: INT) -> RResult<usize> {
 }
 
 fn sequential(s: &Session, arr: &Array, m: &Map) -> RResult<Model> {
-    let o = Opts::new("sequential", m, &["input", "seed", "noise_injection"])?;
+    let o = Opts::new(&keys::SEQUENTIAL, m)?;
     let input = match o.get("input") {
         None => Input::Image(1, 28, 28),
         Some(v) => {
@@ -46,7 +47,7 @@ fn sequential(s: &Session, arr: &Array, m: &Map) -> RResult<Model> {
 }
 
 fn conv2d(m: &Map) -> RResult<Layer> {
-    let o = Opts::new("conv2d", m, &["out", "kernel", "stride", "padding", "bias"])?;
+    let o = Opts::new(&keys::CONV2D, m)?;
     let required = |key: &str| -> RResult<usize> {
         o.usize(key)?.ok_or_else(|| {
             to_rhai(format!(
@@ -73,7 +74,7 @@ fn conv2d(m: &Map) -> RResult<Layer> {
 }
 
 fn batch_norm(m: &Map) -> RResult<Layer> {
-    let o = Opts::new("batch_norm", m, &["eps", "momentum", "affine"])?;
+    let o = Opts::new(&keys::BATCH_NORM, m)?;
     Ok(Layer::BatchNorm {
         eps: o.f64("eps")?.unwrap_or(BN_EPS),
         momentum: o.f64("momentum")?.unwrap_or(BN_MOMENTUM),
@@ -83,7 +84,7 @@ fn batch_norm(m: &Map) -> RResult<Layer> {
 }
 
 fn preact_block(m: &Map) -> RResult<Layer> {
-    let o = Opts::new("preact_block", m, &["out", "stride"])?;
+    let o = Opts::new(&keys::PREACT_BLOCK, m)?;
     let out = o.usize("out")?.ok_or_else(|| {
         to_rhai("preact_block: option `out` is required, e.g. preact_block(#{ out: 128, stride: 2 })")
     })?;
@@ -94,14 +95,14 @@ fn preact_block(m: &Map) -> RResult<Layer> {
 }
 
 fn preact_resnet18(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("preact_resnet18", m, &["classes", "seed"])?;
+    let o = Opts::new(&keys::PREACT_RESNET18, m)?;
     let classes = o.usize("classes")?.unwrap_or(crate::data::CIFAR10_CLASSES.len());
     let arch = Arch::preact_resnet18(classes).map_err(to_rhai)?;
     init(s, arch, o.u64("seed")?)
 }
 
 fn wide_resnet(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("wide_resnet", m, &["depth", "widen", "classes", "drop", "seed"])?;
+    let o = Opts::new(&keys::WIDE_RESNET, m)?;
     let d = WideResnetParams::default();
     let p = WideResnetParams {
         depth: o.usize("depth")?.unwrap_or(d.depth),
@@ -113,7 +114,7 @@ fn wide_resnet(s: &Session, m: &Map) -> RResult<Model> {
 }
 
 fn lwta(m: &Map) -> RResult<Layer> {
-    let o = Opts::new("lwta", m, &["units", "temperature"])?;
+    let o = Opts::new(&keys::LWTA, m)?;
     let d = Lwta::default();
     Ok(Layer::Lwta {
         units: o.usize("units")?.unwrap_or(d.units_per_block),
@@ -235,7 +236,7 @@ pub(super) fn register(reg: &mut Reg) {
         "madry_mnist_cnn(opts: Map) -> Model",
         "Madry et al.'s MNIST network with options: seed.",
         move |m: Map| -> RResult<Model> {
-            let o = Opts::new("madry_mnist_cnn", &m, &["seed"])?;
+            let o = Opts::new(&keys::MADRY_MNIST_CNN, &m)?;
             init(&s, Arch::madry_mnist_cnn(), o.u64("seed")?)
         }
     );
@@ -252,7 +253,7 @@ pub(super) fn register(reg: &mut Reg) {
         "trades_small_cnn(opts: Map) -> Model",
         "TRADES' SmallCNN with options: drop (0.5, the dropout after fc1), seed.",
         move |m: Map| -> RResult<Model> {
-            let o = Opts::new("trades_small_cnn", &m, &["drop", "seed"])?;
+            let o = Opts::new(&keys::TRADES_SMALL_CNN, &m)?;
             let arch = Arch::trades_small_cnn(o.f64("drop")?.unwrap_or(TRADES_DROP)).map_err(to_rhai)?;
             init(&s, arch, o.u64("seed")?)
         }

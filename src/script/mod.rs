@@ -13,6 +13,7 @@ mod eval;
 mod explore;
 mod figures;
 mod io;
+mod keys;
 mod layers;
 mod model;
 mod opts;
@@ -113,7 +114,9 @@ impl FnDoc {
 
 /// The function or method name in a signature such as `Model.fit(data: Dataset) -> Map`.
 pub fn fn_name(sig: &str) -> &str {
-    let head = sig.split('(').next().unwrap_or(sig).trim();
+    // `Type.method(…) -> R`, `function(…) -> R`, or a property's `Type.name -> R`
+    let head = sig.split('(').next().unwrap_or(sig);
+    let head = head.split("->").next().unwrap_or(head).trim();
     head.rsplit('.').next().unwrap_or(head)
 }
 

@@ -2,6 +2,7 @@
 //! `save`.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::{usize_array, Opts};
 use super::{def, def_get, Reg, Session};
 use crate::data::{Augment, Dataset};
@@ -34,18 +35,14 @@ fn input_shape(o: &Opts, default: [usize; 3]) -> RResult<[usize; 3]> {
 }
 
 fn cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("cnn", m, &["input", "classes", "noise_injection", "seed"])?;
+    let o = Opts::new(&keys::CNN, m)?;
     let d = CnnParams::default();
     let arch = Arch::cnn_for(input_shape(&o, d.input)?, o.usize("classes")?.unwrap_or(d.classes)).map_err(to_rhai)?;
     init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
 }
 
 fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new(
-        "resnet",
-        m,
-        &["input", "width", "blocks", "classes", "noise_injection", "seed"],
-    )?;
+    let o = Opts::new(&keys::RESNET, m)?;
     let d = ResnetParams::default();
     let blocks = match o.get("blocks") {
         None => d.blocks,
@@ -68,16 +65,6 @@ fn resnet_opts(s: &Session, m: &Map) -> RResult<Model> {
     .map_err(to_rhai)?;
     init(s, arch.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
 }
-
-/// The options of the competition (and its IBP prior) that both LWTA models take.
-const LWTA_OPTS: [&str; 6] = [
-    "units_per_block",
-    "temperature",
-    "passes",
-    "ibp",
-    "ibp_alpha",
-    "ibp_temperature",
-];
 
 /// The competition options of an LWTA model.
 fn lwta_opts(o: &Opts) -> RResult<Lwta> {
@@ -102,7 +89,7 @@ fn ibp_opts(o: &Opts) -> RResult<Option<IbpPrior>> {
 }
 
 fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("lwta_mlp", m, &[&["layers", "seed"][..], &LWTA_OPTS].concat())?;
+    let o = Opts::new(&keys::LWTA_MLP, m)?;
     let layers = match o.get("layers") {
         Some(v) => {
             let arr = v.clone().into_array().map_err(|_| {
@@ -127,7 +114,7 @@ fn lwta_mlp_opts(s: &Session, m: &Map) -> RResult<Model> {
 }
 
 fn lwta_cnn_opts(s: &Session, m: &Map) -> RResult<Model> {
-    let o = Opts::new("lwta_cnn", m, &[&["input", "classes", "seed"][..], &LWTA_OPTS].concat())?;
+    let o = Opts::new(&keys::LWTA_CNN, m)?;
     let d = CnnParams::default();
     let arch = Arch::lwta_cnn(
         input_shape(&o, d.input)?,
@@ -214,31 +201,7 @@ fn selection(o: &Opts) -> RResult<Option<crate::train::Selection>> {
 }
 
 fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<Map> {
-    let o = Opts::new(
-        "fit",
-        opts,
-        &[
-            "epochs",
-            "batch_size",
-            "lr",
-            "optimizer",
-            "momentum",
-            "seed",
-            "lr_schedule",
-            "defence",
-            "nesterov",
-            "weight_decay",
-            "milestones",
-            "gamma",
-            "piecewise",
-            "augment",
-            "craft_mode",
-            "clip_grad_norm",
-            "eval_every",
-            "eval_data",
-            "eval_attack",
-        ],
-    )?;
+    let o = Opts::new(&keys::FIT, opts)?;
     let d = FitParams::default();
     let milestones = match o.get("milestones") {
         None => d.milestones,
@@ -335,7 +298,7 @@ pub(super) fn register(reg: &mut Reg) {
         "mlp(layers: Array, opts: Map) -> Model",
         "An MLP with options: noise_injection (\"weights\" | \"activations\": learnable Gaussian noise, He et al. 2019), seed (weights and noise).",
         move |l: Array, m: Map| -> RResult<Model> {
-            let o = Opts::new("mlp", &m, &["noise_injection", "seed"])?;
+            let o = Opts::new(&keys::MLP, &m)?;
             init(&s, mlp_arch(&l)?.with_noise_injection(noise_site(&o)?), o.u64("seed")?)
         }
     );
@@ -440,7 +403,7 @@ pub(super) fn register(reg: &mut Reg) {
         "random_crop(opts: Map) -> Augment",
         "A random crop with options: padding (4).",
         |m: Map| -> RResult<Augment> {
-            let o = Opts::new("random_crop", &m, &["padding"])?;
+            let o = Opts::new(&keys::RANDOM_CROP, &m)?;
             Augment::random_crop(o.usize("padding")?.unwrap_or(Augment::DEFAULT_PADDING))
                 .map_err(|e| to_rhai(format!("random_crop: {e}")))
         }
@@ -481,7 +444,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def_get!(
         reg,
-        "Model.passes",
+        "Model.passes -> int",
         "Stochastic passes a prediction averages (1 but for LWTA models).",
         |m: &mut Model| m.arch().passes() as INT
     );
@@ -539,7 +502,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     def_get!(
         reg,
-        "Model.arch",
+        "Model.arch -> String",
         "The architecture, e.g. mlp([784, 256, 10]).",
         |m: &mut Model| m.arch().to_string()
     );

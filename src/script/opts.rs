@@ -2,6 +2,7 @@
 //! ones, and every value is converted with a check of its type and range.
 
 use super::error::{to_rhai, RResult};
+use super::keys::Keys;
 use rhai::{Dynamic, Map, INT};
 
 /// A checked view of an option map for function `func`.
@@ -10,35 +11,13 @@ pub(crate) struct Opts<'a> {
     map: &'a Map,
 }
 
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(row[j + 1] + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 impl<'a> Opts<'a> {
-    /// Check that every key of `map` is one of `allowed`.
-    pub fn new(func: &'static str, map: &'a Map, allowed: &[&str]) -> RResult<Self> {
+    /// Check that every key of `map` is one of the function's (see [`keys`](super::keys)).
+    pub fn new(keys: &'static Keys, map: &'a Map) -> RResult<Self> {
+        let (func, allowed) = (keys.func, keys.keys);
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
-                let near = allowed
-                    .iter()
-                    .min_by_key(|a| distance(key, a))
-                    .filter(|a| distance(key, a) <= 2);
-                let hint = near.map(|a| format!(" (did you mean `{a}`?)")).unwrap_or_default();
-                return Err(to_rhai(format!(
-                    "{func}: unknown option `{key}`{hint}; valid options are: {}",
-                    allowed.join(", ")
-                )));
+                return Err(to_rhai(format!("{func}: {}", super::keys::unknown(key, allowed))));
             }
         }
         Ok(Self { func, map })

@@ -3,6 +3,7 @@
 
 use super::attack::{attack_list, AttackRef};
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::Opts;
 use super::{def, def_get, Reg};
 use crate::error::ParamError;
@@ -59,7 +60,7 @@ pub(super) fn register(reg: &mut Reg) {
     reg.engine.register_type_with_name::<RecipeRef>("Recipe");
     let s = reg.session.clone();
     def!(reg, "pgd_training(opts: Map) -> Recipe", "PGD training (Madry et al.): every batch replaced by its PGD-L∞ samples crafted from the current weights; eps (required, in (0, 1]), steps (10), alpha (2.5·eps/steps), seed (random starts; --seed).", move |m: Map| -> RResult<RecipeRef> {
-        let o = Opts::new("pgd_training", &m, &["eps", "steps", "alpha", "seed"])?;
+        let o = Opts::new(&keys::PGD_TRAINING, &m)?;
         let d = PgdTrainingParams::new(eps(&o)?);
         let p = PgdTrainingParams {
             steps: o.usize("steps")?.unwrap_or(d.steps),
@@ -71,11 +72,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "fast_fgsm_training(opts: Map) -> Recipe", "Fast FGSM training (Wong et al.): FGSM from a uniform random start; eps (required), alpha (1.25·eps), seed; guard: guard_samples (500 held out; 0 = off), guard_steps (10), guard_drop (0.5: a fall to half the best epoch's held-out PGD accuracy), stop_on_overfit (false).", move |m: Map| -> RResult<RecipeRef> {
-        let o = Opts::new(
-            "fast_fgsm_training",
-            &m,
-            &["eps", "alpha", "seed", "guard_samples", "guard_steps", "guard_drop", "stop_on_overfit"],
-        )?;
+        let o = Opts::new(&keys::FAST_FGSM_TRAINING, &m)?;
         let g = GuardParams::default();
         let p = FastFgsmParams {
             alpha: o.f64("alpha")?,
@@ -92,7 +89,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "trades(opts: Map) -> Recipe", "TRADES (Zhang et al.): loss CE(clean) + beta·KL(p_clean ‖ p_adv), the adversarial samples ascending the KL; eps (required), beta (1.0), steps (10), alpha (2.5·eps/steps), seed.", move |m: Map| -> RResult<RecipeRef> {
-        let o = Opts::new("trades", &m, &["eps", "beta", "steps", "alpha", "seed"])?;
+        let o = Opts::new(&keys::TRADES, &m)?;
         let d = TradesParams::new(eps(&o)?);
         let p = TradesParams {
             beta: o.f64("beta")?.unwrap_or(d.beta),
@@ -105,7 +102,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "mixed_training(opts: Map) -> Recipe", "Mixed training (seed 001): each batch is attacked with probability p by one attack drawn uniformly from the list, else kept clean; attacks (required: an array of attacks), p (0.5), seed (the draws and fresh random starts).", move |m: Map| -> RResult<RecipeRef> {
-        let o = Opts::new("mixed_training", &m, &["attacks", "p", "seed"])?;
+        let o = Opts::new(&keys::MIXED_TRAINING, &m)?;
         let attacks = match o.get("attacks") {
             Some(v) => attack_list(v, "mixed_training")?,
             None => {
@@ -124,7 +121,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     let s = reg.session.clone();
     def!(reg, "cluster_training(opts: Map) -> Recipe", "Seed 000's cluster-based training: each epoch, attack the training set from the current weights, reduce with PCA, cluster with k-means, train on one random cluster's adversarial samples; attack (required), k (3), dims (2), augment (false: with true, the clean set too), seed.", move |m: Map| -> RResult<RecipeRef> {
-        let o = Opts::new("cluster_training", &m, &["attack", "k", "dims", "augment", "seed"])?;
+        let o = Opts::new(&keys::CLUSTER_TRAINING, &m)?;
         let attack = match o.get("attack") {
             Some(v) => v.clone().try_cast::<AttackRef>().ok_or_else(|| {
                 to_rhai(format!("cluster_training: option `attack` must be an Attack, got {}", v.type_name()))
@@ -142,7 +139,7 @@ pub(super) fn register(reg: &mut Reg) {
         recipe("cluster_training", p.check())
     });
     def!(reg, "label_smoothing(opts: Map) -> Recipe", "Label smoothing: the target puts 1 − amount on the label and amount/K on every class (as PyTorch); amount (0.1). Composes with one crafting recipe: defence: [label_smoothing(..), mixed_training(..)].", |m: Map| -> RResult<RecipeRef> {
-        let o = Opts::new("label_smoothing", &m, &["amount"])?;
+        let o = Opts::new(&keys::LABEL_SMOOTHING, &m)?;
         let p = LabelSmoothingParams {
             amount: o.f64("amount")?.unwrap_or(LabelSmoothingParams::default().amount),
         };
@@ -150,7 +147,7 @@ pub(super) fn register(reg: &mut Reg) {
     });
     def_get!(
         reg,
-        "Recipe.name",
+        "Recipe.name -> String",
         "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing).",
         |r: &mut RecipeRef| r.name().to_string()
     );

@@ -1,6 +1,7 @@
 //! Reducers: `pca`, and `flatten` on data sets and tensors.
 
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::Opts;
 use super::{def, Reg, Session};
 use crate::data::Dataset;
@@ -60,7 +61,7 @@ pub(super) fn register(reg: &mut Reg) {
         "pca(opts: Map) -> Reducer",
         "PCA to `dims` dimensions (covariance + symmetric eigensolver; deterministic signs).",
         |m: Map| -> RResult<ReducerRef> {
-            let o = Opts::new("pca", &m, &["dims"])?;
+            let o = Opts::new(&keys::PCA, &m)?;
             let d = PcaParams::default();
             let p = PcaParams {
                 dims: o.usize("dims")?.unwrap_or(d.dims),
@@ -71,7 +72,7 @@ pub(super) fn register(reg: &mut Reg) {
     );
     let s = reg.session.clone();
     def!(reg, "tsne(opts: Map) -> Reducer", "Barnes-Hut t-SNE to 2-D (PCA to 50 first): perplexity (30), iterations (1000), theta (0.5), seed (--seed), dims (2 only).", move |m: Map| -> RResult<ReducerRef> {
-        let o = Opts::new("tsne", &m, &["dims", "perplexity", "iterations", "theta", "seed"])?;
+        let o = Opts::new(&keys::TSNE, &m)?;
         if let Some(d) = o.usize("dims")? {
             if d != 2 {
                 return Err(to_rhai(format!("tsne: only dims 2 is supported, got {d}")));
@@ -142,6 +143,27 @@ pub(super) fn register(reg: &mut Reg) {
         |r: &mut ReducerRef| -> RResult<Array> {
             let ratio = r.0.borrow().explained_variance_ratio();
             Ok(ratio.map_err(|e| r.err(e))?.into_iter().map(Dynamic::from).collect())
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "Reducer.save(path: String)",
+        "Write the reducer as safetensors, atomically, with a .meta.json sidecar: PCA's mean, axes and variances (f64) and dims; t-SNE's parameters (it keeps no fitted state). out/… follows --out.",
+        move |r: &mut ReducerRef, p: &str| -> RResult<()> {
+            let bytes = crate::reduce::reducer_bytes(r.0.borrow().as_ref()).map_err(|e| r.err(e))?;
+            s.record(serde_json::json!({ "op": "reducer.save", "reducer": r.0.borrow().name(), "path": p }));
+            super::io::write_with_sidecar(&s, p, &bytes)
+        }
+    );
+    let s = reg.session.clone();
+    def!(
+        reg,
+        "load_reducer(path: String) -> Reducer",
+        "A reducer saved by Reducer.save: a fitted PCA projects new points exactly as before saving; every field is checked, the error names it.",
+        move |p: &str| -> RResult<ReducerRef> {
+            let r = crate::reduce::load_reducer(&s.resolve_out(p)).map_err(to_rhai)?;
+            Ok(ReducerRef(Rc::new(RefCell::new(r))))
         }
     );
     def!(

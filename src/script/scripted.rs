@@ -5,6 +5,7 @@
 
 use super::attack::AttackRef;
 use super::error::{to_rhai, RResult};
+use super::keys;
 use super::opts::Opts;
 use super::{def, Reg, Session};
 use crate::attack::loss::{self, Loss, LossKind, Reduction};
@@ -18,24 +19,6 @@ use std::rc::Rc;
 
 /// The options every `attack(#{…})` understands; any other key is a parameter of the
 /// script's own (a number, string, bool or array), passed to the closures in `state`.
-const ATTACK_KEYS: &[&str] = &[
-    "name",
-    "eps",
-    "norm",
-    "steps",
-    "seed",
-    "batch_size",
-    "keep_best",
-    "restarts",
-    "init",
-    "step",
-];
-
-const LOSS_KEYS: &[&str] = &["loss", "target", "reference", "reduction"];
-
-/// `input_gradient`'s options: the loss's, and `eot` (passes averaged).
-const GRADIENT_KEYS: &[&str] = &["loss", "target", "reference", "reduction", "eot"];
-
 /// The loss the options name, for a batch of `n` samples.
 fn loss_opts(o: &Opts, n: usize) -> RResult<Loss> {
     let kind = LossKind::parse(&o.string("loss")?.unwrap_or_else(|| "ce".into())).map_err(to_rhai)?;
@@ -158,7 +141,7 @@ fn models(reg: &mut Reg) {
     );
     def!(reg, "Model.loss(x: Tensor, y: Tensor, opts: Map) -> Tensor", "A loss the attacker ascends: loss (\"ce\" | \"dlr\" | \"cw\": max other logit − true logit | \"kl\": KL(softmax(reference) ‖ softmax(logits))), target (a class or a Tensor of classes: the loss rises towards them), reference (logits, for kl), reduction (\"sum\" | \"mean\" | \"none\": one per sample).", |m: &mut Model, x: Tensor, y: Tensor, o: Map| -> RResult<Tensor> {
         check_x(m, &x)?;
-        let o = Opts::new("loss", &o, LOSS_KEYS)?;
+        let o = Opts::new(&keys::LOSS, &o)?;
         let l = on_device(loss_opts(&o, x.dim(0).unwrap_or(0))?, &x)?;
         let z = m.forward(&x).map_err(to_rhai)?;
         loss::loss_value(&l, &z, &y).map_err(to_rhai)
@@ -167,7 +150,7 @@ fn models(reg: &mut Reg) {
         gradient_named(m, &x, &y, Loss::new(LossKind::Ce), 1)
     });
     def!(reg, "Model.input_gradient(x: Tensor, y: Tensor, opts: Map) -> Map", "#{ loss, grad } of the loss the options name (as Model.loss: loss, target, reference, reduction) with respect to x; eot (1): both averaged over that many passes, for a randomised model.", |m: &mut Model, x: Tensor, y: Tensor, o: Map| -> RResult<Map> {
-        let o = Opts::new("input_gradient", &o, GRADIENT_KEYS)?;
+        let o = Opts::new(&keys::INPUT_GRADIENT, &o)?;
         let l = loss_opts(&o, x.dim(0).unwrap_or(0))?;
         let eot = crate::attack::check_eot(o.usize("eot")?.unwrap_or(1)).map_err(|e| to_rhai(format!("input_gradient: {e}")))?;
         gradient_named(m, &x, &y, l, eot)
@@ -191,7 +174,7 @@ struct ScriptRule {
     name: String,
     init: Option<FnPtr>,
     step: FnPtr,
-    /// The script's own parameters (keys outside [`ATTACK_KEYS`]).
+    /// The script's own parameters (keys outside [`keys::ATTACK`]).
     extra: Map,
     state: RefCell<Dynamic>,
 }
@@ -258,10 +241,10 @@ impl StepRule for ScriptRule {
 fn scripted_attack(s: &Rc<Session>, m: &Map) -> RResult<AttackRef> {
     let known: Map = m
         .iter()
-        .filter(|(k, _)| ATTACK_KEYS.contains(&k.as_str()))
+        .filter(|(k, _)| keys::ATTACK.keys.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let o = Opts::new("attack", &known, ATTACK_KEYS)?;
+    let o = Opts::new(&keys::ATTACK, &known)?;
     let fn_opt = |key: &str| -> RResult<Option<FnPtr>> {
         match o.get(key) {
             None => Ok(None),
@@ -281,7 +264,7 @@ fn scripted_attack(s: &Rc<Session>, m: &Map) -> RResult<AttackRef> {
         .ok_or_else(|| to_rhai("attack: option `name` is required (it keys the results), e.g. name: \"mi_fgsm\""))?;
     let mut extra = Map::new();
     let mut extra_json = serde_json::Map::new();
-    for (k, v) in m.iter().filter(|(k, _)| !ATTACK_KEYS.contains(&k.as_str())) {
+    for (k, v) in m.iter().filter(|(k, _)| !keys::ATTACK.keys.contains(&k.as_str())) {
         if v.is::<FnPtr>() || v.is::<Tensor>() || v.is::<Model>() {
             return Err(to_rhai(format!(
                 "attack: option `{k}` is a {}; an attack's own parameters must be numbers, strings, bools or arrays (closures go in init and step)",
@@ -327,7 +310,7 @@ pub(super) fn register(reg: &mut Reg) {
     let s = reg.session.clone();
     def!(reg, "attack(opts: Map) -> Attack", "An attack written in the script: name (required, keys results), step (required: |x, x0, y, model, state| → next iterate), init (|x, y, state| → first iterate; default the clean input), eps (checked after every step when given), norm (\"linf\" | \"l2\"), steps (10), seed (--seed), batch_size (256), keep_best (false: true keeps each sample's first fooling iterate, one forward pass per step), restarts (1); any other key is the script's own parameter; state starts as those plus eps, norm, steps, seed, restart and step, and lives for one run on one batch.", move |m: Map| scripted_attack(&s, &m));
     def!(reg, "random_start(x: Tensor, opts: Map) -> Tensor", "The random start the built-in pgd draws: x plus noise uniform in the eps-ball (norm \"linf\" | \"l2\"), seeded per sample by seed and the sample itself, clipped to [0, 1].", |x: Tensor, m: Map| -> RResult<Tensor> {
-        let o = Opts::new("random_start", &m, &["eps", "norm", "seed"])?;
+        let o = Opts::new(&keys::RANDOM_START, &m)?;
         let eps = o.f64("eps")?.ok_or_else(|| to_rhai("random_start: option `eps` is required"))?;
         crate::attack::check_eps(eps).map_err(|e| to_rhai(format!("random_start: {e}")))?;
         let norm = Norm::parse(&o.string("norm")?.unwrap_or_else(|| "linf".into())).map_err(|e| to_rhai(format!("random_start: {e}")))?;

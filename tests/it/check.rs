@@ -126,3 +126,39 @@ fn every_shipped_script_passes_the_check() {
         advlab().args(["check", s.to_str().unwrap()]).assert().success();
     }
 }
+
+/// Option keys: a misspelt key in a map written in the call is found at the key, with the
+/// function's keys listed; keys of any function sharing the name are taken (`fit` of a model and
+/// of an autoencoder), a map held in a variable is left to the run, `attack`'s own keys are the
+/// script's, and a function the script defines takes any map.
+#[test]
+fn check_finds_misspelt_option_keys_at_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = script(
+        tmp.path(),
+        "keys.rhai",
+        "let d = synthetic(#{ train: 60000, test: 100, seed: 1 });\nlet m = cnn();\nm.fit(d.train, #{ epochs: 50, defence: pgd_training(#{ epsilon: 0.3 }) });\nlet a = pgd(#{ eps: 0.3, step: 10 });\n",
+    );
+    let t = Instant::now();
+    advlab()
+        .current_dir(tmp.path())
+        .args(["check", s.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(contains("pgd_training: unknown option `epsilon`"))
+        .stderr(contains("keys.rhai:3:"))
+        .stderr(contains("valid options are: alpha, eps, seed, steps"))
+        .stderr(contains("pgd: unknown option `step` (did you mean `steps`?)"))
+        .stderr(contains("keys.rhai:4:26"));
+    assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    let ok = script(
+        tmp.path(),
+        "ok.rhai",
+        "fn fgsm(o) { o.width }\nlet d = synthetic(#{ train: 100, test: 20, seed: 1 });\nlet ae = denoising_autoencoder(#{ hidden: [32] });\nae.fit(d.train, #{ epochs: 1, noise_std: 0.1 });\nlet o = #{ epsilon: 1 };\nlet w = fgsm(#{ width: 3 });\nlet s = attack(#{ name: \"mine\", step: |x, x0, y, model, state| x, my_rate: 0.1 });\n",
+    );
+    advlab()
+        .current_dir(tmp.path())
+        .args(["check", ok.to_str().unwrap()])
+        .assert()
+        .success();
+}

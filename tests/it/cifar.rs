@@ -37,7 +37,7 @@ fn batch(f: usize, n: usize) -> Vec<u8> {
 
 /// A `cifar-10-batches-bin` folder in `root`: `per_file` records in each training batch
 /// (files 0..4) and `test` in the test batch (file 5).
-fn write_cifar(root: &Path, per_file: usize, test: usize) -> PathBuf {
+pub(crate) fn write_cifar(root: &Path, per_file: usize, test: usize) -> PathBuf {
     let dir = root.join("cifar-10-batches-bin");
     std::fs::create_dir_all(&dir).unwrap();
     for (f, name) in TRAIN.iter().enumerate() {

@@ -28,6 +28,7 @@ const ORDER: &[&str] = &[
     "script",
     "repl",
     "bench",
+    "inspect",
     "cli", // the user's side
 ];
 

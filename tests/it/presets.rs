@@ -243,7 +243,11 @@ fn script_layers_and_presets_are_checked_at_their_call() {
         "p must be in [0, 1)",
         "1:9",
     );
-    fails("let m = madry_mnist_cnn(#{ seeds: 1 });", "did you mean `seed`?", "1:9");
+    fails(
+        "let m = madry_mnist_cnn(#{ seeds: 1 });",
+        "did you mean `seed`?",
+        "1:28",
+    );
 }
 
 /// The network of `benches/reference/presets_check.py`'s `layers_net`.

@@ -288,6 +288,18 @@ fn load_help_time_and_method_completion() {
     ] {
         assert!(help.contains(part), "{part} missing from :help");
     }
+    // completion after a chain: the type of `d.take(3)` is a Dataset
+    keys(&mut p, "d.take(3).le");
+    keys(&mut p, "\t");
+    let len = line(&mut p, ")");
+    assert!(len.contains('3'), "{len}");
+    // keys typed while a call runs are kept: they are the start of the next input
+    enter(&mut p, "let s = 0; for i in 0..2000000 { s += i; } s");
+    keys(&mut p, "print(4");
+    let busy = next_prompt(&mut p, PROMPT);
+    assert!(busy.contains("1999999000000"), "{busy}");
+    let typed = line(&mut p, "2)");
+    assert!(typed.contains("42"), "{typed}");
     let timed = line(&mut p, ":time d.len()");
     assert!(timed.contains("10") && timed.contains("time: "), "{timed}");
     assert!(line(&mut p, ":device").contains("device cpu, default seed 3"));
