@@ -107,19 +107,6 @@ fn elements(t: &TensorInfo) -> u64 {
     t.shape.iter().map(|&d| d as u64).product()
 }
 
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The file's tensors as an aligned table.
 fn tensor_table(tensors: &[TensorInfo]) -> String {
     let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
@@ -234,8 +221,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         text,
         "{shown}: {kind}\n{} tensors, {} values, {} bytes",
         tensors.len(),
-        thousands(total),
-        thousands(size)
+        crate::util::thousands(total),
+        crate::util::thousands(size)
     );
     if !meta.is_empty() {
         let _ = writeln!(text, "\nmetadata:");

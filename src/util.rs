@@ -1,6 +1,20 @@
-//! Small helpers with no domain: unique names for rows and results, seeded samples of indices.
+//! Small helpers with no domain: unique names for rows and results, seeded samples of indices,
+//! counts with thousands separators.
 
 use rand::{rngs::StdRng, SeedableRng};
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// `n` of the indices `0..len` (all when `n >= len`), in increasing order: the first ones, or
 /// with a seed, drawn without replacement from it.

@@ -62,15 +62,7 @@ fn model(m: &Model) -> String {
 }
 
 fn group_thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::util::thousands(n as u64)
 }
 
 fn clustering(c: &Clustering) -> String {
