@@ -176,7 +176,7 @@ fn apgd_parameter_rules_and_class_counts_are_errors() {
     fails(
         "let a = apgd_t(#{ eps: 0.1, targets: 3 });",
         "unknown option `targets`",
-        "1:9",
+        "1:29",
     );
 }
 

@@ -280,7 +280,7 @@ fn a_script_trains_a_batch_normed_network_and_its_errors_name_the_call() {
     fails(
         "let l = batch_norm(#{ momentun: 0.2 });",
         "did you mean `momentum`?",
-        "1:9",
+        "1:23",
     );
     // 65 samples in batches of 64 leave one: refused before the first step, with the way out
     fails(

@@ -18,13 +18,13 @@ fn unknown_function() {
 fn unknown_option_lists_the_valid_keys() {
     fails(
         "let a = fgsm(#{ epz: 0.1 });",
-        "unknown option `epz` (did you mean `eps`?); valid options are: eps, target, seed, batch_size",
-        "1:9",
+        "unknown option `epz` (did you mean `eps`?); valid options are: batch_size, eot, eps, seed, target",
+        "1:17",
     );
     fails(
         &format!("{DATA}m.fit(d.train, #{{ epoch: 1 }});"),
-        "valid options are: epochs, batch_size",
-        "3:3",
+        "(did you mean `epochs`?); valid options are: augment, batch_size, clip_grad_norm",
+        "3:19",
     );
 }
 

@@ -741,7 +741,7 @@ fn bad_recipe_options_are_clear_errors_at_their_position() {
     fails(
         "let r = trades(#{ eps: 0.3, betta: 2 });",
         "unknown option `betta` (did you mean `beta`?)",
-        "1:9",
+        "1:29",
     );
     fails(
         "let r = fast_fgsm_training(#{ eps: 0.0 });",

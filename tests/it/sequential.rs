@@ -280,7 +280,7 @@ fn script_layer_errors_point_at_the_call() {
     fails(
         &format!("{pre}let m = sequential([flatten(), linear(10)], #{{ inputs: [784] }});"),
         "did you mean `input`?",
-        "2:9",
+        "2:48",
     );
     fails(
         &format!("{pre}let m = sequential([flatten(), linear(1)], #{{ input: [784] }});"),
