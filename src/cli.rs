@@ -280,7 +280,8 @@ fn run_script(
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprint!("{}", report::render(&source, &shown, &e, &docs));
-            Ok(ExitCode::from(1))
+            // a bug inside a call: exit code 101, as a panic anywhere else
+            Ok(ExitCode::from(if report::is_internal(&e) { 101 } else { 1 }))
         }
     }
 }

@@ -268,4 +268,16 @@ pub enum ParamError {
     SamplesZero,
     #[error("large_eps must be a finite number > eps = {eps} (got {large_eps})")]
     LargeEps { large_eps: f64, eps: f64 },
+    #[error(
+        "the synthetic data set of {train} training and {test} test samples is too large: each split may have at most {most} samples (16 GiB of 28×28 f32 images)"
+    )]
+    SyntheticTooLarge { train: usize, test: usize, most: usize },
+    #[error("{what} would need {values} values, more than the {most} advlab allocates at once (16 GiB as f32)")]
+    TooLarge { what: String, values: String, most: usize },
+    #[error("{blocks} residual blocks in one stage is more than the {most} advlab builds")]
+    TooManyBlocks { blocks: usize, most: usize },
+    #[error("passes must be at most {most} (got {passes})")]
+    PassesTooMany { passes: usize, most: usize },
+    #[error("residual blocks are nested {depth} deep, more than the {most} levels advlab builds")]
+    NestingTooDeep { depth: usize, most: usize },
 }

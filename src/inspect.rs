@@ -4,6 +4,10 @@
 //! it: the PyTorch module whose `state_dict` it is, and the advlab call. For a state_dict without
 //! advlab metadata, the preset whose names and shapes it matches, if one does.
 
+// What a script or a file gives is not trusted: no indexing that can panic on it (the
+// loaders and the bindings use `get`, iterators or a checked shape instead).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::error::{Error, Result};
 use crate::nn::Arch;
 use std::collections::BTreeMap;
@@ -84,20 +88,20 @@ pub fn read_header(path: &Path) -> Result<(BTreeMap<String, String>, Vec<TensorI
         };
         let shape = numbers("shape")?;
         let offsets = numbers("data_offsets")?;
-        match offsets[..] {
-            [a, b] if a <= b && b <= data => {}
+        let start = match offsets[..] {
+            [a, b] if a <= b && b <= data => a,
             _ => {
                 return Err(bad(format!(
                     "tensor `{name}`: data_offsets {offsets:?} outside the {data} bytes of data"
                 )))
             }
-        }
+        };
         let shape = shape
             .into_iter()
             .map(usize::try_from)
             .collect::<std::result::Result<Vec<usize>, _>>()
             .map_err(|_| bad(format!("tensor `{name}`: a dimension too large")))?;
-        tensors.push((offsets[0], TensorInfo { name, dtype, shape }));
+        tensors.push((start, TensorInfo { name, dtype, shape }));
     }
     tensors.sort_by_key(|(offset, t)| (*offset, t.name.clone()));
     Ok((meta, tensors.into_iter().map(|(_, t)| t).collect()))
@@ -150,20 +154,21 @@ fn candidates(tensors: &[TensorInfo]) -> Vec<(String, Arch)> {
     if shape("conv1.weight").is_some() && shape("fc1.weight").is_some() {
         out.push(("madry_mnist_cnn()".to_string(), Arch::madry_mnist_cnn()));
     }
-    if let Some(s) = shape("linear.weight").filter(|_| shape("layer1.0.bn1.weight").is_some()) {
-        if let Ok(a) = Arch::preact_resnet18(s[0]) {
-            out.push((format!("preact_resnet18(#{{ classes: {} }})", s[0]), a));
+    let rows = |name: &str| shape(name).and_then(|s| s.first().copied());
+    if let Some(classes) = rows("linear.weight").filter(|_| shape("layer1.0.bn1.weight").is_some()) {
+        if let Ok(a) = Arch::preact_resnet18(classes) {
+            out.push((format!("preact_resnet18(#{{ classes: {classes} }})"), a));
         }
     }
-    if let (Some(fc), Some(conv)) = (shape("fc.weight"), shape("block1.layer.0.conv1.weight")) {
+    if let (Some(classes), Some(width)) = (rows("fc.weight"), rows("block1.layer.0.conv1.weight")) {
         let blocks = tensors
             .iter()
             .filter(|t| t.name.starts_with("block1.layer.") && t.name.ends_with(".conv1.weight"))
             .count();
         let p = crate::nn::WideResnetParams {
             depth: 6 * blocks + 4,
-            widen: conv[0] / 16,
-            classes: fc[0],
+            widen: width / 16,
+            classes,
             ..Default::default()
         };
         if let Ok(a) = Arch::wide_resnet(&p) {
@@ -178,9 +183,13 @@ fn candidates(tensors: &[TensorInfo]) -> Vec<(String, Arch)> {
     }
     // advlab's own presets, saved without their metadata: Linear layers only, or the CNN
     let weights: Vec<&TensorInfo> = tensors.iter().filter(|t| t.name.ends_with(".weight")).collect();
-    if !weights.is_empty() && weights.iter().all(|t| t.shape.len() == 2) {
-        let mut layers = vec![weights[0].shape[1]];
-        layers.extend(weights.iter().map(|t| t.shape[0]));
+    let matrices: Option<Vec<[usize; 2]>> = weights
+        .iter()
+        .map(|t| <[usize; 2]>::try_from(t.shape.as_slice()).ok())
+        .collect();
+    if let Some(&[_, inputs]) = matrices.as_ref().and_then(|m| m.first()) {
+        let mut layers = vec![inputs];
+        layers.extend(matrices.iter().flatten().map(|[rows, _]| *rows));
         if let Ok(a) = Arch::mlp(layers.clone()) {
             out.push((format!("mlp({layers:?})"), a));
         }

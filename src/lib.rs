@@ -6,6 +6,10 @@
 //! and `cluster`; `defence` and `train`; `eval`; and the user's side: `plot`, `script` (the Rhai
 //! bindings), `repl`, `bench` and `cli`.
 
+// Input from users and files must end in an error, never a panic: no unwrap or expect outside
+// the tests (a value that cannot fail says why, in an `allow` with a reason).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod algebra;
 pub mod attack;
 pub mod bench;

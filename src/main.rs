@@ -17,7 +17,8 @@ fn main() -> ExitCode {
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }
     let cli = advlab::cli::Cli::parse();
-    // a bug must not look like a crash: a panic anywhere ends with a clear report and exit 101
+    // a bug must not look like a crash: no "thread panicked" on stderr, a report and exit code 101
+    advlab::util::note_panics();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| advlab::cli::run(cli)));
     match outcome {
         Ok(Ok(code)) => code,
@@ -26,13 +27,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
             eprintln!(
-                "internal error, please report (with the script and the message above): {what}\nadvlab {} stopped; files finished before this point are complete",
+                "{}: {}\nadvlab {} stopped; files finished before this point are complete",
+                advlab::script::INTERNAL_ERROR,
+                advlab::util::panic_message(payload.as_ref()),
                 env!("CARGO_PKG_VERSION")
             );
             ExitCode::from(101)

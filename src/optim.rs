@@ -175,6 +175,15 @@ impl Opt {
         }
     }
 
+    /// The learning rate of the next update.
+    pub(crate) fn lr(&self) -> f64 {
+        match self {
+            Opt::Adam(o) => o.lr as f64,
+            Opt::AdamW(o) => o.learning_rate(),
+            Opt::Sgd(o) => o.lr,
+        }
+    }
+
     /// One update from the gradients in `grads`.
     pub(crate) fn step(&mut self, grads: &GradStore) -> Result<()> {
         match self {

@@ -1,5 +1,5 @@
 //! Small helpers with no domain: unique names for rows and results, seeded samples of indices,
-//! counts with thousands separators.
+//! counts with thousands separators, and what a panic said and where.
 
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -39,4 +39,33 @@ pub fn unique_key<'a>(taken: impl Iterator<Item = &'a str> + Clone, base: &str) 
         k += 1;
     }
     key
+}
+
+/// Where in advlab's source the last panic happened, as noted by the hook of [`note_panics`].
+static PANICKED_AT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Replace the default panic hook ("thread … panicked at …" on stderr) with one that only notes
+/// where the panic happened: whoever catches it reports it as an internal error, with
+/// [`panic_message`]. The binary calls this at start-up.
+pub fn note_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        if let Ok(mut noted) = PANICKED_AT.lock() {
+            *noted = at;
+        }
+    }));
+}
+
+/// The message of a caught panic's `payload`, with where it happened when that was noted.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let at = PANICKED_AT.lock().ok().and_then(|mut noted| noted.take());
+    match at {
+        Some(at) => format!("{what} (at {at})"),
+        None => what,
+    }
 }

@@ -7,15 +7,11 @@
 //! in the last axis and not in the second), `uint8` (divided by 255) or floating point (which
 //! must already lie in [0, 1]); labels integers from 0.
 
-use super::{Dataset, Splits};
+use super::{Dataset, Splits, MAX_CLASSES};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use std::io::Read;
 use std::path::Path;
-
-/// The most classes a data set from arrays may have (a label beyond it is a corrupt file, not
-/// a class: every per-class table would be that long).
-const MAX_CLASSES: usize = 1 << 16;
 
 /// The bytes one element of a numpy `descr` (`<f4`, `|u1`, …) takes, if candle reads it.
 fn item_size(descr: &str) -> Option<usize> {
@@ -178,6 +174,15 @@ fn images(t: Tensor, path: &Path, what: &str) -> Result<Tensor> {
             ))
         }
     };
+    if let [_, c, h, w] = *t.dims() {
+        if c == 0 || h == 0 || w == 0 {
+            return Err(bad(
+                path,
+                what,
+                format!("images of {c}×{h}×{w} values: channels, height and width must be at least 1"),
+            ));
+        }
+    }
     let t = match t.dtype() {
         DType::U8 => (t.to_dtype(DType::F32)? / 255.0)?,
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
@@ -270,10 +275,11 @@ pub fn load_npy(images_path: &Path, labels_path: &Path, device: &Device) -> Resu
 /// count (the larger label + 1).
 pub fn load_npz(path: &Path, device: &Device) -> Result<Splits> {
     let mut arrays = read_npz(path)?;
+    // every array the archive holds, for the error of a missing one (`take` removes them)
+    let mut names: Vec<String> = arrays.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
     let mut take = |key: &str| -> Result<Tensor> {
         let at = arrays.iter().position(|(n, _)| n == key).ok_or_else(|| {
-            let mut names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
-            names.sort();
             bad(
                 path,
                 key,

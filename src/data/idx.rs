@@ -91,9 +91,11 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
             u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
         })
         .collect();
-    let expected: usize = dims.iter().product();
     let found = bytes.len() - header;
-    if found != expected {
+    // a forged header's product can exceed usize (and wrap to the file's size): checked
+    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if expected != Some(found) {
+        let expected = expected.map_or("over 2^64".to_string(), |e| e.to_string());
         return Err(bad(format!(
             "the header says {dims:?} = {expected} bytes of data but the file holds {found}"
         )));
@@ -168,6 +170,12 @@ fn load_split(dir: &Path, images: &str, labels: &str, device: &Device, name: Str
         )));
     }
     let (n, h, w) = (idims[0], idims[1], idims[2]);
+    if h == 0 || w == 0 {
+        return Err(Error::Data(format!(
+            "{}: the header says images of {h}×{w} pixels; height and width must be at least 1",
+            ipath.display()
+        )));
+    }
     let images = Tensor::from_vec(ibytes, (n, 1, h, w), &Device::Cpu)?.to_dtype(candle_core::DType::F32)?;
     let images = (images / 255.0)?.to_device(device)?;
     let labels: Vec<u32> = lbytes.into_iter().map(u32::from).collect();

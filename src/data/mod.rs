@@ -21,6 +21,10 @@ use candle_core::{DType, Device, Tensor};
 use std::fmt;
 use std::sync::Arc;
 
+/// The most classes a data set may have (a class count or label beyond it is a corrupt file or
+/// a mistake, not a class: every per-class table would be that long).
+pub const MAX_CLASSES: usize = 1 << 16;
+
 /// Where a data set stored under `name` is looked for when no folder is given, in order:
 /// `$ADVLAB_DATA/<name>` (when set; `tried` notes it when not) and `./data/<name>`.
 pub(crate) fn search_places(name: impl AsRef<std::path::Path>, tried: &mut Vec<String>) -> Vec<std::path::PathBuf> {
@@ -66,6 +70,11 @@ impl Dataset {
                 "{name}: {} images but labels of shape {:?}",
                 images.dim(0)?,
                 labels.dims()
+            )));
+        }
+        if classes > MAX_CLASSES {
+            return Err(Error::Invalid(format!(
+                "{name}: {classes} classes is more than the {MAX_CLASSES} a data set may have"
             )));
         }
         let images = images.to_dtype(DType::F32)?;
@@ -295,28 +304,102 @@ pub fn save_dataset(d: &Dataset, path: &std::path::Path) -> Result<()> {
     crate::output::write_atomic(path, &bytes)
 }
 
-/// Load a data set saved by [`save_dataset`].
+/// Load a data set saved by [`save_dataset`]. Everything the file says is checked before the
+/// data set is made, and an error names the file and the field: the class count (1 to
+/// [`MAX_CLASSES`]), the images (`(N, C, H, W)` floats in [0, 1], every side at least 1), the
+/// labels (integers from 0 below the class count, one per image) and the class names (one per
+/// class).
 pub fn load_dataset(path: &std::path::Path, device: &Device) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let bad = |why: String| Error::Data(format!("{}: not a data set saved by advlab ({why})", path.display()));
+    let field = |key: &str, why: String| Error::Data(format!("{}: {key}: {why}", path.display()));
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let info = meta.metadata().clone().unwrap_or_default();
     let name = info
         .get("advlab.dataset")
         .cloned()
         .ok_or_else(|| bad("no advlab.dataset metadata".into()))?;
-    let classes = info.get("advlab.classes").and_then(|c| c.parse().ok()).unwrap_or(10);
-    let mut t = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| bad(e.to_string()))?;
+    let classes = info
+        .get("advlab.classes")
+        .ok_or_else(|| bad("no advlab.classes metadata".into()))?;
+    let classes = classes
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|c| (1..=MAX_CLASSES).contains(c))
+        .ok_or_else(|| {
+            field(
+                "advlab.classes",
+                format!("the class count must be a whole number from 1 to {MAX_CLASSES}, got {classes:?}"),
+            )
+        })?;
+    let mut t = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| bad(e.to_string()))?;
     let images = t.remove("images").ok_or_else(|| bad("no images tensor".into()))?;
     let labels = t.remove("labels").ok_or_else(|| bad("no labels tensor".into()))?;
-    let d = Dataset::new(images, labels, classes, name)?;
+    if !matches!(*images.dims(), [_, c, h, w] if c > 0 && h > 0 && w > 0) || !images.dtype().is_float() {
+        return Err(field(
+            "images",
+            format!(
+                "must be floats of shape (N, C, H, W) with C, H and W at least 1, got {:?} of shape {:?}",
+                images.dtype(),
+                images.dims()
+            ),
+        ));
+    }
+    let images = images.to_dtype(DType::F32)?;
+    if let Some(v) = images
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .find(|v| !(0.0..=1.0).contains(v))
+    {
+        return Err(field("images", format!("pixels must lie in [0, 1], found {v}")));
+    }
+    if labels.dims() != [images.dim(0)?] {
+        return Err(field(
+            "labels",
+            format!(
+                "must be one per image, shape [{}], got shape {:?}",
+                images.dim(0)?,
+                labels.dims()
+            ),
+        ));
+    }
+    if !matches!(
+        labels.dtype(),
+        DType::U8 | DType::U32 | DType::I16 | DType::I32 | DType::I64
+    ) {
+        return Err(field("labels", format!("must be integers, got {:?}", labels.dtype())));
+    }
+    let values = labels.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+    if let Some(l) = values.iter().find(|&&l| !(0..classes as i64).contains(&l)) {
+        return Err(field(
+            "labels",
+            format!(
+                "label {l} is outside the {classes} classes (0..={}) that advlab.classes declares",
+                classes - 1
+            ),
+        ));
+    }
+    let labels = Tensor::from_vec(
+        values.into_iter().map(|l| l as u32).collect::<Vec<_>>(),
+        labels.dims(),
+        device,
+    )?;
+    let d = Dataset::new(images.to_device(device)?, labels, classes, name)?;
     match info.get("advlab.class_names") {
         Some(json) => {
             let names: Vec<String> =
                 serde_json::from_str(json).map_err(|e| bad(format!("bad advlab.class_names ({e})")))?;
+            if names.len() != classes {
+                return Err(field(
+                    "advlab.class_names",
+                    format!("{} names for {classes} classes", names.len()),
+                ));
+            }
             d.with_class_names(names)
         }
         None => Ok(d),

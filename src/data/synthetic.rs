@@ -35,6 +35,15 @@ impl SyntheticParams {
         if self.train == 0 || self.test == 0 {
             return Err(ParamError::SyntheticEmpty(self.train, self.test));
         }
+        // refused before the images are allocated
+        let most = crate::algebra::MAX_ELEMENTS / (SIDE * SIDE);
+        if self.train > most || self.test > most {
+            return Err(ParamError::SyntheticTooLarge {
+                train: self.train,
+                test: self.test,
+                most,
+            });
+        }
         Ok(self)
     }
 }

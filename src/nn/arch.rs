@@ -4,7 +4,9 @@
 //! what a checkpoint stores, and loading it runs the same checks as the constructor.
 
 use super::ibp::IbpPrior;
-use super::layer::{self, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, WeightInit, Weighted};
+use super::layer::{
+    self, bounded_product, infer_list, Gate, Input, Layer, NoiseSite, Spec, Uses, WeightInit, Weighted, MAX_VALUES,
+};
 use crate::error::ParamError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -94,6 +96,45 @@ fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 
+/// The most residual blocks a stage of a preset may have (ResNet-1001 has 166): a record that
+/// asks for more is refused before its layer list is built.
+pub const MAX_BLOCKS: usize = 1000;
+
+/// The most stochastic passes a prediction may average.
+pub const MAX_PASSES: usize = 1000;
+
+/// `passes`, checked: at least 1 and at most [`MAX_PASSES`].
+fn check_passes(passes: usize) -> Result<(), ParamError> {
+    match passes {
+        0 => Err(ParamError::PassesZero),
+        p if p > MAX_PASSES => Err(ParamError::PassesTooMany {
+            passes: p,
+            most: MAX_PASSES,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The error of a 3×3 convolution of `channels` in and out channels, too large to allocate.
+fn too_wide(what: &str, channels: usize) -> ParamError {
+    ParamError::TooLarge {
+        what: what.into(),
+        values: bounded_product(&[channels, channels, 9]).map_or_else(|v| v, |n| n.to_string()),
+        most: MAX_VALUES,
+    }
+}
+
+/// `blocks` residual blocks in one stage, checked against [`MAX_BLOCKS`].
+fn check_blocks(blocks: usize) -> Result<(), ParamError> {
+    if blocks > MAX_BLOCKS {
+        return Err(ParamError::TooManyBlocks {
+            blocks,
+            most: MAX_BLOCKS,
+        });
+    }
+    Ok(())
+}
+
 /// The architecture of a model: its layers, and the record that rebuilds it.
 #[derive(Clone, Debug)]
 pub struct Arch {
@@ -158,9 +199,7 @@ impl Lwta {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(ParamError::Temperature(self.temperature));
         }
-        if self.passes == 0 {
-            return Err(ParamError::PassesZero);
-        }
+        check_passes(self.passes)?;
         if let Some(ibp) = self.ibp {
             if !(ibp.alpha.is_finite() && ibp.alpha > 0.0) {
                 return Err(ParamError::IbpAlpha(ibp.alpha));
@@ -494,8 +533,13 @@ fn lower(record: &Record) -> Result<(Input, Vec<Layer>, usize), ParamError> {
             if blocks.is_empty() || blocks.len() > 4 || blocks.contains(&0) {
                 return Err(ParamError::ResnetBlocks(blocks.clone()));
             }
+            blocks.iter().try_for_each(|&b| check_blocks(b))?;
             if *base_width == 0 {
                 return Err(ParamError::ResnetWidthZero);
+            }
+            // the last stage has base_width·2^3 channels at most: bounded, so that no shift wraps
+            if *base_width > MAX_VALUES {
+                return Err(too_wide("the first stage's 3×3 convolution", *base_width));
             }
             let factor = 1 << (blocks.len() - 1);
             if h % factor != 0 || w % factor != 0 {
@@ -547,8 +591,13 @@ fn lower(record: &Record) -> Result<(Input, Vec<Layer>, usize), ParamError> {
             if *depth < 10 || (depth - 4) % 6 != 0 {
                 return Err(ParamError::WideResnetDepth(*depth));
             }
+            check_blocks((depth - 4) / 6)?;
             if *widen == 0 {
                 return Err(ParamError::WideResnetWidenZero);
+            }
+            // 64·widen channels in the last group: bounded, so that no product wraps
+            if *widen > MAX_VALUES {
+                return Err(too_wide("the first group's 3×3 convolution", widen.saturating_mul(16)));
             }
             if !(drop.is_finite() && (0.0..1.0).contains(drop)) {
                 return Err(ParamError::WideResnetDrop(*drop));
@@ -562,8 +611,13 @@ fn lower(record: &Record) -> Result<(Input, Vec<Layer>, usize), ParamError> {
                 return Err(ParamError::SequentialEmpty);
             }
             let input = Input::from_dims(input)?;
-            if *passes == 0 {
-                return Err(ParamError::PassesZero);
+            check_passes(*passes)?;
+            let depth = layer::nesting(layers);
+            if depth > layer::MAX_NESTING {
+                return Err(ParamError::NestingTooDeep {
+                    depth,
+                    most: layer::MAX_NESTING,
+                });
             }
             if *passes > 1 && !has_lwta(layers) {
                 return Err(ParamError::PassesNotStochastic);
@@ -647,15 +701,16 @@ impl Default for ResnetParams {
 }
 
 impl Arch {
-    /// The architecture a record describes, checked; a sequential one must end in at least
-    /// two classes.
+    /// The architecture a record describes, checked: a classifier, ending in at least two
+    /// classes.
     pub fn from_record(record: Record) -> Result<Self, ParamError> {
         let arch = Self::network(record)?;
-        if matches!(arch.record, Record::Sequential { .. }) {
-            match arch.output {
-                Input::Features(n) if n >= 2 => {}
-                out => return Err(ParamError::SequentialOutput(out.to_string())),
-            }
+        match (&arch.record, arch.output) {
+            (_, Input::Features(n)) if n >= 2 => {}
+            (Record::Sequential { .. }, out) => return Err(ParamError::SequentialOutput(out.to_string())),
+            // an mlp's last size (the presets with a `classes` field check it in `lower`)
+            (_, Input::Features(n)) => return Err(ParamError::ClassesTooFew(n)),
+            (_, out) => return Err(ParamError::SequentialOutput(out.to_string())),
         }
         Ok(arch)
     }
@@ -663,7 +718,23 @@ impl Arch {
     /// The architecture a record describes, with any output shape (the autoencoders').
     pub(crate) fn network(record: Record) -> Result<Self, ParamError> {
         let (input, layers, passes) = lower(&record)?;
-        let output = infer_list(input, &layers, "", &mut Vec::new())?;
+        let mut weighted = Vec::new();
+        let output = infer_list(input, &layers, "", &mut weighted)?;
+        // the parameters are allocated when a model is made: bounded first
+        let mut total = Some(0usize);
+        for spec in layer::param_specs(&weighted) {
+            total = match bounded_product(&spec.shape) {
+                Ok(n) => total.and_then(|t| t.checked_add(n)),
+                Err(_) => None,
+            };
+        }
+        if total.is_none_or(|n| n > MAX_VALUES) {
+            return Err(ParamError::TooLarge {
+                what: "the network's parameters".into(),
+                values: total.map_or("over 2^64".into(), |n| n.to_string()),
+                most: MAX_VALUES,
+            });
+        }
         Ok(Arch {
             record,
             input,
@@ -712,6 +783,7 @@ impl Arch {
             fc("fc2", 10),
         ];
         // valid by construction
+        #[allow(clippy::expect_used, reason = "a constant network that the checks accept")]
         Self::sequential(Input::Image(1, 28, 28), layers).expect("the Madry MNIST network is valid")
     }
 
@@ -803,6 +875,7 @@ impl Arch {
     pub fn cnn() -> Self {
         let d = CnnParams::default();
         // valid by construction: the checks cannot fail
+        #[allow(clippy::expect_used, reason = "the default parameters, which the checks accept")]
         Self::cnn_for(d.input, d.classes).expect("the default cnn is valid")
     }
 
@@ -917,9 +990,7 @@ impl Arch {
 
     /// The same LWTA architecture averaging `passes` passes.
     pub fn with_passes(mut self, passes: usize) -> Result<Self, ParamError> {
-        if passes == 0 {
-            return Err(ParamError::PassesZero);
-        }
+        check_passes(passes)?;
         match &mut self.record {
             Record::LwtaMlp { lwta, .. } | Record::LwtaCnn { lwta, .. } => lwta.passes = passes,
             Record::Sequential { passes: p, layers, .. } if has_lwta(layers) => *p = passes,

@@ -11,6 +11,19 @@ use crate::error::ParamError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The most values one sample may have at any layer, and the most parameters a network may
+/// have (16 GiB of f32 each): a larger network is refused before anything is allocated.
+pub const MAX_VALUES: usize = crate::algebra::MAX_ELEMENTS;
+
+/// `dims`' product, or its description when it is above [`MAX_VALUES`] (or overflows).
+pub(crate) fn bounded_product(dims: &[usize]) -> Result<usize, String> {
+    match dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) {
+        Some(n) if n <= MAX_VALUES => Ok(n),
+        Some(n) => Err(n.to_string()),
+        None => Err("over 2^64".to_string()),
+    }
+}
+
 /// Where parametric noise injection adds its noise: `α·σ·η` with a learnable scale `α` per
 /// layer (initially 0.25), `η` standard normal drawn at every forward pass (training and
 /// test), and `σ` the standard deviation of the tensor that receives the noise.
@@ -466,6 +479,7 @@ impl Layer {
                 if *o == 0 {
                     return Err(bad("out must be at least 1".into()));
                 }
+                bounded_product(&[*o, n]).map_err(|v| bad(format!("a {o}×{n} weight of {v} values is too large")))?;
                 gate(opts, *o)?;
                 out.push(Owner::Weighted(WeightedSpec {
                     name: layer_name(prefix, index, self.own_name()),
@@ -487,19 +501,26 @@ impl Layer {
                         "out, kernel and stride must be at least 1 (got {o}, {k}, {stride})"
                     )));
                 }
-                if h + 2 * padding < *k || w + 2 * padding < *k {
+                // sizes from a file may be anything: checked, so that no sum wraps
+                let padded = |n: usize| padding.checked_mul(2).and_then(|p| p.checked_add(n));
+                let (Some(ph), Some(pw)) = (padded(h), padded(w)) else {
+                    return Err(bad(format!("padding {padding} is too large")));
+                };
+                if ph < *k || pw < *k {
                     return Err(bad(format!(
                         "a {k}×{k} kernel does not fit a {h}×{w} input with padding {padding}"
                     )));
                 }
+                bounded_product(&[*o, c, *k, *k])
+                    .map_err(|v| bad(format!("a {o}×{c}×{k}×{k} weight of {v} values is too large")))?;
                 gate(opts, *o)?;
                 out.push(Owner::Weighted(WeightedSpec {
                     name: layer_name(prefix, index, self.own_name()),
                     shape: vec![*o, c, *k, *k],
                     opts: opts.clone(),
                 }));
-                let side = |n: usize| (n + 2 * padding - k) / stride + 1;
-                Ok(Input::Image(*o, side(h), side(w)))
+                let side = |padded: usize| (padded - k) / stride + 1;
+                Ok(Input::Image(*o, side(ph), side(pw)))
             }
             Layer::Relu | Layer::Softplus | Layer::Tanh | Layer::Sigmoid | Layer::Identity => Ok(input),
             Layer::Dropout { p } => {
@@ -554,7 +575,10 @@ impl Layer {
                 if *factor == 0 {
                     return Err(bad("factor must be at least 1 (got 0)".into()));
                 }
-                Ok(Input::Image(c, h * factor, w * factor))
+                match (h.checked_mul(*factor), w.checked_mul(*factor)) {
+                    (Some(h), Some(w)) => Ok(Input::Image(c, h, w)),
+                    _ => Err(bad(format!("upsampling a {h}×{w} input by {factor} overflows"))),
+                }
             }
             Layer::Lwta { units, temperature } => {
                 if *units < 2 {
@@ -598,7 +622,35 @@ pub(crate) fn infer_list(
     layers
         .iter()
         .enumerate()
-        .try_fold(input, |shape, (i, l)| l.infer(shape, prefix, i, out))
+        .try_fold(input, |shape, (i, l)| l.infer_bounded(shape, prefix, i, out))
+}
+
+impl Layer {
+    /// [`Layer::infer`], with its input and its output bounded by [`MAX_VALUES`] values per
+    /// sample (sizes from a file or a script may be anything; so that no product wraps).
+    fn infer_bounded(
+        &self,
+        input: Input,
+        prefix: &str,
+        index: usize,
+        out: &mut Vec<Owner>,
+    ) -> Result<Input, ParamError> {
+        let too_large = |what: String, values: String| ParamError::TooLarge {
+            what,
+            values,
+            most: MAX_VALUES,
+        };
+        bounded_product(&input.dims()).map_err(|n| too_large(format!("an input of {input}"), n))?;
+        let next = self.infer(input, prefix, index, out)?;
+        bounded_product(&next.dims()).map_err(|n| {
+            let at = child(prefix, &index.to_string());
+            too_large(
+                format!("the output of layer {at} ({}) per sample, {next},", self.kind()),
+                n,
+            )
+        })?;
+        Ok(next)
+    }
 }
 
 /// The pre-activation block of PreAct ResNet (`PreActBlock`): `bn1 → ReLU → conv1 (stride) →
@@ -633,7 +685,7 @@ pub(crate) fn expand(input: Input, layers: &[Layer], prefix: &str) -> Result<Vec
         let l = match l {
             Layer::PreactBlock { out: o, stride } => {
                 // its own checks first (an image input, out and stride at least 1)
-                l.infer(shape, prefix, i, &mut Vec::new())?;
+                l.infer_bounded(shape, prefix, i, &mut Vec::new())?;
                 preact_block("", shape.channels(), *o, *stride)
             }
             Layer::Residual { body, shortcut } => {
@@ -645,10 +697,31 @@ pub(crate) fn expand(input: Input, layers: &[Layer], prefix: &str) -> Result<Vec
             }
             other => other.clone(),
         };
-        shape = l.infer(shape, prefix, i, &mut Vec::new())?;
+        shape = l.infer_bounded(shape, prefix, i, &mut Vec::new())?;
         out.push(l);
     }
     Ok(out)
+}
+
+/// The most levels residual blocks may be nested (each level is a recursion of the shape
+/// inference and of the forward pass).
+pub const MAX_NESTING: usize = 64;
+
+/// How deep residual blocks are nested in `layers` (0: none), found without recursion, so that
+/// a hostile list is measured before anything recurses into it.
+pub(crate) fn nesting(layers: &[Layer]) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(layers, 0)];
+    while let Some((list, depth)) = todo.pop() {
+        deepest = deepest.max(depth);
+        for l in list {
+            if let Layer::Residual { body, shortcut } = l {
+                todo.push((body, depth + 1));
+                todo.push((shortcut, depth + 1));
+            }
+        }
+    }
+    deepest
 }
 
 /// Every layer of `layers`, residual blocks' inner layers included, in forward order.

@@ -76,20 +76,20 @@ fn nested(v: &Dynamic, depth: usize, values: &mut Vec<f32>, shape: &mut Vec<usiz
             v.type_name()
         )));
     };
-    if shape.len() == depth {
-        if values.is_empty() || depth == 0 {
-            shape.push(arr.len());
-        } else {
+    match shape.get(depth) {
+        None if values.is_empty() || depth == 0 => shape.push(arr.len()),
+        None => {
             return Err(to_rhai(
                 "tensor: the arrays are ragged (a number where an array was expected)",
-            ));
+            ))
         }
-    } else if shape[depth] != arr.len() {
-        return Err(to_rhai(format!(
-            "tensor: the arrays are ragged (lengths {} and {} at depth {depth})",
-            shape[depth],
-            arr.len()
-        )));
+        Some(&len) if len != arr.len() => {
+            return Err(to_rhai(format!(
+                "tensor: the arrays are ragged (lengths {len} and {} at depth {depth})",
+                arr.len()
+            )))
+        }
+        Some(_) => {}
     }
     for x in arr.iter() {
         nested(x, depth + 1, values, shape)?;

@@ -143,13 +143,21 @@ fn samples_grid(d: &Dataset, opts: &Map) -> RResult<Chart> {
     let (v, (ch, h, w)) = pixels(d)?;
     let labels = labels_of("samples_grid", d.labels())?;
     let px = ch * h * w;
+    let (mut images, mut captions) = (Vec::with_capacity(idx.len()), Vec::with_capacity(idx.len()));
+    for i in idx {
+        let (Some(image), Some(label)) = (v.get(i * px..(i + 1) * px), labels.get(i)) else {
+            return Err(to_rhai(format!("samples_grid: {} has no sample {i}", d.name())));
+        };
+        images.push(image.to_vec());
+        captions.push(format!("#{i}: {label}"));
+    }
     Ok(Chart::Images(ImageGrid {
         title: o.string("title")?.unwrap_or_else(|| d.name().to_string()),
         channels: ch,
         height: h,
         width: w,
-        images: idx.iter().map(|&i| v[i * px..(i + 1) * px].to_vec()).collect(),
-        captions: idx.iter().map(|&i| format!("#{i}: {}", labels[i])).collect(),
+        images,
+        captions,
         cols: o.usize("cols")?.unwrap_or(0),
     }))
 }

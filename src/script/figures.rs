@@ -59,9 +59,11 @@ fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Ch
     let p = crate::eval::predictions(model, data).map_err(to_rhai)?;
     let labels = data.labels().to_vec1::<u32>().map_err(to_rhai)?;
     let all: Vec<f64> = p.max_prob.iter().map(|&v| v as f64).collect();
-    let correct: Vec<f64> = (0..all.len())
-        .filter(|&i| p.pred[i] == labels[i])
-        .map(|i| all[i])
+    let correct: Vec<f64> = all
+        .iter()
+        .zip(p.pred.iter().zip(&labels))
+        .filter(|(_, (pred, label))| pred == label)
+        .map(|(&v, _)| v)
         .collect();
     Ok(Chart::Histogram(Histogram {
         title: o

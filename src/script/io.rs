@@ -8,7 +8,7 @@ use super::{def, Reg, Session};
 use crate::plot::{BarChart, Chart, LineChart, ScatterChart};
 use crate::table::Cell;
 use candle_core::Tensor;
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, Dynamic, Map, FLOAT};
 
 /// Column names in order of first appearance over all rows.
 fn columns(rows: &[Map]) -> Vec<String> {
@@ -78,7 +78,46 @@ pub(super) fn write_json_value(s: &Session, path: &str, json: &serde_json::Value
 pub(super) fn write_json(s: &Session, path: &str, value: &Dynamic) -> RResult<()> {
     let json: serde_json::Value = rhai::serde::from_dynamic(value)
         .map_err(|e| to_rhai(format!("write_json: this value cannot be written as JSON ({e})")))?;
+    let n = non_finite(value);
+    if n > 0 {
+        let (at, v) = first_non_finite(value).unwrap_or_default();
+        eprintln!(
+            "warning: write_json {path}: {n} number(s) that are not finite written as null (the first is {v} at `{}`): \
+             JSON has no NaN or infinity, and read_json gives null back as ()",
+            if at.is_empty() { "the value itself" } else { &at }
+        );
+    }
     write_json_value(s, path, &json)
+}
+
+/// How many floats in `v` (nested arrays and maps included) are not finite.
+fn non_finite(v: &Dynamic) -> usize {
+    if let Ok(x) = v.as_float() {
+        usize::from(!x.is_finite())
+    } else if let Some(items) = v.read_lock::<Array>() {
+        items.iter().map(non_finite).sum()
+    } else if let Some(fields) = v.read_lock::<Map>() {
+        fields.values().map(non_finite).sum()
+    } else {
+        0
+    }
+}
+
+/// Where the first float of `v` that is not finite is (`.key[i]…`), and its value.
+fn first_non_finite(v: &Dynamic) -> Option<(String, FLOAT)> {
+    if let Ok(x) = v.as_float() {
+        return (!x.is_finite()).then(|| (String::new(), x));
+    }
+    if let Some(items) = v.read_lock::<Array>() {
+        return items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| first_non_finite(item).map(|(at, x)| (format!("[{i}]{at}"), x)));
+    }
+    let fields = v.read_lock::<Map>()?;
+    fields
+        .iter()
+        .find_map(|(k, item)| first_non_finite(item).map(|(at, x)| (format!(".{k}{at}"), x)))
 }
 
 fn column(rows: &[Map], name: &str, all: &[String]) -> RResult<Vec<f64>> {
@@ -168,7 +207,7 @@ fn bar_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
 
 pub(super) fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RResult<Chart> {
     let o = Opts::new(&keys::SCATTER_CHART, opts)?;
-    if points.rank() != 2 || points.dims()[1] != 2 {
+    if !matches!(points.dims(), [_, 2]) {
         return Err(to_rhai(format!(
             "scatter_chart: expected (N, 2) points, got shape {:?}",
             points.dims()
@@ -187,7 +226,7 @@ pub(super) fn scatter_chart(points: &Tensor, labels: &[i64], opts: &Map) -> RRes
     }
     Ok(Chart::Scatter(ScatterChart {
         title: o.string("title")?.unwrap_or_default(),
-        points: v.into_iter().map(|p| (p[0], p[1])).collect(),
+        points: v.iter().filter_map(|p| Some((*p.first()?, *p.get(1)?))).collect(),
         labels: labels.to_vec(),
         highlight: o.usize("highlight")?.map(|h| h as i64),
     }))
@@ -210,13 +249,17 @@ fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
     let mut out = Array::new();
     for members in crate::table::group(&keys) {
         let mut m = Map::new();
+        let owned: Vec<Map> = members.iter().filter_map(|&i| rows.get(i).cloned()).collect();
         for b in &by {
             m.insert(
                 b.into(),
-                rows[members[0]].get(b.as_str()).cloned().unwrap_or(Dynamic::UNIT),
+                owned
+                    .first()
+                    .and_then(|r| r.get(b.as_str()))
+                    .cloned()
+                    .unwrap_or(Dynamic::UNIT),
             );
         }
-        let owned: Vec<Map> = members.iter().map(|&i| rows[i].clone()).collect();
         for v in &values {
             let xs = column(&owned, v, &all).map_err(|e| to_rhai(format!("aggregate: {e}")))?;
             let (mean, std) = crate::table::mean_std(&xs).map_err(|e| to_rhai(format!("aggregate: {e}")))?;

@@ -2,6 +2,10 @@
 //! code. Every registered function carries a signature and a one-line doc, kept in one list
 //! that `advlab functions`, README's API reference and the REPL's help all come from.
 
+// What a script or a file gives is not trusted: no indexing that can panic on it (the
+// loaders and the bindings use `get`, iterators or a checked shape instead).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod algebra;
 mod attack;
 pub mod check;
@@ -12,6 +16,7 @@ mod error;
 mod eval;
 mod explore;
 mod figures;
+mod guard;
 mod io;
 mod keys;
 mod layers;
@@ -25,6 +30,8 @@ mod tensor;
 
 pub use error::to_rhai;
 pub use explore::SUMMARY_COLUMNS;
+pub(crate) use guard::Guarded;
+pub use guard::{INTERNAL_ERROR, TEST_PANIC_VAR};
 pub(crate) use io::table;
 
 use crate::output::Provenance;
@@ -134,7 +141,10 @@ macro_rules! def {
         let reg: &mut $crate::script::Reg = $reg;
         rhai::FuncRegistration::new($crate::script::fn_name($sig))
             .with_comments([concat!("/// ", $doc)])
-            .register_into_engine(reg.engine, $f);
+            .register_into_engine(
+                reg.engine,
+                $crate::script::Guarded::new($crate::script::fn_name($sig), $f),
+            );
         reg.docs.push($crate::script::FnDoc {
             domain: reg.domain,
             sig: $sig,
@@ -147,7 +157,10 @@ macro_rules! def {
 macro_rules! def_get {
     ($reg:expr, $sig:literal, $doc:literal, $f:expr) => {{
         let reg: &mut $crate::script::Reg = $reg;
-        reg.engine.register_get($crate::script::fn_name($sig), $f);
+        reg.engine.register_get(
+            $crate::script::fn_name($sig),
+            $crate::script::Guarded::new($crate::script::fn_name($sig), $f),
+        );
         reg.docs.push($crate::script::FnDoc {
             domain: reg.domain,
             sig: $sig,

@@ -252,14 +252,16 @@ fn fit_opts(s: &Session, model: &Model, data: &Dataset, opts: &Map) -> RResult<M
         "op": "fit", "model": model.arch(), "data": data.name(), "samples": data.len(), "params": p,
         "final_loss": epochs.last().map(|h| h.loss),
     });
-    if !defence.is_plain() {
-        record["defence"] = defence.params();
-    }
-    if let Some(sel) = defence.selection() {
-        record["selection"] = sel.params();
-    }
-    if !history.outcome.is_empty() {
-        record["outcome"] = serde_json::Value::Object(history.outcome.clone());
+    if let Some(fields) = record.as_object_mut() {
+        if !defence.is_plain() {
+            fields.insert("defence".into(), defence.params());
+        }
+        if let Some(sel) = defence.selection() {
+            fields.insert("selection".into(), sel.params());
+        }
+        if !history.outcome.is_empty() {
+            fields.insert("outcome".into(), serde_json::Value::Object(history.outcome.clone()));
+        }
     }
     s.record(record);
     let column = |f: &dyn Fn(&EpochStats) -> f64| epochs.iter().map(|h| Dynamic::from(f(h))).collect::<Array>();

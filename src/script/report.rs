@@ -79,6 +79,12 @@ pub fn render(source: &str, path: &str, err: &EvalAltResult, docs: &[FnDoc]) -> 
     out
 }
 
+/// Whether `err` is an internal error (a panic caught inside a call, see `guard.rs`), which
+/// `advlab run` ends with exit code 101, not 1.
+pub fn is_internal(err: &EvalAltResult) -> bool {
+    matches!(innermost(err).0, EvalAltResult::ErrorRuntime(v, _) if v.to_string().contains(super::INTERNAL_ERROR))
+}
+
 /// A syntax error, rendered the same way.
 pub fn render_parse(source: &str, path: &str, err: &ParseError) -> String {
     format!(

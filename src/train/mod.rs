@@ -396,12 +396,23 @@ pub fn fit_with(model: &Model, data: &Dataset, p: &FitValid, plan: &TrainingPlan
                         .rate(p.lr, epoch * batches + b, p.epochs * batches, batches),
                 );
             }
+            let batch_loss = out.loss.to_scalar::<f32>()? as f64;
+            if !batch_loss.is_finite() {
+                // stop before the step: the model keeps the last weights that were numbers
+                return Err(Error::Invalid(format!(
+                    "fit {label}: the loss became {batch_loss} at epoch {}, batch {} of {batches} (learning rate {:e}); \
+                     the weights before this batch are kept. Lower `lr`, set `clip_grad_norm`, or check the data for \
+                     values that are not finite numbers",
+                    epoch + 1,
+                    b + 1,
+                    opt.lr() as f32
+                )));
+            }
             let mut grads = out.loss.backward()?;
             if let Some(max) = p.clip_grad_norm {
                 clip_grad_norm(&mut grads, &vars, max)?;
             }
             opt.step(&grads)?;
-            let batch_loss = out.loss.to_scalar::<f32>()? as f64;
             loss_sum += batch_loss * chunk.len() as f64;
             correct_sum += correct(&out.logits, &y)?;
             add_sums(&mut sums, &out.sums);

@@ -386,20 +386,40 @@ fn tsne_keeps_separated_blobs_apart_and_is_seeded() {
     );
 }
 
+/// The configurations of a run of the reproduction whose JSON rows are finished, with their
+/// contents.
+fn finished_rows(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("runs")) else {
+        return Default::default();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".meta.json"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), text)
+        })
+        .collect()
+}
+
+/// The quick reproduction writes every table and figure; killed with SIGKILL in the middle and
+/// run again, it recomputes none of the configurations finished before the kill (their rows are
+/// untouched and it does not announce them) and ends with the tables of an uninterrupted run;
+/// a third run trains nothing.
 #[test]
-fn the_reproduction_runs_quick_and_resumes() {
+fn the_reproduction_runs_quick_and_resumes_after_a_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     crate::common::small_mnist(&tmp.path().join("mnist"), 2000, 300);
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scripts/reproduce/cluster_adversarial_training.rhai");
-    let run = || {
+    let run = |out: &str| {
         let out = advlab()
             .env("ADVLAB_DATA", tmp.path())
             .arg("run")
             .arg(&script)
             .arg("quick=true")
             .arg("--out")
-            .arg(tmp.path().join("out"))
+            .arg(tmp.path().join(out))
             .assert()
             .success()
             .get_output()
@@ -409,7 +429,7 @@ fn the_reproduction_runs_quick_and_resumes() {
             String::from_utf8(out.stderr).unwrap(),
         )
     };
-    let (first, _) = run();
+    let (first, _) = run("out");
     assert!(
         first.contains("Table 1") && first.contains("Table 2") && first.contains("Table 3"),
         "{first}"
@@ -439,11 +459,70 @@ fn the_reproduction_runs_quick_and_resumes() {
         t3.contains("classic adversarial training") && t3.contains("kmeans k="),
         "{t3}"
     );
-    // a second run reuses every finished configuration: no training, identical tables
-    let (second, stderr) = run();
+    let all = finished_rows(&dir).len();
+
+    // the same run in another folder, killed (SIGKILL: no handler runs) once two rows are done
+    let killed_dir = tmp.path().join("killed/cluster_at/quick");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("advlab"))
+        .env("ADVLAB_OFFLINE", "1")
+        .env("ADVLAB_DATA", tmp.path())
+        .arg("run")
+        .arg(&script)
+        .arg("quick=true")
+        .arg("--out")
+        .arg(tmp.path().join("killed"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while finished_rows(&killed_dir).len() < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(std::time::Instant::now() < deadline, "no row finished in 10 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = finished_rows(&killed_dir);
+    assert!(
+        before.len() < all,
+        "{} of {all} rows were finished at the kill",
+        before.len()
+    );
+    for (name, text) in &before {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(text).is_ok(),
+            "{name} is not whole: {text}"
+        );
+    }
+    let (resumed, _) = run("killed");
+    for name in before.keys() {
+        assert!(
+            !resumed.contains(name.as_str()),
+            "the rerun computed {name} again:\n{resumed}"
+        );
+    }
+    let after = finished_rows(&killed_dir);
+    for (name, text) in &before {
+        assert_eq!(after.get(name), Some(text), "{name} changed");
+    }
+    assert_eq!(after.len(), all);
+    for table in ["table1_fgsm.csv", "table2_pgd.csv", "table3.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(killed_dir.join(table)).unwrap(),
+            std::fs::read_to_string(dir.join(table)).unwrap(),
+            "{table} of the killed and resumed run differs from the uninterrupted run's"
+        );
+    }
+
+    // a third run reuses every finished configuration: no training, identical tables
+    let (third, stderr) = run("out");
     assert!(!stderr.contains("fit cnn"), "the rerun trained again:\n{stderr}");
     let table_of = |s: &str| s[s.find("Table 1").unwrap()..].to_string();
-    assert_eq!(table_of(&first), table_of(&second));
+    assert_eq!(table_of(&first), table_of(&third));
 }
 
 #[test]

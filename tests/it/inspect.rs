@@ -106,6 +106,26 @@ fn inspect_refuses_what_is_not_what_it_says() {
     inspect(&forged)
         .code(1)
         .stderr(contains("advlab.arch is not a valid architecture"));
+    // a plain state_dict with a preset's names and scalar shapes: no preset matches, no panic
+    let one = 1f32.to_le_bytes();
+    let scalar = || safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![], &one).unwrap();
+    let names = [
+        "linear.weight",
+        "layer1.0.bn1.weight",
+        "fc.weight",
+        "block1.layer.0.conv1.weight",
+        "a.weight",
+    ];
+    let plain = tmp.path().join("scalars.safetensors");
+    std::fs::write(
+        &plain,
+        safetensors::serialize(names.map(|n| (n, scalar())), None).unwrap(),
+    )
+    .unwrap();
+    inspect(&plain)
+        .success()
+        .stdout(contains("linear.weight"))
+        .stderr(contains("panicked").not());
 }
 
 /// Every record in README's Python block parses as an architecture, each kind is there, and a
