@@ -442,6 +442,14 @@ pub fn one_hot(labels: &Tensor, classes: usize) -> Result<Tensor> {
     }
     check_bound(&idx, classes, "one_hot")?;
     let n = idx.dim(0)?;
+    // refused before allocating: (n, classes) f32 values
+    shape(&[n as i64, i64::try_from(classes).unwrap_or(i64::MAX)], None)
+        .map_err(|e| Error::Shape(format!("one_hot of {n} labels into {classes} classes: {e}")))?;
+    if classes > u32::MAX as usize {
+        return Err(Error::Shape(format!(
+            "one_hot: {classes} classes is more than u32 labels can name"
+        )));
+    }
     let cols = Tensor::arange(0u32, classes as u32, idx.device())?.reshape((1, classes))?;
     Ok(idx
         .reshape((n, 1))?
@@ -588,9 +596,9 @@ pub fn full(dims: &[i64], value: f64, device: &Device) -> Result<Tensor> {
 
 /// Uniform values in `[lo, hi)` (f32) from a generator seeded by `seed`.
 pub fn rand_uniform(dims: &[i64], lo: f64, hi: f64, seed: u64, device: &Device) -> Result<Tensor> {
-    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi && (hi as f32 - lo as f32).is_finite()) {
         return Err(Error::Invalid(format!(
-            "rand_uniform: needs finite lo <= hi, got {lo} and {hi}"
+            "rand_uniform: needs finite lo <= hi whose difference fits a 32-bit float (±3.4e38), got {lo:e} and {hi:e}"
         )));
     }
     let s = shape(dims, None)?;

@@ -58,6 +58,29 @@ fn checkpoint_error(path: &Path) -> impl Fn(String) -> Error + '_ {
     }
 }
 
+/// Every float tensor's values are numbers: a NaN or infinite weight would give predictions
+/// (and accuracies) that mean nothing. The error names the first such tensor.
+fn all_finite(tensors: &HashMap<String, candle_core::Tensor>) -> std::result::Result<(), String> {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(t) = tensors.get(name).filter(|t| t.dtype().is_float()) else {
+            continue;
+        };
+        let values = t
+            .flatten_all()
+            .and_then(|v| v.to_dtype(candle_core::DType::F32))
+            .and_then(|v| v.to_vec1::<f32>())
+            .map_err(|e| format!("cannot read tensor {name} ({e})"))?;
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(format!(
+                "tensor {name} holds {bad}: a checkpoint's weights must all be finite numbers"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Load a model saved by [`save_model`] (or by PyTorch with the same names plus the
 /// `advlab.arch` metadata).
 pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
@@ -73,6 +96,7 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Model> {
     let arch: Arch = serde_json::from_str(arch_json).map_err(|e| cerr(format!("bad architecture record ({e})")))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| cerr(format!("cannot read tensors ({e})")))?;
+    all_finite(&tensors).map_err(&cerr)?;
     Model::from_tensors(arch, tensors.into_iter().collect(), device).map_err(|e| cerr(e.to_string()))
 }
 
@@ -104,6 +128,7 @@ pub fn load_weights(model: &Model, path: &Path) -> Result<()> {
         .collect();
     unexpected.sort();
     problems.extend(unexpected.into_iter().map(|k| format!("unexpected {k}")));
+    all_finite(&tensors).map_err(&cerr)?;
     if !problems.is_empty() {
         return Err(cerr(format!(
             "the state_dict does not fit {}: {}",

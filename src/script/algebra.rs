@@ -564,10 +564,17 @@ fn constructors(reg: &mut Reg) {
             let t = r(algebra::from_values(values.clone(), shape, &s.device))?;
             match dtype {
                 "f32" => Ok(t),
-                "u32" if values.iter().all(|v| *v >= 0.0 && v.fract() == 0.0) => {
+                // the arrays are read as f32, exact for whole numbers up to 2^24
+                "u32"
+                    if values
+                        .iter()
+                        .all(|v| (0.0..=16_777_216.0).contains(v) && v.fract() == 0.0) =>
+                {
                     t.to_dtype(DType::U32).map_err(to_rhai)
                 }
-                "u32" => Err(to_rhai("tensor(…, \"u32\"): every value must be a whole number >= 0")),
+                "u32" => Err(to_rhai(
+                    "tensor(…, \"u32\"): every value must be a whole number from 0 to 16777216 (2^24, exact as f32)",
+                )),
                 other => Err(to_rhai(format!(
                     "tensor: dtype must be \"f32\" or \"u32\", got \"{other}\""
                 ))),

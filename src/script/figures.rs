@@ -50,11 +50,16 @@ fn adversarial_grid(model: &Model, clean: &Dataset, adv: &Dataset, opts: &Map) -
     Ok(Chart::ImageRows(rows))
 }
 
+/// The most bins a histogram may have (more than a chart's pixels).
+const MAX_BINS: usize = 10_000;
+
 fn confidence_histogram(model: &Model, data: &Dataset, opts: &Map) -> RResult<Chart> {
     let o = Opts::new(&keys::CONFIDENCE_HISTOGRAM, opts)?;
     let bins = o.usize("bins")?.unwrap_or(20);
-    if bins == 0 {
-        return Err(to_rhai("confidence_histogram: bins must be at least 1"));
+    if bins == 0 || bins > MAX_BINS {
+        return Err(to_rhai(format!(
+            "confidence_histogram: bins must be from 1 to {MAX_BINS}, got {bins}"
+        )));
     }
     let p = crate::eval::predictions(model, data).map_err(to_rhai)?;
     let labels = data.labels().to_vec1::<u32>().map_err(to_rhai)?;

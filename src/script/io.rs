@@ -28,6 +28,27 @@ fn columns(rows: &[Map]) -> Vec<String> {
     cols
 }
 
+/// Every name in `wanted` is a column of some row (`all`), or the error of `func` naming it.
+fn known_columns(func: &str, wanted: &[String], all: &[String]) -> RResult<()> {
+    match wanted.iter().find(|w| !all.contains(w)) {
+        Some(w) => Err(to_rhai(format!(
+            "{func}: no row has a column `{w}`; columns are: {}",
+            all.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The columns `order` names (each one a column of some row), or all of them when it is empty.
+fn chosen_columns(func: &str, rows: &[Map], order: &[String]) -> RResult<Vec<String>> {
+    let all = columns(rows);
+    if order.is_empty() {
+        return Ok(all);
+    }
+    known_columns(func, order, &all)?;
+    Ok(order.to_vec())
+}
+
 pub(super) fn cell(v: Option<&Dynamic>) -> String {
     match v {
         None => String::new(),
@@ -47,11 +68,7 @@ pub(super) fn maps(func: &str, rows: &Array) -> RResult<Vec<Map>> {
 
 pub(super) fn write_csv(s: &Session, path: &str, rows: &Array, order: &[String]) -> RResult<()> {
     let rows = maps("write_csv", rows)?;
-    let cols = if order.is_empty() {
-        columns(&rows)
-    } else {
-        order.to_vec()
-    };
+    let cols = chosen_columns("write_csv", &rows, order)?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&cols).map_err(to_rhai)?;
     for r in &rows {
@@ -120,17 +137,17 @@ fn first_non_finite(v: &Dynamic) -> Option<(String, FLOAT)> {
         .find_map(|(k, item)| first_non_finite(item).map(|(at, x)| (format!(".{k}{at}"), x)))
 }
 
-fn column(rows: &[Map], name: &str, all: &[String]) -> RResult<Vec<f64>> {
+fn column(func: &str, rows: &[Map], name: &str, all: &[String]) -> RResult<Vec<f64>> {
     rows.iter()
         .enumerate()
         .map(|(i, r)| match r.get(name) {
             None => Err(to_rhai(format!(
-                "line_chart: row {i} has no column `{name}`; columns are: {}",
+                "{func}: row {i} has no column `{name}`; columns are: {}",
                 all.join(", ")
             ))),
             Some(v) => number(v).ok_or_else(|| {
                 to_rhai(format!(
-                    "line_chart: column `{name}` in row {i} is {}, not a number",
+                    "{func}: column `{name}` in row {i} is {}, not a number",
                     v.type_name()
                 ))
             }),
@@ -156,13 +173,13 @@ fn series(func: &str, rows: &[Map], o: &Opts, x: &str, all: &[String]) -> RResul
     }
     let values = ys
         .iter()
-        .map(|y| Ok((y.clone(), column(rows, y, all)?)))
+        .map(|y| Ok((y.clone(), column(func, rows, y, all)?)))
         .collect::<RResult<Vec<_>>>()?;
     let errors = (0..ys.len())
         .map(|i| {
             errs.get(i)
                 .filter(|e| !e.is_empty())
-                .map(|e| column(rows, e, all))
+                .map(|e| column(func, rows, e, all))
                 .transpose()
         })
         .collect::<RResult<Vec<_>>>()?;
@@ -181,7 +198,7 @@ fn line_chart(rows: &Array, opts: &Map) -> RResult<Chart> {
         title: o.string("title")?.unwrap_or_default(),
         x_label: o.string("x_label")?.unwrap_or_else(|| x.clone()),
         y_label: o.string("y_label")?.unwrap_or_default(),
-        x: column(&rows, &x, &all)?,
+        x: column("line_chart", &rows, &x, &all)?,
         series,
         errors,
     }))
@@ -242,6 +259,7 @@ fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
     let values = o
         .strings("values")?
         .ok_or_else(|| to_rhai("aggregate: option `values` (columns to average) is required"))?;
+    known_columns("aggregate", &by, &all)?;
     let keys: Vec<Vec<String>> = rows
         .iter()
         .map(|r| by.iter().map(|b| cell(r.get(b.as_str()))).collect())
@@ -261,7 +279,7 @@ fn aggregate(rows: &Array, opts: &Map) -> RResult<Array> {
             );
         }
         for v in &values {
-            let xs = column(&owned, v, &all).map_err(|e| to_rhai(format!("aggregate: {e}")))?;
+            let xs = column("aggregate", &owned, v, &all)?;
             let (mean, std) = crate::table::mean_std(&xs).map_err(|e| to_rhai(format!("aggregate: {e}")))?;
             m.insert(format!("{v}_mean").into(), mean.into());
             m.insert(format!("{v}_std").into(), std.into());
@@ -285,11 +303,7 @@ fn table_cell(v: Option<&Dynamic>) -> Cell {
 /// them, in order of first appearance, when `order` is empty).
 pub(crate) fn table(rows: &Array, order: &[String]) -> RResult<String> {
     let rows = maps("print_table", rows)?;
-    let cols = if order.is_empty() {
-        columns(&rows)
-    } else {
-        order.to_vec()
-    };
+    let cols = chosen_columns("print_table", &rows, order)?;
     let cells: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| cols.iter().map(|c| table_cell(r.get(c.as_str()))).collect())

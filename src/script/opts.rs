@@ -45,7 +45,15 @@ impl<'a> Opts<'a> {
     pub fn f64(&self, key: &str) -> RResult<Option<f64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => number(v).map(Some).ok_or_else(|| self.wrong(key, "a number", v)),
+            Some(v) => match number(v) {
+                // tensors hold f32: a finite f64 beyond its range would become ±inf, then NaN
+                Some(x) if x.is_finite() && x.abs() > f32::MAX as f64 => Err(to_rhai(format!(
+                    "{}: option `{key}` is {x:e}, beyond the ±3.4e38 that the 32-bit floats of a tensor hold",
+                    self.func
+                ))),
+                Some(x) => Ok(Some(x)),
+                None => Err(self.wrong(key, "a number", v)),
+            },
         }
     }
 

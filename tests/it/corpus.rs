@@ -778,7 +778,7 @@ fn attack_cases() -> Vec<Case> {
         ),
         prints(
             "fgsm of a huge eps stays in [0, 1]",
-            small(&in_range("fgsm(#{ eps: 1e300 })")),
+            small(&in_range("fgsm(#{ eps: 1e30 })")),
             "[0.0, 1.0, true]",
         ),
         prints(
@@ -799,13 +799,13 @@ fn attack_cases() -> Vec<Case> {
         prints(
             "cw of a huge c and lr stays in [0, 1]",
             small(&in_range(
-                "cw_l2(#{ steps: 2, binary_search_steps: 1, c: 1e300, lr: 1e300 })",
+                "cw_l2(#{ steps: 2, binary_search_steps: 1, c: 1e30, lr: 1e30 })",
             )),
             "true]",
         ),
         prints(
             "gaussian noise of a huge eps stays in [0, 1]",
-            small(&in_range("noise(#{ eps: 1e300, kind: \"gaussian\" })")),
+            small(&in_range("noise(#{ eps: 1e30, kind: \"gaussian\" })")),
             "[0.0, 1.0, true]",
         ),
         prints(
@@ -914,13 +914,13 @@ fn data_cases() -> Vec<Case> {
         fails("zeros huge refused before allocating", "let t = zeros([100000, 100000, 100000]);", "has more than 4294967296 elements", "1:9"),
         fails("zeros negative size", "let t = zeros([-1, 3]);", "shape [-1, 3]: -1 is only allowed in reshape", "1:9"),
         fails("ones just over the limit", "let t = ones([4294967297]);", "has more than 4294967296 elements", "1:9"),
-        fails("rand_uniform lo above hi", "let t = rand_uniform([2, 2], 1.0, 0.0, 1);", "rand_uniform: needs finite lo <= hi, got 1 and 0", "1:9"),
-        fails("rand_uniform NaN bound", "let t = rand_uniform([2, 2], 0.0 / 0.0, 1.0, 1);", "needs finite lo <= hi, got NaN and 1", "1:9"),
+        fails("rand_uniform lo above hi", "let t = rand_uniform([2, 2], 1.0, 0.0, 1);", "rand_uniform: needs finite lo <= hi whose difference fits a 32-bit float (±3.4e38), got 1e0 and 0e0", "1:9"),
+        fails("rand_uniform NaN bound", "let t = rand_uniform([2, 2], 0.0 / 0.0, 1.0, 1);", "got NaN and 1e0", "1:9"),
         fails("tensor ragged", "let t = tensor([[1, 2], [3]]);", "tensor: the arrays are ragged", "1:9"),
         fails("tensor of strings", "let t = tensor([1, \"a\"]);", "tensor: expected numbers or arrays, got string", "1:9"),
         fails("tensor dtype unknown", "let t = tensor([1, 2], \"complex\");", "dtype must be \"f32\" or \"u32\", got \"complex\"", "1:9"),
-        fails("u32 tensor of fractions", "let t = tensor([1.5, 2.0], \"u32\");", "every value must be a whole number >= 0", "1:9"),
-        fails("u32 tensor of negatives", "let t = tensor([-1, 2], \"u32\");", "every value must be a whole number >= 0", "1:9"),
+        fails("u32 tensor of fractions", "let t = tensor([1.5, 2.0], \"u32\");", "every value must be a whole number from 0 to 16777216", "1:9"),
+        fails("u32 tensor of negatives", "let t = tensor([-1, 2], \"u32\");", "every value must be a whole number from 0 to 16777216", "1:9"),
         fails("reshape to another count", "let t = zeros([2, 3]).reshape([7]);", "cannot reshape a tensor of shape [2, 3] (6 elements) into [7]", "1:23"),
         fails("reshape two holes", "let t = zeros([2, 3]).reshape([-1, -1]);", "with at most one -1", "1:23"),
         fails("reshape huge refused", "let t = zeros([2, 3]).reshape([100000, 100000, 100000]);", "has more than 4294967296 elements", "1:23"),
@@ -1047,7 +1047,7 @@ fn training_cases() -> Vec<Case> {
         fails("adjusted_rand of other labels", "let c = kmeans(#{ k: 2 }).fit(rand_normal([20, 2], 1));\nprint(adjusted_rand(c, tensor([0, 1], \"u32\")));", "adjusted_rand: 2 labels for 20 points", "2:7"),
         prints("fit with a batch_size beyond the data", small("print(m.fit(d.train, #{ batch_size: 9223372036854775807 }).loss.len());"), "1"),
         prints("kmeans of one point", "print(kmeans(#{ k: 1 }).fit(rand_normal([1, 2], 1)).n_clusters());", "1"),
-        prints("dbscan of a huge radius is one cluster", "print(dbscan(#{ eps: 1e300 }).fit(rand_normal([30, 2], 1)).n_clusters());", "1"),
+        prints("dbscan of a huge radius is one cluster", "print(dbscan(#{ eps: 1e30 }).fit(rand_normal([30, 2], 1)).n_clusters());", "1"),
         prints("dbscan of a tiny radius is all noise", "print(dbscan(#{ eps: 1e-300 }).fit(rand_normal([30, 2], 1)).labels().filter(|l| l == -1).len());", "30"),
     ]
 }
@@ -1058,7 +1058,7 @@ fn script_cases() -> Vec<Case> {
         fails(
             "confidence_histogram bins 0",
             small("print(confidence_histogram(m, d.test, #{ bins: 0 }));"),
-            "confidence_histogram: bins must be at least 1",
+            "confidence_histogram: bins must be from 1 to 10000, got 0",
             "3:7",
         ),
         fails(

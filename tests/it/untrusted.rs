@@ -183,3 +183,96 @@ fn non_finite_numbers_in_json_are_null_with_a_warning() {
             "2 number(s) that are not finite written as null (the first is NaN at `.b[1]`)",
         ));
 }
+
+/// Numbers a tensor cannot hold, sizes that cannot be allocated and columns no row has are
+/// errors that name them (each was accepted, aborted or panicked before).
+#[test]
+fn values_beyond_f32_huge_sizes_and_missing_columns_are_errors() {
+    for (call, what) in [
+        (
+            "pgd(#{ eps: 1e300, steps: 2 }).perturb(m, d.test)",
+            "pgd: option `eps` is 1e300, beyond the ±3.4e38",
+        ),
+        (
+            "noise(#{ eps: 1e300 }).perturb(m, d.test)",
+            "noise: option `eps` is 1e300",
+        ),
+        (
+            "deepfool(#{ steps: 2, overshoot: 1e300 }).perturb(m, d.test)",
+            "option `overshoot` is 1e300",
+        ),
+        (
+            "confidence_histogram(m, d.test, #{ bins: 1000000000000 })",
+            "bins must be from 1 to 10000",
+        ),
+        (
+            "tensor([0, 3], \"u32\").one_hot(4000000000)",
+            "one_hot of 2 labels into 4000000000 classes",
+        ),
+        (
+            "write_csv(\"a.csv\", [#{ a: 1 }], [\"a\", \"zz\"])",
+            "write_csv: no row has a column `zz`; columns are: a",
+        ),
+        (
+            "aggregate([#{ a: 1 }], #{ by: [\"zz\"], values: [\"a\"] })",
+            "aggregate: no row has a column `zz`",
+        ),
+        (
+            "print_table([#{ a: 1 }], [\"zz\"])",
+            "print_table: no row has a column `zz`",
+        ),
+        (
+            "bar_chart([#{ a: 1, b: \"x\" }], #{ x: \"b\", y: [\"q\"] })",
+            "bar_chart: row 0 has no column `q`",
+        ),
+        ("rand_uniform([3], -1e308, 1e308, 1)", "difference fits a 32-bit float"),
+        ("tensor([4294967296], \"u32\")", "from 0 to 16777216"),
+    ] {
+        script_fails(&format!("{SMALL}let r = {call};"), what);
+    }
+}
+
+/// A checkpoint whose weights hold NaN is refused by load_model and load_weights, naming the tensor.
+#[test]
+fn a_checkpoint_with_nan_weights_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = script(tmp.path(), "save.rhai", "mlp([784, 10]).save(\"out/m.safetensors\");\n");
+    run_in(tmp.path(), &s).success();
+    let path = tmp.path().join("out/m.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut nan = Vec::new();
+    let views: Vec<(String, Vec<u8>, Vec<usize>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let mut data = v.data().to_vec();
+            if name == "1.bias" {
+                data[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+                nan.push(name.clone());
+            }
+            (name, data, v.shape().to_vec())
+        })
+        .collect();
+    assert_eq!(nan, ["1.bias"]);
+    let tensors: Vec<(String, safetensors::tensor::TensorView)> = views
+        .iter()
+        .map(|(n, d, s)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(tensors, meta.metadata().clone()).unwrap()).unwrap();
+    for call in [
+        "load_model(\"out/m.safetensors\")",
+        "mlp([784, 10]).load_weights(\"out/m.safetensors\")",
+    ] {
+        let s = script(tmp.path(), "load.rhai", &format!("let m = {call};\n"));
+        run_in(tmp.path(), &s).code(1).stderr(contains(
+            "tensor 1.bias holds NaN: a checkpoint's weights must all be finite numbers",
+        ));
+    }
+}
