@@ -5,6 +5,9 @@
 //! publisher's archive into the first of those (a cargo feature, on by default; never with
 //! `ADVLAB_OFFLINE`).
 
+// File bytes are not trusted: no indexing that can panic on them.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use super::{Dataset, Splits};
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -81,14 +84,14 @@ pub fn read_cifar_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut labels = Vec::with_capacity(n);
     let mut pixels = Vec::with_capacity(n * (CIFAR_RECORD - 1));
     for (i, rec) in bytes.chunks_exact(CIFAR_RECORD).enumerate() {
-        if rec[0] >= 10 {
-            return Err(bad(format!(
-                "record {i} has label {} (CIFAR-10 has classes 0..9)",
-                rec[0]
-            )));
+        let Some((&label, image)) = rec.split_first() else {
+            continue;
+        };
+        if label >= 10 {
+            return Err(bad(format!("record {i} has label {label} (CIFAR-10 has classes 0..9)")));
         }
-        labels.push(rec[0]);
-        pixels.extend_from_slice(&rec[1..]);
+        labels.push(label);
+        pixels.extend_from_slice(image);
     }
     Ok((pixels, labels))
 }
@@ -120,13 +123,14 @@ fn load_split(dir: &Path, files: &[&str], limit: Option<usize>, device: &Device,
     }
     let n = limit.map_or(labels.len(), |l| l.min(labels.len()));
     let len = n * (CIFAR_RECORD - 1);
+    pixels.truncate(len);
     let mut images = vec![0f32; len];
     images
         .par_chunks_mut(1 << 16)
-        .zip(pixels[..len].par_chunks(1 << 16))
+        .zip(pixels.par_chunks(1 << 16))
         .for_each(|(o, p)| o.iter_mut().zip(p).for_each(|(o, &v)| *o = f32::from(v) / 255.0));
     let images = Tensor::from_vec(images, (n, 3, 32, 32), device)?;
-    let labels: Vec<u32> = labels[..n].iter().map(|&l| u32::from(l)).collect();
+    let labels: Vec<u32> = labels.iter().take(n).map(|&l| u32::from(l)).collect();
     let labels = Tensor::from_vec(labels, n, device)?;
     with_names(Dataset::new(images, labels, 10, name)?)
 }

@@ -2,6 +2,9 @@
 //! an explicit directory, then `$ADVLAB_DATA/<name>`, then `./data/<name>`, then a download of
 //! the four files into the first of those (a cargo feature, on by default).
 
+// File bytes are not trusted: no indexing that can panic on them.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use super::{Dataset, Splits};
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -71,27 +74,26 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
         raw
     };
     let bad = |why: String| Error::Data(format!("{}: not a valid IDX file: {why}", path.display()));
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+    let [0, 0, kind, ndim, rest @ ..] = bytes.as_slice() else {
         return Err(bad("it does not start with the IDX magic number".into()));
-    }
-    if bytes[2] != 0x08 {
+    };
+    if *kind != 0x08 {
         return Err(bad(format!(
-            "element type 0x{:02x}, expected 0x08 (unsigned bytes)",
-            bytes[2]
+            "element type 0x{kind:02x}, expected 0x08 (unsigned bytes)"
         )));
     }
-    let ndim = bytes[3] as usize;
-    let header = 4 + 4 * ndim;
-    if ndim == 0 || bytes.len() < header {
+    let ndim = usize::from(*ndim);
+    let (Some(head), Some(data)) = (rest.get(..4 * ndim), rest.get(4 * ndim..)) else {
+        return Err(bad(format!("header of {ndim} dimensions is truncated")));
+    };
+    if ndim == 0 {
         return Err(bad(format!("header of {ndim} dimensions is truncated")));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| {
-            let o = 4 + 4 * i;
-            u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
-        })
+    let dims: Vec<usize> = head
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap_or_default()) as usize)
         .collect();
-    let found = bytes.len() - header;
+    let found = data.len();
     // a forged header's product can exceed usize (and wrap to the file's size): checked
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     if expected != Some(found) {
@@ -100,7 +102,7 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
             "the header says {dims:?} = {expected} bytes of data but the file holds {found}"
         )));
     }
-    Ok((dims, bytes[header..].to_vec()))
+    Ok((dims, data.to_vec()))
 }
 
 /// Write an IDX file of unsigned bytes, gzip-compressed when the name ends in `.gz`
@@ -149,17 +151,16 @@ fn load_split(dir: &Path, images: &str, labels: &str, device: &Device, name: Str
     let lpath = find_file(dir, labels).ok_or_else(|| missing(labels))?;
     let (idims, ibytes) = read_idx(&ipath)?;
     let (ldims, lbytes) = read_idx(&lpath)?;
-    if idims.len() != 3 {
+    let [n, h, w] = idims[..] else {
         return Err(Error::Data(format!(
             "{}: expected images of 3 dimensions (N, H, W), the header says {idims:?}",
             ipath.display()
         )));
-    }
-    if ldims.len() != 1 || ldims[0] != idims[0] {
+    };
+    if ldims != [n] {
         return Err(Error::Data(format!(
-            "{} holds {} images but {} holds labels of shape {ldims:?}",
+            "{} holds {n} images but {} holds labels of shape {ldims:?}",
             ipath.display(),
-            idims[0],
             lpath.display()
         )));
     }
@@ -169,7 +170,6 @@ fn load_split(dir: &Path, images: &str, labels: &str, device: &Device, name: Str
             lpath.display()
         )));
     }
-    let (n, h, w) = (idims[0], idims[1], idims[2]);
     if h == 0 || w == 0 {
         return Err(Error::Data(format!(
             "{}: the header says images of {h}×{w} pixels; height and width must be at least 1",
