@@ -13,7 +13,7 @@ use std::fmt;
 
 /// How an architecture was described: what a checkpoint's `advlab.arch` metadata holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Record {
     /// `Flatten, Linear, ReLU, …, Linear`: `layers[0]` inputs, `layers[last]` classes.
     Mlp {

@@ -1450,6 +1450,7 @@ fn checkpoint_cases() -> Vec<Case> {
         fails("arch an array", L, rec, "1:9").with(checkpoint("[1, 2]")),
         fails("arch null", L, format!("{rec}invalid type: null"), "1:9").with(checkpoint("null")),
         fails("arch without kind", L, format!("{rec}missing field `kind`"), "1:9").with(checkpoint(r#"{"layers":[4,3]}"#)),
+        fails("arch with a misspelt field", L, format!("{rec}unknown field `noise_injections`"), "1:9").with(checkpoint(r#"{"kind":"mlp","layers":[4,3],"noise_injections":"input"}"#)),
         fails("arch of an unknown kind", L, format!("{rec}unknown variant `transformer`"), "1:9").with(checkpoint(r#"{"kind":"transformer","layers":[4,3]}"#)),
         fails("arch nested garbage", L, rec, "1:9").with(checkpoint(r#"{"kind":{"kind":{"kind":[null,{"x":[[[]]]}]}}}"#)),
         fails("arch deeply nested arrays", L, rec, "1:9").with(checkpoint(&format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)))),
