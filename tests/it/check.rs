@@ -10,15 +10,21 @@ use std::time::Instant;
 /// A script that would train for a long time before reaching its typo.
 const LONG: &str = "let d = synthetic(#{ train: 60000, test: 100, seed: 1 });\nlet m = cnn();\nm.fit(d.train, #{ epochs: 50 });\nlet r = evaluate(m, d.test, [pgd(#{ eps: 0.3 })]);\nprnt(r);\n";
 
+/// `advlab check FILE`, in the file's folder.
+fn check(file: &std::path::Path) -> assert_cmd::assert::Assert {
+    advlab()
+        .current_dir(file.parent().unwrap())
+        .arg("check")
+        .arg(file)
+        .assert()
+}
+
 #[test]
 fn check_finds_an_unknown_function_at_its_place_and_runs_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let s = script(tmp.path(), "long.rhai", LONG);
     let t = Instant::now();
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", s.to_str().unwrap()])
-        .assert()
+    check(&s)
         .code(1)
         .stderr(contains("unknown function `prnt`"))
         .stderr(contains("long.rhai:5:1"))
@@ -45,10 +51,7 @@ fn check_finds_unknown_methods_wrong_arity_and_suggests() {
         "bad.rhai",
         "let d = synthetic(#{ train: 100, test: 20, seed: 1 });\nlet m = mlp([784, 10]);\nm.fitt(d.train);\nlet a = fgsm(#{ eps: 0.1 }, 3);\nlet acc = m.accuracy(d.test, 1, 2);\n",
     );
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", s.to_str().unwrap()])
-        .assert()
+    check(&s)
         .code(1)
         .stderr(contains("unknown method `fitt`"))
         .stderr(contains("did you mean `fit`?"))
@@ -69,18 +72,10 @@ fn check_accepts_closures_script_functions_and_builtins_and_no_check_skips_it() 
         "ok.rhai",
         "fn twice(x) { x * 2 }\nfn inc() { this + 1 }\nlet f = |x| x + 1;\nlet g = Fn(\"twice\");\nprint(f.call(2) + g.call(3) + twice(4) + 5.inc());\nlet t = timestamp();\nfor (v, i) in [1, 2] { debug(v + i); }\nprint(type_of(args));\n",
     );
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", ok.to_str().unwrap()])
-        .assert()
-        .success()
-        .stdout(contains("ok"));
+    check(&ok).success().stdout(contains("ok"));
     // calling a closure variable like a function is refused, as Rhai refuses it when it runs
     let f = script(tmp.path(), "f.rhai", "let f = |x| x + 1;\nprint(f(2));\n");
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", f.to_str().unwrap()])
-        .assert()
+    check(&f)
         .code(1)
         .stderr(contains("unknown function `f`"))
         .stderr(contains("f.rhai:2:7"));
@@ -96,10 +91,7 @@ fn check_accepts_closures_script_functions_and_builtins_and_no_check_skips_it() 
         .stderr(contains("unknown function: prnt"));
     // a syntax error is reported as one
     let syntax = script(tmp.path(), "syntax.rhai", "let x = ;\n");
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", syntax.to_str().unwrap()])
-        .assert()
+    check(&syntax)
         .code(1)
         .stderr(contains("syntax error"))
         .stderr(contains("syntax.rhai:1:"));
@@ -123,7 +115,7 @@ fn every_shipped_script_passes_the_check() {
     }
     assert!(scripts.len() >= 15, "{} scripts", scripts.len());
     for s in scripts {
-        advlab().args(["check", s.to_str().unwrap()]).assert().success();
+        check(&s).success();
     }
 }
 
@@ -140,10 +132,7 @@ fn check_finds_misspelt_option_keys_at_the_key() {
         "let d = synthetic(#{ train: 60000, test: 100, seed: 1 });\nlet m = cnn();\nm.fit(d.train, #{ epochs: 50, defence: pgd_training(#{ epsilon: 0.3 }) });\nlet a = pgd(#{ eps: 0.3, step: 10 });\n",
     );
     let t = Instant::now();
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", s.to_str().unwrap()])
-        .assert()
+    check(&s)
         .code(1)
         .stderr(contains("pgd_training: unknown option `epsilon`"))
         .stderr(contains("keys.rhai:3:"))
@@ -156,9 +145,5 @@ fn check_finds_misspelt_option_keys_at_the_key() {
         "ok.rhai",
         "fn fgsm(o) { o.width }\nlet d = synthetic(#{ train: 100, test: 20, seed: 1 });\nlet ae = denoising_autoencoder(#{ hidden: [32] });\nae.fit(d.train, #{ epochs: 1, noise_std: 0.1 });\nlet o = #{ epsilon: 1 };\nlet w = fgsm(#{ width: 3 });\nlet s = attack(#{ name: \"mine\", step: |x, x0, y, model, state| x, my_rate: 0.1 });\n",
     );
-    advlab()
-        .current_dir(tmp.path())
-        .args(["check", ok.to_str().unwrap()])
-        .assert()
-        .success();
+    check(&ok).success();
 }
