@@ -1,4 +1,4 @@
-//! The command line: `advlab run`, `advlab repl`, `advlab functions`, `advlab bench`.
+//! The command line: `advlab run`, `check`, `repl`, `inspect`, `functions`, `sweep`, `bench`.
 
 use crate::script::{self, report, Session};
 use anyhow::Context;
@@ -89,6 +89,9 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Run a script over a grid of arguments, one `advlab run` per point: locally in parallel, or
+    /// as a SLURM job array; resumable. `advlab sweep status DIR` and `advlab sweep collect DIR` follow it.
+    Sweep(Box<crate::sweep::SweepArgs>),
     /// Time training, every attack and the clustering workloads on MNIST (ratios against the PyTorch / scikit-learn references).
     Bench(crate::bench::BenchArgs),
 }
@@ -137,6 +140,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", script::functions_text(markdown));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sweep(args) => crate::sweep::run(*args),
         Command::Bench(args) => {
             crate::bench::run(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -221,6 +225,7 @@ fn check_script(path: &PathBuf, raw_args: &[String]) -> anyhow::Result<ExitCode>
     }
     let session = Rc::new(Session::new(candle_core::Device::Cpu, 0, PathBuf::from("out")));
     let (mut engine, _) = script::new_engine(session);
+    script::import_beside(&mut engine, path);
     match parse_and_check(&mut engine, &source, &path.display().to_string(), true) {
         Ok(_) => {
             println!("{}: ok", path.display());
@@ -264,6 +269,7 @@ fn run_script(
     }
     let (mut engine, docs) = script::new_engine(session.clone());
     crate::repl::limit(&mut engine, max_operations);
+    script::import_beside(&mut engine, path);
     let shown = path.display().to_string();
     let ast = match parse_and_check(&mut engine, &source, &shown, check) {
         Ok(ast) => ast,

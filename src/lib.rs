@@ -4,7 +4,7 @@
 //! and checked, in `tests/it/layers.rs`): infrastructure (`error`, `util`, `device`,
 //! `interrupt`, `progress`, `output`); `kernels`, `algebra` (tensor algebra for scripts), `optim` and `data`; `nn`; `attack`, `reduce`
 //! and `cluster`; `defence` and `train`; `eval`; and the user's side: `plot`, `script` (the Rhai
-//! bindings), `repl`, `bench` and `cli`.
+//! bindings), `repl`, `bench`, `inspect`, `sweep` and `cli`.
 
 // Input from users and files must end in an error, never a panic: no unwrap or expect outside
 // the tests (a value that cannot fail says why, in an `allow` with a reason).
@@ -31,6 +31,7 @@ pub mod progress;
 pub mod reduce;
 pub mod repl;
 pub mod script;
+pub mod sweep;
 pub mod table;
 pub mod train;
 pub mod util;

@@ -358,7 +358,15 @@ impl LineChart {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
             if let Some(Some(e)) = self.errors.get(i) {
-                let bars: Vec<(f64, f64, f64)> = points.iter().zip(e).map(|(&(x, y), &e)| (x, y, e)).collect();
+                // paired before filtering, so that a missing (non-finite) point shifts no error bar
+                let bars: Vec<(f64, f64, f64)> = self
+                    .x
+                    .iter()
+                    .zip(ys)
+                    .zip(e)
+                    .map(|((&x, &y), &e)| (x, y, e))
+                    .filter(|(x, y, _)| x.is_finite() && y.is_finite())
+                    .collect();
                 error_bar(&mut chart, &bars, color)?;
             }
             chart

@@ -255,6 +255,17 @@ pub fn parse_arg(arg: &str) -> Result<(String, Dynamic), String> {
     }
 }
 
+/// Resolve a script's `import "name" as m;` against the directory of the script itself (then
+/// `name.rhai` beside it is found whatever the working directory), not the working directory.
+pub fn import_beside(engine: &mut Engine, script: &Path) {
+    let dir = script
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
+}
+
 /// A scope holding the constant map `args`.
 pub fn scope_with_args(args: Vec<(String, Dynamic)>) -> Scope<'static> {
     let mut map = Map::new();

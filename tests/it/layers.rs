@@ -29,6 +29,7 @@ const ORDER: &[&str] = &[
     "repl",
     "bench",
     "inspect",
+    "sweep",
     "cli", // the user's side
 ];
 

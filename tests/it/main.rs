@@ -33,5 +33,6 @@ mod resnet;
 mod scripted;
 mod sequential;
 mod suite;
+mod sweep;
 mod training_kit;
 mod untrusted;
