@@ -147,7 +147,12 @@ pub fn run(sweep: &Sweep, a: &RunArgs) -> Result<ExitCode> {
                             msg
                         }
                     };
-                    bar.println(line);
+                    // a line per point also when stderr is a log file (the bar is hidden then)
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
                     bar.inc(1);
                 }
                 if let Ok(mut r) = running.lock() {

@@ -81,13 +81,17 @@ pub fn queue(sweep: &Sweep) -> HashMap<Which, bool> {
     if jobs.is_empty() {
         return map;
     }
-    let Ok(out) = Command::new("squeue")
-        .args(["-h", "-r", "-o", "%i %t", "-j", &jobs.join(",")])
-        .output()
-    else {
-        return map;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
+    // one squeue per job: a job SLURM has forgotten (MinJobAge after its end) makes squeue
+    // refuse the whole list ("Invalid job id specified")
+    let mut text = String::new();
+    for job in &jobs {
+        if let Ok(out) = Command::new("squeue")
+            .args(["-h", "-r", "-o", "%i %t", "-j", job])
+            .output()
+        {
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+    }
     for line in text.lines() {
         let mut f = line.split_whitespace();
         let (Some(id), Some(st)) = (f.next(), f.next()) else {

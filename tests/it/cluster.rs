@@ -523,6 +523,53 @@ fn the_reproduction_runs_quick_and_resumes_after_a_sigkill() {
     assert!(!stderr.contains("fit cnn"), "the rerun trained again:\n{stderr}");
     let table_of = |s: &str| s[s.find("Table 1").unwrap()..].to_string();
     assert_eq!(table_of(&first), table_of(&third));
+
+    // the same experiment as a sweep of its point script (a setup run, then one process per
+    // configuration, two at a time), collected and drawn: the same tables to the last digit
+    let reproduce = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/reproduce");
+    let sweep = tmp.path().join("sweep");
+    advlab()
+        .env("ADVLAB_DATA", tmp.path())
+        .arg("sweep")
+        .arg(reproduce.join("cluster_point.rhai"))
+        .arg("--grid-file")
+        .arg(reproduce.join("cluster_grid_quick.json"))
+        .args(["--setup", "--jobs", "2", "--out"])
+        .arg(&sweep)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("21/21 points done"));
+    advlab()
+        .args(["sweep", "collect"])
+        .arg(&sweep)
+        .args(["--by", "attack,method,k,reduction"])
+        .assert()
+        .success();
+    let report = advlab()
+        .arg("run")
+        .arg(reproduce.join("cluster_sweep_report.rhai"))
+        .arg(format!("dir={:?}", sweep.display().to_string()))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = String::from_utf8(report).unwrap();
+    let printed = |s: &str| {
+        table_of(s)
+            .lines()
+            .filter(|l| !l.starts_with("wrote"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(printed(&first), printed(&report));
+    for table in ["table1_fgsm.csv", "table2_pgd.csv", "table3.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(sweep.join("report").join(table)).unwrap(),
+            std::fs::read_to_string(dir.join(table)).unwrap(),
+            "{table} of the sweep differs from the serial run's"
+        );
+    }
 }
 
 #[test]

@@ -58,6 +58,16 @@ fn kill(pid: u32, signal: &str) {
         .success());
 }
 
+/// `advlab sweep status DIR` succeeds and prints each of `what`.
+fn status_says(dir: &Path, what: &[&str]) {
+    let o = advlab().args(["sweep", "status"]).arg(dir).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for w in what {
+        assert!(text.contains(w), "status does not say `{w}`:\n{text}");
+    }
+}
+
 /// A folder with the toy point script and its flag folder.
 fn setup() -> (tempfile::TempDir, PathBuf, String) {
     let tmp = tempfile::tempdir().unwrap();
@@ -92,14 +102,10 @@ fn a_local_sweep_runs_every_point_and_collect_gives_mean_and_std_over_seeds() {
     assert!((r["acc"].as_f64().unwrap() - 0.21).abs() < 1e-12);
     let meta = read(&point_dir(&out, 5).join("result.json.meta.json"));
     assert_eq!(meta["seed"], 1);
-    advlab()
-        .args(["sweep", "status"])
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(contains(
-            "16 points (16 done, 0 running, 0 pending, 0 failed, 0 killed, 0 not started)",
-        ));
+    status_says(
+        &out,
+        &["16 points (16 done, 0 running, 0 pending, 0 failed, 0 killed, 0 not started)"],
+    );
     let csv = tmp.path().join("t.csv");
     let json = tmp.path().join("t.json");
     advlab()
@@ -208,15 +214,13 @@ fn a_sigkilled_point_and_a_ctrl_c_rerun_and_finished_points_are_never_recomputed
         !Path::new(&format!("/proc/{k6}")).exists(),
         "the interrupt reached the running point"
     );
-    advlab()
-        .args(["sweep", "status"])
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(contains(
+    status_says(
+        &out,
+        &[
             "6 points (4 done, 0 running, 0 pending, 0 failed, 2 killed, 0 not started)",
-        ))
-        .stdout(contains("killed by signal 9"));
+            "killed by signal 9",
+        ],
+    );
     let before = dones(&out, 6);
     std::fs::remove_file(tmp.path().join("flags/slow")).unwrap();
     let mut again = Command::new(assert_cmd::cargo::cargo_bin("advlab"));
@@ -427,12 +431,7 @@ fn on_a_real_slurm_cluster_scancel_and_sigkill_rerun_only_those_points_and_colle
     let k6 = child_pid(&out, 5);
     let _k5 = child_pid(&out, 4);
     wait_for("k=1..4 to finish", || dones(&out, 4).iter().all(Option::is_some));
-    advlab()
-        .args(["sweep", "status"])
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(contains("4 done, 2 running"));
+    status_says(&out, &["4 done, 2 running"]);
     assert!(Command::new("scancel")
         .arg(format!("{job}_4"))
         .status()
@@ -440,14 +439,10 @@ fn on_a_real_slurm_cluster_scancel_and_sigkill_rerun_only_those_points_and_colle
         .success());
     kill(k6, "-KILL");
     wait_for("the array to leave the queue", || queued(&job).trim().is_empty());
-    advlab()
-        .args(["sweep", "status"])
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(contains(
-            "6 points (4 done, 0 running, 0 pending, 0 failed, 2 killed, 0 not started)",
-        ));
+    status_says(
+        &out,
+        &["6 points (4 done, 0 running, 0 pending, 0 failed, 2 killed, 0 not started)"],
+    );
     let before = dones(&out, 6);
     std::fs::remove_file(tmp.path().join("flags/slow")).unwrap();
     advlab()
