@@ -199,6 +199,22 @@ pub enum ParamError {
     RecipeEps(f64),
     #[error("beta (the weight of the KL term) must be a finite number >= 0 (got {0})")]
     BetaNegative(f64),
+    #[error(
+        "eps of vat is the L2 length of the virtual adversarial perturbation and must be a finite number > 0 (got {0})"
+    )]
+    VatEps(f64),
+    #[error("xi (the finite-difference step of vat's power iteration) must be a finite number > 0 (got {0})")]
+    VatXi(f64),
+    #[error("power_iterations must be at least 1 (got 0)")]
+    PowerIterationsZero,
+    #[error("alpha (the weight of vat's KL term) must be a finite number >= 0 (got {0})")]
+    VatAlpha(f64),
+    #[error("weight (of the logit pairing term) must be a finite number >= 0 (got {0})")]
+    PairingWeight(f64),
+    #[error("logit_pairing needs an attack (adversarial logit pairing), e.g. logit_pairing(#{{ attack: pgd(#{{ eps: 0.3 }}) }}), or clean_pairing: true")]
+    PairingNeedsAttack,
+    #[error("clean logit pairing pairs clean images with each other: give clean_pairing: true without an attack, or an attack without clean_pairing")]
+    PairingAttackAndClean,
     #[error("p (the probability of attacking a batch) must be in [0, 1] (got {0})")]
     AttackProbability(f64),
     #[error("attacks must list at least one attack, e.g. attacks: [pgd(#{{ eps: 0.3 }})]")]

@@ -259,6 +259,8 @@ pub(crate) const FAST_FGSM_TRAINING: Keys = Keys::of(
 pub(crate) const TRADES: Keys = Keys::of("trades", &["eps", "beta", "steps", "alpha", "seed"]);
 pub(crate) const MIXED_TRAINING: Keys = Keys::of("mixed_training", &["attacks", "p", "seed"]);
 pub(crate) const CLUSTER_TRAINING: Keys = Keys::of("cluster_training", &["attack", "k", "dims", "augment", "seed"]);
+pub(crate) const VAT: Keys = Keys::of("vat", &["eps", "xi", "power_iterations", "alpha", "use_labels", "seed"]);
+pub(crate) const LOGIT_PAIRING: Keys = Keys::of("logit_pairing", &["attack", "weight", "clean_pairing", "seed"]);
 pub(crate) const LABEL_SMOOTHING: Keys = Keys::of("label_smoothing", &["amount"]);
 pub(crate) const PCA: Keys = Keys::of("pca", &["dims"]);
 pub(crate) const TSNE: Keys = Keys::of("tsne", &["dims", "perplexity", "iterations", "theta", "seed"]);
@@ -344,6 +346,8 @@ pub(crate) const ALL: &[&Keys] = &[
     &TRADES,
     &MIXED_TRAINING,
     &CLUSTER_TRAINING,
+    &VAT,
+    &LOGIT_PAIRING,
     &LABEL_SMOOTHING,
     &PCA,
     &TSNE,

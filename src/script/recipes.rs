@@ -1,5 +1,5 @@
 //! Training-time defences: `pgd_training`, `fast_fgsm_training`, `trades`, `mixed_training`,
-//! `cluster_training`, `label_smoothing`, given to `Model.fit` as its `defence` option (one recipe or an array).
+//! `cluster_training`, `vat`, `logit_pairing`, `label_smoothing`, given to `Model.fit` as its `defence` option (one recipe or an array).
 
 use super::attack::{attack_list, AttackRef};
 use super::error::{to_rhai, RResult};
@@ -8,8 +8,8 @@ use super::opts::Opts;
 use super::{def, def_get, Reg};
 use crate::error::ParamError;
 use crate::train::{
-    ClusterTrainingParams, FastFgsmParams, GuardParams, LabelSmoothingParams, MixedParams, PgdTrainingParams, Recipe,
-    TradesParams, TrainingPlan,
+    ClusterTrainingParams, FastFgsmParams, GuardParams, LabelSmoothingParams, LogitPairingParams, MixedParams,
+    PgdTrainingParams, Recipe, TradesParams, TrainingPlan, VatParams,
 };
 use rhai::{Dynamic, Map};
 use std::rc::Rc;
@@ -138,6 +138,38 @@ pub(super) fn register(reg: &mut Reg) {
         };
         recipe("cluster_training", p.check())
     });
+    let s = reg.session.clone();
+    def!(reg, "vat(opts: Map) -> Recipe", "Virtual adversarial training (Miyato et al.): loss CE + alpha·KL(p(x) ‖ p(x + r)), r of L2 length eps along the direction power iteration finds (no labels needed); eps (required, L2), xi (1e-6), power_iterations (1), alpha (1.0), use_labels (true; false: the KL alone, for unlabelled data), seed.", move |m: Map| -> RResult<RecipeRef> {
+        let o = Opts::new(&keys::VAT, &m)?;
+        let d = VatParams::new(eps(&o)?);
+        let p = VatParams {
+            xi: o.f64("xi")?.unwrap_or(d.xi),
+            power_iterations: o.usize("power_iterations")?.unwrap_or(d.power_iterations),
+            alpha: o.f64("alpha")?.unwrap_or(d.alpha),
+            use_labels: o.bool("use_labels")?.unwrap_or(d.use_labels),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+            ..d
+        };
+        recipe("vat", p.check())
+    });
+    let s = reg.session.clone();
+    def!(reg, "logit_pairing(opts: Map) -> Recipe", "Logit pairing (Kannan et al.): CE of the clean and adversarial halves + weight·‖logits(x) − logits(x_adv)‖² (mean over samples); attack (required unless clean_pairing), weight (0.5), clean_pairing (false; true: pairs of clean images of the batch, no attack), seed.", move |m: Map| -> RResult<RecipeRef> {
+        let o = Opts::new(&keys::LOGIT_PAIRING, &m)?;
+        let attack = match o.get("attack") {
+            Some(v) => Some(v.clone().try_cast::<AttackRef>().ok_or_else(|| {
+                to_rhai(format!("logit_pairing: option `attack` must be an Attack, got {}", v.type_name()))
+            })?.0),
+            None => None,
+        };
+        let d = LogitPairingParams::default();
+        let p = LogitPairingParams {
+            attack,
+            weight: o.f64("weight")?.unwrap_or(d.weight),
+            clean_pairing: o.bool("clean_pairing")?.unwrap_or(d.clean_pairing),
+            seed: o.u64("seed")?.unwrap_or(s.seed),
+        };
+        recipe("logit_pairing", p.check())
+    });
     def!(reg, "label_smoothing(opts: Map) -> Recipe", "Label smoothing: the target puts 1 − amount on the label and amount/K on every class (as PyTorch); amount (0.1). Composes with one crafting recipe: defence: [label_smoothing(..), mixed_training(..)].", |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new(&keys::LABEL_SMOOTHING, &m)?;
         let p = LabelSmoothingParams {
@@ -148,7 +180,7 @@ pub(super) fn register(reg: &mut Reg) {
     def_get!(
         reg,
         "Recipe.name -> String",
-        "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, label_smoothing).",
+        "The recipe's name (pgd_training, fast_fgsm_training, trades, mixed_training, cluster_training, vat, logit_pairing, label_smoothing).",
         |r: &mut RecipeRef| r.name().to_string()
     );
     def!(

@@ -16,15 +16,18 @@ use std::time::Instant;
 
 mod cluster;
 mod fast_fgsm;
+mod logit_pairing;
 mod mixed;
 mod pgd;
 mod recipe;
 mod select;
 mod smoothing;
 mod trades;
+mod vat;
 
 pub use cluster::{ClusterTraining, ClusterTrainingParams};
 pub use fast_fgsm::{FastFgsm, FastFgsmParams, GuardParams, GUARD_MIN_FALL};
+pub use logit_pairing::{pairing_term, LogitPairing, LogitPairingParams};
 pub use mixed::{Mixed, MixedParams};
 pub use pgd::{PgdTraining, PgdTrainingParams};
 pub use recipe::{
@@ -34,6 +37,7 @@ pub use recipe::{
 pub use select::{Selection, SelectionParams};
 pub use smoothing::{LabelSmoothing, LabelSmoothingParams};
 pub use trades::{trades_samples, Trades, TradesParams};
+pub use vat::{vat_direction, Vat, VatParams};
 
 use recipe::{add_sums, correct};
 

@@ -34,5 +34,6 @@ mod scripted;
 mod sequential;
 mod suite;
 mod sweep;
+mod techniques;
 mod training_kit;
 mod untrusted;
