@@ -35,6 +35,20 @@ fn eps(o: &Opts) -> RResult<f64> {
     })
 }
 
+/// The optional `attack` option: an Attack, or an error naming the function and the type given.
+fn attack_opt(o: &Opts) -> RResult<Option<std::rc::Rc<dyn crate::attack::Attack>>> {
+    match o.get("attack") {
+        Some(v) => v.clone().try_cast::<AttackRef>().map(|a| Some(a.0)).ok_or_else(|| {
+            to_rhai(format!(
+                "{}: option `attack` must be an Attack, got {}",
+                o.func(),
+                v.type_name()
+            ))
+        }),
+        None => Ok(None),
+    }
+}
+
 /// The `defence` option of `fit`: one recipe or an array of recipes.
 pub(crate) fn plan(v: &Dynamic) -> RResult<TrainingPlan> {
     let recipes = if let Some(r) = v.clone().try_cast::<RecipeRef>() {
@@ -122,13 +136,10 @@ pub(super) fn register(reg: &mut Reg) {
     let s = reg.session.clone();
     def!(reg, "cluster_training(opts: Map) -> Recipe", "Seed 000's cluster-based training: each epoch, attack the training set from the current weights, reduce with PCA, cluster with k-means, train on one random cluster's adversarial samples; attack (required), k (3), dims (2), augment (false: with true, the clean set too), seed.", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new(&keys::CLUSTER_TRAINING, &m)?;
-        let attack = match o.get("attack") {
-            Some(v) => v.clone().try_cast::<AttackRef>().ok_or_else(|| {
-                to_rhai(format!("cluster_training: option `attack` must be an Attack, got {}", v.type_name()))
-            })?,
-            None => return Err(to_rhai("cluster_training: option `attack` is required, e.g. cluster_training(#{ attack: fgsm(#{ eps: 0.5 }), k: 3 })")),
+        let Some(attack) = attack_opt(&o)? else {
+            return Err(to_rhai("cluster_training: option `attack` is required, e.g. cluster_training(#{ attack: fgsm(#{ eps: 0.5 }), k: 3 })"));
         };
-        let d = ClusterTrainingParams::new(attack.0);
+        let d = ClusterTrainingParams::new(attack);
         let p = ClusterTrainingParams {
             k: o.usize("k")?.unwrap_or(d.k),
             dims: o.usize("dims")?.unwrap_or(d.dims),
@@ -155,12 +166,7 @@ pub(super) fn register(reg: &mut Reg) {
     let s = reg.session.clone();
     def!(reg, "logit_pairing(opts: Map) -> Recipe", "Logit pairing (Kannan et al.): CE of the clean and adversarial halves + weight·‖logits(x) − logits(x_adv)‖² (mean over samples); attack (required unless clean_pairing), weight (0.5), clean_pairing (false; true: pairs of clean images of the batch, no attack), seed.", move |m: Map| -> RResult<RecipeRef> {
         let o = Opts::new(&keys::LOGIT_PAIRING, &m)?;
-        let attack = match o.get("attack") {
-            Some(v) => Some(v.clone().try_cast::<AttackRef>().ok_or_else(|| {
-                to_rhai(format!("logit_pairing: option `attack` must be an Attack, got {}", v.type_name()))
-            })?.0),
-            None => None,
-        };
+        let attack = attack_opt(&o)?;
         let d = LogitPairingParams::default();
         let p = LogitPairingParams {
             attack,

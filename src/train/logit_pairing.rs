@@ -3,7 +3,9 @@
 //! logits, mean over samples); clean logit pairing: the clean cross-entropy plus λ·‖f(x) − f(x')‖²
 //! over random pairs of clean images of the batch.
 
-use super::recipe::{batch_seed, correct, smoothed_cross_entropy, BatchLoss, Crafting, Recipe};
+use super::recipe::{
+    batch_seed, clean_and_crafted_logits, correct, smoothed_cross_entropy, BatchLoss, Crafting, Recipe,
+};
 use crate::attack::Attack;
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
@@ -104,12 +106,7 @@ impl Recipe for LogitPairing {
     fn loss(&self, model: &Model, x: &Tensor, y: &Tensor, crafted: Crafting, smoothing: f64) -> Result<BatchLoss> {
         let Crafting { input, mut sums, used } = crafted;
         let n = x.dim(0)?;
-        let (clean, other) = if model.arch().has_batch_norm() {
-            (model.forward_train(x)?, model.forward_train(&input)?)
-        } else {
-            let logits = model.forward_train(&Tensor::cat(&[x, &input], 0)?)?;
-            (logits.narrow(0, 0, n)?, logits.narrow(0, n, n)?)
-        };
+        let (clean, other) = clean_and_crafted_logits(model, x, &input)?;
         let ce = if self.0.clean_pairing {
             smoothed_cross_entropy(&clean, y, smoothing)?
         } else {

@@ -123,6 +123,18 @@ pub trait Monitor {
     fn outcome(&self, out: &mut serde_json::Map<String, serde_json::Value>);
 }
 
+/// The training logits of the clean batch `x` and of `crafted` (same size): one forward pass
+/// over both, or, for a network with batch norm, a pass per batch so that each normalises by
+/// its own statistics (as TRADES' code). Used by the recipes whose loss compares the two.
+pub(crate) fn clean_and_crafted_logits(model: &Model, x: &Tensor, crafted: &Tensor) -> Result<(Tensor, Tensor)> {
+    if model.arch().has_batch_norm() {
+        return Ok((model.forward_train(x)?, model.forward_train(crafted)?));
+    }
+    let n = x.dim(0)?;
+    let logits = model.forward_train(&Tensor::cat(&[x, crafted], 0)?)?;
+    Ok((logits.narrow(0, 0, n)?, logits.narrow(0, n, n)?))
+}
+
 /// The default loss: cross-entropy (smoothed by `smoothing`) of the crafted samples.
 pub fn cross_entropy_loss(model: &Model, y: &Tensor, crafted: Crafting, smoothing: f64) -> Result<BatchLoss> {
     let Crafting { input, mut sums, used } = crafted;

@@ -1,8 +1,8 @@
 //! TRADES (Zhang et al. 2019): the loss CE(f(x), y) + β·KL(p(x) ‖ p(x')), x' ascending the KL.
 
 use super::recipe::{
-    batch_seed, check_recipe_eps, check_steps_alpha, correct, smoothed_cross_entropy, BatchLoss, Crafted, Crafting,
-    Recipe,
+    batch_seed, check_recipe_eps, check_steps_alpha, clean_and_crafted_logits, correct, smoothed_cross_entropy,
+    BatchLoss, Crafted, Crafting, Recipe,
 };
 use crate::attack::{linf_step, sample_noise};
 use crate::error::{ParamError, Result};
@@ -124,14 +124,7 @@ impl Recipe for Trades {
     fn loss(&self, model: &Model, x: &Tensor, y: &Tensor, crafted: Crafting, smoothing: f64) -> Result<BatchLoss> {
         let Crafting { input, mut sums, used } = crafted;
         let n = x.dim(0)?;
-        let (clean, adv) = if model.arch().has_batch_norm() {
-            // as TRADES' code: a pass per batch, so each normalises by its own statistics
-            (model.forward_train(x)?, model.forward_train(&input)?)
-        } else {
-            // one pass over the clean and the adversarial batch together (the same numbers)
-            let logits = model.forward_train(&Tensor::cat(&[x, &input], 0)?)?;
-            (logits.narrow(0, 0, n)?, logits.narrow(0, n, n)?)
-        };
+        let (clean, adv) = clean_and_crafted_logits(model, x, &input)?;
         let ce = smoothed_cross_entropy(&clean, y, smoothing)?;
         let kl = kl_mean(&clean, &adv)?;
         let loss = (&ce + (&kl * self.beta)?)?;

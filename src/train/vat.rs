@@ -2,7 +2,9 @@
 //! r_adv of L2 length ε along the direction that changes the prediction most, found by power
 //! iteration on the KL's Hessian; it uses no labels, so it also trains on unlabelled data.
 
-use super::recipe::{batch_seed, correct, smoothed_cross_entropy, BatchLoss, Crafting, Recipe};
+use super::recipe::{
+    batch_seed, clean_and_crafted_logits, correct, smoothed_cross_entropy, BatchLoss, Crafting, Recipe,
+};
 use crate::attack::sample_noise;
 use crate::error::{ParamError, Result};
 use crate::nn::Model;
@@ -127,12 +129,7 @@ impl Recipe for Vat {
     fn loss(&self, model: &Model, x: &Tensor, y: &Tensor, crafted: Crafting, smoothing: f64) -> Result<BatchLoss> {
         let Crafting { input, mut sums, used } = crafted;
         let n = x.dim(0)?;
-        let (clean, adv) = if model.arch().has_batch_norm() {
-            (model.forward_train(x)?, model.forward_train(&input)?)
-        } else {
-            let logits = model.forward_train(&Tensor::cat(&[x, &input], 0)?)?;
-            (logits.narrow(0, 0, n)?, logits.narrow(0, n, n)?)
-        };
+        let (clean, adv) = clean_and_crafted_logits(model, x, &input)?;
         // the clean prediction is the target, a constant (Miyato et al.)
         let lp = log_softmax(&clean.detach(), D::Minus1)?;
         let kl = (kl_sum(&lp, &log_softmax(&adv, D::Minus1)?)? / n as f64)?;
